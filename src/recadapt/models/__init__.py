@@ -1,0 +1,1 @@
+"""Recommenders; importing this package registers every built-in model."""

@@ -1,0 +1,45 @@
+"""The contract every recommender in recadapt fulfils.
+
+Batches are dicts of tensors. Next-item models use:
+
+* ``history``: ``LongTensor[B, L]``, item indices **left-padded** with 0, so position ``-1`` is
+  the most recent item;
+* training: ``target``: ``LongTensor[B, L]``, the next item at each position (0 = no loss);
+* evaluation: ``target``: ``LongTensor[B]``, the held-out item;
+* ``user``: ``LongTensor[B]``, user indices (for models or masks that need them).
+
+Full ranking over all items is then one matrix product:
+``user_embeddings(batch) @ item_embeddings().T``; ``score`` returns exactly that by default,
+so evaluation and serving share one code path.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+class Recommender(nn.Module):
+    """Base class: subclasses implement ``loss`` and either ``score`` or the two embeddings."""
+
+    #: config name under which the class is registered
+    name: ClassVar[str] = ""
+    #: ``False`` for models with nothing to train (popularity), so the loop skips training
+    trainable: ClassVar[bool] = True
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_embeddings(self) -> torch.Tensor:
+        """``[num_items + 1, d]`` (row 0 = padding)."""
+        raise NotImplementedError
+
+    def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, d]`` representation of each user's history."""
+        raise NotImplementedError
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, num_items + 1]`` scores of every item for each user (column 0 = padding)."""
+        return self.user_embeddings(batch) @ self.item_embeddings().T
