@@ -36,7 +36,7 @@ ArrayLike = torch.Tensor | np.ndarray | Sequence
 def _as_long(x: ArrayLike, name: str) -> torch.Tensor:
     if isinstance(x, (set, frozenset)):
         x = sorted(x)
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.array(x))  # copy: may be read-only
     if t.dim() == 1 and t.numel() == 0:
         return t.long()
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:

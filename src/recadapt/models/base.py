@@ -29,6 +29,10 @@ class Recommender(nn.Module):
     #: ``False`` for models with nothing to train (popularity), so the loop skips training
     trainable: ClassVar[bool] = True
 
+    def fit_statistics(self, item_counts: torch.Tensor) -> None:
+        """Receive training-split statistics (interactions per item) before training; used by
+        popularity, and by the debiased loss's log-popularity. Default: nothing to do."""
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 

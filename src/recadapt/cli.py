@@ -1,0 +1,180 @@
+"""The ``recadapt`` command line: one config format and one set of protocols for every method."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from recadapt.errors import RecAdaptError
+
+app = typer.Typer(
+    help="Adapt frozen foundation models to recommendation, and train, evaluate and compare "
+    "recommenders on your own data with one config format and one set of protocols.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Look at datasets before training on them.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn user-fixable errors into one line on stderr and exit code 1 (traceback: --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RecAdaptError as err:
+            if _state["debug"]:
+                raise
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; a training run continues with --resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+@_friendly
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML config (omit for defaults).")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Overrides such as train.lr=0.001 model.name=gru4rec.",
+                       show_default=False),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path(
+        "runs/latest"
+    ),
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train a model and write config, metrics and efficiency figures to a run directory."""
+    from recadapt.config import load_config
+    from recadapt.pipeline import resolve_source
+    from recadapt.train.loop import train_run
+
+    overrides = list(overrides or [])
+    if config is not None and "=" in str(config) and not config.exists():
+        overrides.insert(0, str(config))  # no config file, only overrides
+        config = None
+    cfg = resolve_source(load_config(config, overrides))
+    result = train_run(cfg, out, resume=resume, progress=not quiet)
+    typer.echo(json.dumps({"run_dir": str(out), **result.metrics}, indent=2))
+
+
+@app.command()
+@_friendly
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    protocol: Annotated[str, typer.Option(help="full (all items) or sampled.")] = "full",
+    negatives: Annotated[int | None, typer.Option(help="Negatives per user (sampled).")] = None,
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+) -> None:
+    """Evaluate a trained run again, under the full-ranking or the sampled protocol."""
+    from recadapt.eval.protocols import evaluate as run_eval
+    from recadapt.io import write_json
+    from recadapt.recommend import load_run
+
+    if protocol not in {"full", "sampled"}:
+        raise RecAdaptError(f"--protocol must be full or sampled, got {protocol!r}")
+    if part not in {"test", "valid"}:
+        raise RecAdaptError(f"--part must be test or valid, got {part!r}")
+    run = load_run(run_dir)
+    eval_cfg = run.config.eval
+    if negatives is not None:
+        eval_cfg = eval_cfg.model_copy(update={"num_negatives": negatives})
+    split = run.prepared.split
+    result = run_eval(run.model, split.test if part == "test" else split.valid,
+                      run.prepared.dataset.num_items, eval_cfg, run.config.data.max_seq_len,
+                      protocol=protocol)
+    output = {"protocol": protocol, "part": part, "metrics": result.metrics}
+    if protocol == "sampled":
+        output["num_negatives"] = eval_cfg.num_negatives
+    write_json(run_dir / f"eval_{part}_{protocol}.json", output)
+    typer.echo(json.dumps(output, indent=2))
+
+
+@app.command()
+@_friendly
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Raw user id from the dataset.")],
+    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+) -> None:
+    """Print the top-K items for a user as JSON (item ids, titles, scores)."""
+    from recadapt.recommend import load_run, user_history
+    from recadapt.recommend import recommend as top_k
+
+    run = load_run(run_dir)
+    items = top_k(run, user_history(run, user), k)
+    typer.echo(json.dumps({"user": user, "items": items}, indent=2, ensure_ascii=False))
+
+
+@app.command()
+@_friendly
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="First run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="Second run directory.")],
+    metric: Annotated[str, typer.Option(help="Per-user metric, e.g. NDCG@10 or HR@20.")] = (
+        "NDCG@10"
+    ),
+) -> None:
+    """Paired t-test between two runs' per-user test metrics (same users, same protocol)."""
+    from recadapt.significance_runs import compare_runs
+
+    typer.echo(json.dumps(compare_runs(run_a, run_b, metric), indent=2))
+
+
+@data_app.command("inspect")
+@_friendly
+def data_inspect(
+    path: Annotated[str, typer.Argument(help="Dataset path, or 'dslabs' for the packaged one.")],
+    format: Annotated[str, typer.Option(help="auto, recbole, unisrec, dslabs, csv, ...")] = "auto",
+) -> None:
+    """Print users, items, interactions, sparsity, sequence lengths and text fields."""
+    from recadapt.data.inspect import describe, format_description
+    from recadapt.data.readers import read_dataset
+
+    typer.echo(format_description(describe(read_dataset(path, format=format))))
+
+
+@app.command()
+@_friendly
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the runs.")] = Path(
+        "runs/quickstart"
+    ),
+    epochs: Annotated[int, typer.Option(help="SASRec epochs.")] = 30,
+) -> None:
+    """Train popularity and SASRec on the packaged MovieLens data and compare them."""
+    from recadapt.quickstart import run_quickstart
+
+    run_quickstart(out, epochs)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

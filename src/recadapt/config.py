@@ -1,0 +1,189 @@
+"""Typed run configuration: YAML files + ``key.sub=value`` overrides, validated by pydantic.
+
+Layers, lowest first: built-in defaults < the YAML file < command-line overrides. Unknown keys
+and wrong types are refused with a one-line message naming the key and the closest valid one.
+The ``model`` section is validated by the config class its model registered (see registry.py),
+so each model declares its own hyperparameters with defaults and help text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recadapt.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = Field("dslabs", description="dataset path, or 'dslabs' (packaged MovieLens)")
+    format: Literal["auto", "recbole", "unisrec", "dslabs", "csv", "tsv", "parquet", "jsonl"] = (
+        Field("auto", description="file format; 'auto' detects it from the files")
+    )
+    name: str | None = Field(None, description="dataset name in reports (default: from source)")
+    columns: dict[str, str] | None = Field(
+        None, description="column names for table formats: keys user, item, timestamp, rating"
+    )
+    item_path: str | None = Field(None, description="optional item table for table formats")
+    text_fields: list[str] | None = Field(None, description="item text columns (default: all)")
+    title_field: str | None = Field(None, description="column shown as the item's name")
+    k_core: int = Field(0, ge=0, description="keep users and items with >= k interactions")
+    split: Literal["leave_one_out"] = Field(
+        "leave_one_out", description="next-item protocol: last item test, second-to-last valid"
+    )
+    max_seq_len: int = Field(50, ge=1, description="most recent items a model sees")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(50, ge=0, description="maximum number of epochs")
+    batch_size: int = Field(256, ge=1, description="sequences per optimisation step")
+    grad_accum_steps: int = Field(1, ge=1, description="batches accumulated per step")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "linear"] = Field(
+        "constant", description="after warm-up: keep lr, or decay linearly to 0"
+    )
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warm-up from 0")
+    max_grad_norm: float | None = Field(None, gt=0, description="gradient clipping")
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    monitor: str = Field("NDCG@10", description="validation metric for early stopping")
+    eval_every: int = Field(1, ge=1, description="validate every N epochs")
+    seed: int = 42
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "no", description="passed to accelerate; 'fp16' needs a GPU"
+    )
+    cpu: bool = Field(False, description="force CPU even when an accelerator is present")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all)")
+
+
+class EvalConfig(Section):
+    protocol: Literal["full", "sampled"] = Field(
+        "full", description="rank the target among all items (full) or 1 + N negatives (sampled)"
+    )
+    ks: list[int] = Field(default_factory=lambda: [10, 20], description="cut-offs for HR/NDCG")
+    num_negatives: int = Field(100, ge=1, description="negatives per user (sampled protocol)")
+    batch_size: int = Field(1024, ge=1)
+    seed: int = 0
+
+
+class RunConfig(Section):
+    """A complete run: what data, which model, how to train and evaluate."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"})
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def model_config_obj(self) -> BaseModel:
+        """The ``model`` section validated by the chosen model's own config class."""
+        from recadapt.registry import get_model
+
+        params = dict(self.model)
+        name = params.pop("name", None)
+        if not name:
+            raise ConfigError("model.name: missing; e.g. model.name=sasrec")
+        entry = get_model(str(name))
+        try:
+            return entry.config_class(**params)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, entry.config_class, prefix="model.")) from None
+
+
+def _describe(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
+    """First pydantic error as one line: the dotted key, the problem, the closest valid key."""
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = prefix + ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        valid = _valid_keys(root, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f" (did you mean {prefix + '.'.join([*loc[:-1], close[0]])!r}?)" if close else ""
+        return f"config error: unknown key {key!r}{hint}"
+    return f"config error: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def _valid_keys(root: type[BaseModel], path: list[str]) -> list[str]:
+    model: Any = root
+    for part in path:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.01", "model.name=gru4rec"]`` → nested dict; values are parsed as YAML."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.sub=value, e.g. train.epochs=10")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return result
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (optional), apply overrides, validate everything, model included."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            line = getattr(getattr(err, "problem_mark", None), "line", None)
+            where = f" line {line + 1}" if line is not None else ""
+            raise ConfigError(f"config file {path}{where}: not valid YAML") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+        raw = loaded or {}
+    raw = deep_merge(raw, parse_overrides(overrides or []))
+    return validate_config(raw)
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    try:
+        config = RunConfig(**raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, RunConfig)) from None
+    model_cfg = config.model_config_obj()  # validates the model section too
+    config.model = {"name": config.model.get("name"), **model_cfg.model_dump()}
+    return config
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

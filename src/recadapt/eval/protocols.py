@@ -1,0 +1,62 @@
+"""Evaluation protocols over a trained next-item model.
+
+* ``full`` (default, IISAN V-C / CROSSAN 5): the target's rank among **all** items; the user's
+  other history items are masked out (they would otherwise crowd the top of any model that
+  repeats history; RecBole masks the same way), the target itself never is.
+* ``sampled``: the target's rank among itself and N uniformly sampled items the user never
+  interacted with; metric keys carry a ``sampled_`` prefix so they cannot pass for full ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recadapt.config import EvalConfig
+from recadapt.data.batching import eval_batches
+from recadapt.data.splits import EvalSet
+from recadapt.eval import metrics
+from recadapt.models.base import Recommender
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    users: np.ndarray
+    ranks: np.ndarray
+    protocol: str
+
+
+@torch.no_grad()
+def evaluate(
+    model: Recommender,
+    eval_set: EvalSet,
+    num_items: int,
+    config: EvalConfig,
+    max_len: int,
+    device: torch.device | None = None,
+    protocol: str | None = None,
+) -> EvalResult:
+    """Rank every target of ``eval_set`` under ``protocol`` (default: ``config.protocol``)."""
+    protocol = protocol or config.protocol
+    device = device or next(iter(model.buffers()), torch.zeros(0)).device
+    was_training = model.training
+    model.eval()
+    ranks = []
+    for begin_batch, histories in eval_batches(eval_set, max_len, config.batch_size):
+        batch = {k: v.to(device) for k, v in begin_batch.items()}
+        scores = model.score(batch).float()
+        targets = batch["target"]
+        if protocol == "full":
+            ranks.append(metrics.full_ranks(scores, targets, histories))
+        else:
+            exclude = [np.append(h, t) for h, t in zip(histories, targets.tolist(), strict=True)]
+            seed = config.seed + len(ranks)
+            negatives = metrics.sample_negatives(num_items, exclude, config.num_negatives, seed)
+            ranks.append(metrics.sampled_ranks(scores, targets, negatives.to(device)))
+    model.train(was_training)
+    all_ranks = torch.cat(ranks).cpu() if ranks else torch.zeros(0, dtype=torch.long)
+    values = metrics.ranking_metrics(all_ranks, ks=tuple(config.ks), sampled=protocol != "full")
+    return EvalResult(values, eval_set.users, all_ranks.numpy(), protocol)

@@ -1,0 +1,97 @@
+"""Sequence encoders shared by every next-item model.
+
+They read a left-padded sequence of *item vectors* (ID embeddings, or content embeddings from
+side adapters in later methods) and return one vector per position; position ``t`` only sees
+items ``<= t`` (causal), so training can predict the next item at every position at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SASRecEncoder(nn.Module):
+    """Self-attentive sequential encoder (Kang & McAuley 2018), RecBole-style post-norm blocks.
+
+    Defaults follow the papers (IISAN V-D, CROSSAN 5): hidden 64, 2 blocks, 2 heads, dropout 0.1,
+    feed-forward width 4 × hidden, GELU, learned absolute positions.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        dropout: float = 0.1,
+        max_len: int = 50,
+        inner_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.position = nn.Embedding(max_len, hidden_size)
+        self.input_norm = nn.LayerNorm(hidden_size, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model=hidden_size,
+            nhead=num_heads,
+            dim_feedforward=inner_size or 4 * hidden_size,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=False,
+        )
+        self.blocks = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+
+    def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``item_vectors [B, L, d]``, ``valid [B, L]`` (False at padding) → ``[B, L, d]``."""
+        length = item_vectors.shape[1]
+        positions = torch.arange(length, device=item_vectors.device)
+        hidden = self.dropout(self.input_norm(item_vectors + self.position(positions)))
+        hidden = self.blocks(hidden, mask=self._attention_mask(valid))
+        return hidden * valid.unsqueeze(-1)
+
+    def _attention_mask(self, valid: torch.Tensor) -> torch.Tensor:
+        """Causal mask that also hides padded keys; a padded query may see itself only, which
+        keeps its softmax finite (its output is zeroed afterwards)."""
+        length = valid.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+        eye = torch.eye(length, dtype=torch.bool, device=valid.device)
+        allowed = causal & (valid.unsqueeze(1) | eye)  # [B, L(query), L(key)]
+        mask = torch.zeros(allowed.shape, dtype=torch.float32, device=valid.device)
+        mask = mask.masked_fill(~allowed, float("-inf"))
+        return mask.repeat_interleave(self.num_heads, dim=0)
+
+
+class GRU4RecEncoder(nn.Module):
+    """GRU4Rec (Hidasi et al. 2016) as a causal encoder: embedding dropout, GRU, projection
+    back to the item-vector width (RecBole's layout: dropout 0.3, GRU hidden 128)."""
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        gru_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden_size, gru_size, num_layers=num_layers, batch_first=True)
+        self.project = nn.Linear(gru_size, hidden_size)
+
+    def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Runs the GRU over each row's real items only (packed), so padding never enters the
+        recurrent state; rows are rotated to the left for packing and back afterwards."""
+        length = valid.shape[1]
+        lengths = valid.sum(dim=1).clamp(min=1)
+        steps = torch.arange(length, device=valid.device)
+        to_left = (steps.unsqueeze(0) + (length - lengths).unsqueeze(1)) % length
+        left = item_vectors.gather(1, to_left.unsqueeze(-1).expand_as(item_vectors))
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(left), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        output, _ = self.gru(packed)
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=length)
+        to_right = (steps.unsqueeze(0) - (length - lengths).unsqueeze(1)) % length
+        output = output.gather(1, to_right.unsqueeze(-1).expand(-1, -1, output.shape[-1]))
+        return self.project(output) * valid.unsqueeze(-1)

@@ -1,0 +1,66 @@
+"""From a config to data, model and run directory: the steps every command shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from recadapt.config import RunConfig, validate_config
+from recadapt.data.dataset import Dataset
+from recadapt.data.splits import NextItemSplit, leave_one_out
+from recadapt.errors import RecAdaptError
+from recadapt.models.base import Recommender
+from recadapt.registry import get_model
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    split: NextItemSplit
+
+
+def resolve_source(config: RunConfig) -> RunConfig:
+    """Make a relative data path absolute, so a run directory can be reopened from anywhere."""
+    source = config.data.source
+    if source != "dslabs" and Path(source).exists():
+        config.data.source = str(Path(source).resolve())
+    return config
+
+
+def prepare_data(config: RunConfig) -> Prepared:
+    from recadapt.data.filters import k_core
+    from recadapt.data.readers import read_dataset
+
+    data = config.data
+    dataset = read_dataset(
+        data.source,
+        format=data.format,
+        columns=data.columns,
+        text_fields=data.text_fields,
+        title_field=data.title_field,
+        name=data.name,
+        item_path=data.item_path,
+    )
+    if data.k_core > 0:
+        dataset = k_core(dataset, data.k_core)
+    return Prepared(dataset, leave_one_out(dataset))
+
+
+def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
+    entry = get_model(config.model["name"])
+    model_config = config.model_config_obj()
+    return entry.model_class(model_config, dataset.num_items, config.data.max_seq_len)
+
+
+def item_counts_tensor(split: NextItemSplit) -> torch.Tensor:
+    return torch.from_numpy(split.item_counts()).float()
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RecAdaptError(f"{run_dir} is not a run directory: {path.name} is missing")
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})

@@ -1,0 +1,74 @@
+"""Top-K recommendations from a trained run directory (the CLI's ``recommend`` and, later, the
+HTTP service share this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recadapt.config import RunConfig
+from recadapt.data.batching import left_pad
+from recadapt.errors import RecAdaptError
+from recadapt.models.base import Recommender
+from recadapt.pipeline import (
+    Prepared,
+    build_model,
+    item_counts_tensor,
+    prepare_data,
+    read_run_config,
+)
+from recadapt.train.checkpoint import load_weights
+
+
+@dataclass
+class LoadedRun:
+    config: RunConfig
+    prepared: Prepared
+    model: Recommender
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Reopen a finished run: its config, its data (re-read from the source) and best weights."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise RecAdaptError(f"{run_dir} has no model.safetensors: the run has not finished")
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(item_counts_tensor(prepared.split))
+    model.load_state_dict(load_weights(weights))
+    model.eval()
+    return LoadedRun(config, prepared, model)
+
+
+@torch.no_grad()
+def recommend(run: LoadedRun, history: np.ndarray, k: int) -> list[dict]:
+    """Top-``k`` items after ``history`` (item indices), history items excluded."""
+    if k <= 0:
+        raise RecAdaptError(f"-k must be positive, got {k}")
+    if len(history) == 0:
+        raise RecAdaptError("the user has no history to recommend from")
+    dataset = run.prepared.dataset
+    batch = {
+        "history": torch.from_numpy(left_pad(history, run.config.data.max_seq_len)).unsqueeze(0),
+        "user": torch.zeros(1, dtype=torch.long),
+    }
+    scores = run.model.score(batch)[0].float().clone()
+    scores[0] = -torch.inf
+    scores[torch.from_numpy(np.unique(history))] = -torch.inf
+    k = min(k, int(torch.isfinite(scores).sum()))
+    top = torch.topk(scores, k)
+    return [
+        {"item_id": str(dataset.item_ids[i]), "title": dataset.item_title(i), "score": float(s)}
+        for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    ]
+
+
+def user_history(run: LoadedRun, raw_user_id: str) -> np.ndarray:
+    """All of a user's interactions (train, valid and test): recommend what comes next."""
+    dataset = run.prepared.dataset
+    return dataset.sequences()[dataset.user_index(raw_user_id)]

@@ -1,0 +1,302 @@
+"""The one training loop every model uses, on Hugging Face accelerate.
+
+accelerate owns device placement, mixed precision, gradient accumulation and (under
+``accelerate launch``) distribution; this loop owns epochs, early stopping on a validation
+metric, checkpoints and the files of a run directory.
+
+Run directory layout::
+
+    config.yaml          resolved config (written first)
+    checkpoints/last.safetensors   full training state after the latest epoch (for --resume)
+    model.safetensors    best weights by the monitored validation metric
+    history.json         per-epoch loss, validation metrics, seconds (learning curves)
+    metrics.json         {"valid": {...}, "test": {...}} of the best weights
+    efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params
+    ranks.json           per-user test ranks (for paired significance tests between runs)
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from recadapt.config import RunConfig, dump_config
+from recadapt.data.batching import EpochPermutation, WindowDataset, train_windows
+from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.eval.protocols import EvalResult, evaluate
+from recadapt.io import write_json, write_text
+from recadapt.models.base import Recommender
+from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare_data
+from recadapt.train.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
+from recadapt.train.efficiency import parameter_counts, peak_memory_mb
+
+EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, dict[str, float]]
+    efficiency: dict[str, float]
+    history: list[dict[str, Any]]
+
+
+def warmup_linear(warmup: int, total: int, decay: bool) -> Callable[[int], float]:
+    """lr multiplier: linear warm-up from 0 over ``warmup`` steps, then constant or linear
+    decay to 0 at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if not decay:
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def train_run(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    prepared: Prepared | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> RunResult:
+    """Train ``config`` into ``run_dir`` (see module docstring); resume from its checkpoint."""
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, config, resume)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepared or prepare_data(config)  # data errors surface before anything is written
+    set_seed(config.train.seed)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(item_counts_tensor(prepared.split))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_config(config))
+    return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
+
+
+def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
+    existing = run_dir / "config.yaml"
+    if resume:
+        if not (run_dir / "checkpoints" / "last.safetensors").is_file():
+            raise RecAdaptError(f"nothing to resume in {run_dir}: no checkpoints/last.safetensors")
+        if existing.read_text(encoding="utf-8") != dump_config(config):
+            raise RecAdaptError(
+                f"{existing} differs from the config given; resume with the same config"
+            )
+    elif existing.exists():
+        raise RecAdaptError(
+            f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out"
+        )
+
+
+class _Loop:
+    def __init__(self, config: RunConfig, model: Recommender, prepared: Prepared,
+                 run_dir: Path, progress: bool, on_epoch_end: EpochHook | None) -> None:
+        self.config, self.prepared, self.run_dir = config, prepared, run_dir
+        self.train_cfg = config.train
+        self.accelerator = Accelerator(
+            cpu=self.train_cfg.cpu,
+            mixed_precision=self.train_cfg.mixed_precision,
+            gradient_accumulation_steps=self.train_cfg.grad_accum_steps,
+        )
+        self.model = model
+        self.progress = progress and self.accelerator.is_local_main_process
+        self.on_epoch_end = on_epoch_end
+        self.history: list[dict[str, Any]] = []
+        self.best: float = -math.inf
+        self.bad_epochs = 0
+        self.start_epoch = 0
+        self.epoch_seconds: list[float] = []
+
+    # -- evaluation -----------------------------------------------------------------------
+    def _evaluate(self, part: str, protocol: str | None = None) -> EvalResult:
+        split = self.prepared.split
+        return evaluate(
+            self.accelerator.unwrap_model(self.model),
+            split.valid if part == "valid" else split.test,
+            self.prepared.dataset.num_items,
+            self.config.eval,
+            self.config.data.max_seq_len,
+            device=self.accelerator.device,
+            protocol=protocol,
+        )
+
+    def _monitor(self, values: dict[str, float]) -> float:
+        key = self.train_cfg.monitor
+        if key not in values:
+            raise ConfigError(
+                f"train.monitor: {key!r} is not a validation metric; choose one of {sorted(values)}"
+            )
+        return values[key]
+
+    # -- training -------------------------------------------------------------------------
+    def run(self, resume: bool) -> RunResult:
+        model = self.model
+        if model.trainable and self.train_cfg.epochs > 0:
+            self._train(resume)
+        else:
+            model.to(self.accelerator.device)
+        best_path = self.run_dir / "model.safetensors"
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if best_path.is_file():
+            unwrapped.load_state_dict(load_weights(best_path))
+        else:  # nothing trained (popularity, epochs=0): the current weights are the model
+            save_weights(best_path, unwrapped.state_dict())
+        valid, test = self._evaluate("valid"), self._evaluate("test")
+        metrics = {"valid": valid.metrics, "test": test.metrics,
+                   "protocol": test.protocol, "dataset": self.prepared.dataset.name}
+        trainable, total = parameter_counts(unwrapped)
+        efficiency = {
+            "seconds_per_epoch": float(np.mean(self.epoch_seconds)) if self.epoch_seconds else 0.0,
+            "epochs": len(self.history),
+            "total_train_seconds": float(sum(self.epoch_seconds)),
+            "peak_memory_mb": peak_memory_mb(self.accelerator.device),
+            "trainable_params": trainable if unwrapped.trainable else 0,
+            "total_params": total,
+        }
+        if self.accelerator.is_main_process:
+            users = self.prepared.dataset.user_ids[test.users]
+            write_json(self.run_dir / "ranks.json", {"protocol": test.protocol,
+                                                    "users": [str(u) for u in users],
+                                                    "ranks": test.ranks.tolist()})
+            write_json(self.run_dir / "metrics.json", metrics)
+            write_json(self.run_dir / "efficiency.json", efficiency)
+        return RunResult(self.run_dir, metrics, efficiency, self.history)
+
+    def _train(self, resume: bool) -> None:
+        cfg, acc = self.train_cfg, self.accelerator
+        windows = train_windows(self.prepared.split.train, self.config.data.max_seq_len)
+        if len(windows) == 0:
+            raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
+        sampler = EpochPermutation(len(windows), cfg.seed)
+        loader = torch.utils.data.DataLoader(WindowDataset(windows), batch_size=cfg.batch_size,
+                                             sampler=sampler)
+        optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optim_cls(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=cfg.lr, weight_decay=cfg.weight_decay,
+        )
+        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum_steps)
+        total_steps = steps_per_epoch * cfg.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_linear(cfg.warmup_steps, total_steps, cfg.schedule == "linear")
+        )
+        self.model, optimizer, loader, scheduler = acc.prepare(
+            self.model, optimizer, loader, scheduler
+        )
+        checkpoint_path = self.run_dir / "checkpoints" / "last.safetensors"
+        if resume:
+            self._restore(load_checkpoint(checkpoint_path), optimizer, scheduler)
+
+        for epoch in range(self.start_epoch, cfg.epochs):
+            # accelerate's loader re-sets the sampler's epoch from its own counter, which
+            # starts at 0 in a resumed process: set both, through the loader
+            getattr(loader, "set_epoch", sampler.set_epoch)(epoch)
+            self.model.train()
+            started = time.perf_counter()
+            total_loss, batches = 0.0, 0
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       disable=not self.progress, dynamic_ncols=True)
+            for batch in bar:
+                with acc.accumulate(self.model):
+                    loss = acc.unwrap_model(self.model).loss(batch)
+                    acc.backward(loss)
+                    if cfg.max_grad_norm and acc.sync_gradients:
+                        acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                total_loss += loss.item()
+                batches += 1
+                if batches % 10 == 0:
+                    bar.set_postfix(loss=f"{total_loss / batches:.4f}")
+            seconds = time.perf_counter() - started
+            self.epoch_seconds.append(seconds)
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": total_loss / max(1, batches),
+                                      "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
+            last = epoch + 1 == cfg.epochs
+            if (epoch + 1) % cfg.eval_every == 0 or last:
+                valid = self._evaluate("valid").metrics
+                record["valid"] = valid
+                score = self._monitor(valid)
+                if score > self.best:
+                    self.best, self.bad_epochs = score, 0
+                    if acc.is_main_process:
+                        save_weights(self.run_dir / "model.safetensors",
+                                     acc.unwrap_model(self.model).state_dict())
+                else:
+                    self.bad_epochs += 1
+            self.history.append(record)
+            if self.progress:
+                shown = {k: round(v, 4) for k, v in record.get("valid", {}).items()}
+                tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, "
+                           f"{seconds:.1f}s, valid {shown}")
+            stop = self.bad_epochs >= cfg.patience
+            if acc.is_main_process:
+                self._save(checkpoint_path, epoch + 1, optimizer, scheduler, stop)
+                write_json(self.run_dir / "history.json", self.history)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch + 1, record)
+            if stop:
+                break
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _save(self, path: Path, epochs_done: int, optimizer: Any, scheduler: Any,
+              stopped: bool) -> None:
+        state = {
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "loop": {"epochs_done": epochs_done, "best": self.best, "bad_epochs": self.bad_epochs,
+                     "stopped": stopped, "history": self.history,
+                     "epoch_seconds": self.epoch_seconds},
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(),
+                    "python": repr(random.getstate())},
+        }
+        save_checkpoint(path, state)
+
+    def _restore(self, state: dict[str, Any], optimizer: Any, scheduler: Any) -> None:
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        loop = state["loop"]
+        self.best = float(loop["best"])
+        self.bad_epochs = int(loop["bad_epochs"])
+        self.history = list(loop["history"])
+        self.epoch_seconds = [float(s) for s in loop["epoch_seconds"]]
+        self.start_epoch = self.train_cfg.epochs if loop["stopped"] else int(loop["epochs_done"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(_numpy_unstate(state["rng"]["numpy"]))
+        random.setstate(ast.literal_eval(state["rng"]["python"]))
+
+
+def _numpy_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_unstate(state: dict[str, Any]) -> tuple:
+    keys = state["keys"].numpy().astype(np.uint32)
+    return (state["name"], keys, state["pos"], state["has_gauss"], state["cached"])

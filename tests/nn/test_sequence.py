@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recadapt.nn.sequence import GRU4RecEncoder, SASRecEncoder
+
+
+@pytest.fixture(params=["sasrec", "gru4rec"])
+def encoder(request):
+    torch.manual_seed(0)
+    if request.param == "sasrec":
+        return SASRecEncoder(hidden_size=8, num_layers=2, num_heads=2, dropout=0.0, max_len=6)
+    return GRU4RecEncoder(hidden_size=8, gru_size=12, dropout=0.0)
+
+
+def test_outputs_are_causal(encoder):
+    encoder.eval()
+    x = torch.randn(1, 6, 8)
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    changed = x.clone()
+    changed[0, 4] += 3.0 * torch.randn(8)
+    before, after = encoder(x, valid), encoder(changed, valid)
+    assert torch.allclose(before[0, :4], after[0, :4], atol=1e-6)
+    assert not torch.allclose(before[0, 4], after[0, 4])
+
+
+def test_padding_content_is_ignored_and_zeroed(encoder):
+    encoder.eval()
+    x = torch.randn(1, 6, 8)
+    valid = torch.tensor([[False, False, True, True, True, True]])
+    noisy = x.clone()
+    noisy[0, :2] = torch.randn(2, 8) * 100
+    out = encoder(x, valid)
+    assert torch.allclose(out, encoder(noisy, valid), atol=1e-5)
+    assert torch.all(out[0, :2] == 0)
+    assert not torch.isnan(out).any()
+
+
+def test_gru_left_padded_rows_match_unpadded_run():
+    torch.manual_seed(0)
+    gru = GRU4RecEncoder(hidden_size=8, gru_size=12, dropout=0.0).eval()
+    x = torch.randn(2, 5, 8)
+    valid = torch.tensor([[False, False, True, True, True], [True] * 5])
+    out = gru(x, valid)
+    alone = gru(x[:1, 2:], torch.ones(1, 3, dtype=torch.bool))
+    assert torch.allclose(out[0, 2:], alone[0], atol=1e-6)

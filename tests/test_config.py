@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from recadapt.config import dump_config, load_config, parse_overrides, validate_config
+from recadapt.errors import ConfigError
+
+
+def test_overrides_parse_nested_yaml_values():
+    assert parse_overrides(["train.lr=0.01", "model.name=gru4rec", "eval.ks=[5, 10]"]) == {
+        "train": {"lr": 0.01}, "model": {"name": "gru4rec"}, "eval": {"ks": [5, 10]},
+    }
+
+
+def test_file_then_overrides_then_model_defaults(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  lr: 0.002\n  epochs: 3\nmodel:\n  name: sasrec\n")
+    config = load_config(path, ["train.epochs=7", "model.num_layers=1"])
+    assert config.train.lr == 0.002
+    assert config.train.epochs == 7
+    assert config.model == {"name": "sasrec", "hidden_size": 64, "loss": "ce", "num_layers": 1,
+                            "num_heads": 2, "dropout": 0.1, "inner_size": None}
+
+
+def test_unknown_key_names_the_closest_valid_one():
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'.*'train.epochs'"):
+        validate_config({"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key 'model.hiden_size'.*'model.hidden_size'"):
+        validate_config({"model": {"name": "sasrec", "hiden_size": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key 'dta'.*'data'"):
+        validate_config({"dta": {}})
+
+
+def test_wrong_types_and_values_name_the_key():
+    with pytest.raises(ConfigError, match=r"train.lr"):
+        validate_config({"train": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match=r"model.dropout"):
+        validate_config({"model": {"name": "sasrec", "dropout": 1.5}})
+    with pytest.raises(ConfigError, match=r"unknown model 'sasrek'.*'sasrec'"):
+        validate_config({"model": {"name": "sasrek"}})
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(None, ["train.lr"])
+
+
+def test_dumped_config_round_trips(tmp_path):
+    config = validate_config({"model": {"name": "gru4rec"}, "train": {"epochs": 2}})
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
