@@ -47,7 +47,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*not valid YAML"):
         load_config(bad)
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(ConfigError, match=r"key\.sub=value"):
         load_config(None, ["train.lr"])
 
 
@@ -56,3 +56,11 @@ def test_dumped_config_round_trips(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(config))
     assert load_config(path) == config
+
+
+def test_monitor_must_be_a_reported_metric():
+    with pytest.raises(ConfigError, match=r"train.monitor.*'HR@5'"):
+        validate_config({"eval": {"ks": [5]}})
+    config = validate_config({"eval": {"ks": [5], "protocol": "sampled"},
+                              "train": {"monitor": "sampled_NDCG@5"}})
+    assert config.train.monitor == "sampled_NDCG@5"

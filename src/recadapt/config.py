@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recadapt.errors import ConfigError
 
+DEFAULT_MODEL = "sasrec"
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, assignments are validated."""
@@ -80,7 +82,7 @@ class RunConfig(Section):
     """A complete run: what data, which model, how to train and evaluate."""
 
     data: DataConfig = Field(default_factory=DataConfig)
-    model: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"})
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": DEFAULT_MODEL})
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
@@ -89,9 +91,7 @@ class RunConfig(Section):
         from recadapt.registry import get_model
 
         params = dict(self.model)
-        name = params.pop("name", None)
-        if not name:
-            raise ConfigError("model.name: missing; e.g. model.name=sasrec")
+        name = params.pop("name", None) or DEFAULT_MODEL
         entry = get_model(str(name))
         try:
             return entry.config_class(**params)
@@ -108,8 +108,8 @@ def _describe(err: ValidationError, root: type[BaseModel], prefix: str = "") -> 
         valid = _valid_keys(root, loc[:-1])
         close = difflib.get_close_matches(loc[-1], valid, n=1)
         hint = f" (did you mean {prefix + '.'.join([*loc[:-1], close[0]])!r}?)" if close else ""
-        return f"config error: unknown key {key!r}{hint}"
-    return f"config error: {key}: {first['msg']} (got {first.get('input')!r})"
+        return f"unknown key {key!r}{hint}"
+    return f"{key}: {first['msg']} (got {first.get('input')!r})"
 
 
 def _valid_keys(root: type[BaseModel], path: list[str]) -> list[str]:
@@ -180,8 +180,16 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         config = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(_describe(err, RunConfig)) from None
+    prefix = "sampled_" if config.eval.protocol == "sampled" else ""
+    reported = [f"{prefix}{m}@{k}" for k in config.eval.ks for m in ("HR", "NDCG")]
+    if config.train.monitor not in reported:
+        raise ConfigError(
+            f"train.monitor: {config.train.monitor!r} is not reported with "
+            f"eval.ks={config.eval.ks} and eval.protocol={config.eval.protocol}; "
+            f"choose one of {reported}"
+        )
     model_cfg = config.model_config_obj()  # validates the model section too
-    config.model = {"name": config.model.get("name"), **model_cfg.model_dump()}
+    config.model = {"name": config.model.get("name") or DEFAULT_MODEL, **model_cfg.model_dump()}
     return config
 
 
