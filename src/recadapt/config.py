@@ -43,6 +43,10 @@ class DataConfig(Section):
         "leave_one_out", description="next-item protocol: last item test, second-to-last valid"
     )
     max_seq_len: int = Field(50, ge=1, description="most recent items a model sees")
+    max_windows_per_user: int | None = Field(
+        None, ge=1, description="train on each user's most recent windows of max_seq_len items "
+        "only (1 = SASRec.pytorch); default: every training item is a target once"
+    )
 
 
 class TrainConfig(Section):

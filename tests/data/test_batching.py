@@ -28,3 +28,9 @@ def test_epoch_permutation_depends_only_on_seed_and_epoch():
     assert list(a) == list(b)
     b.set_epoch(3)
     assert list(a) != list(b)
+
+
+def test_max_windows_keeps_the_most_recent_windows():
+    windows = train_windows([np.arange(1, 11), np.array([3, 4])], max_len=4, max_windows=1)
+    assert windows.history.tolist() == [[6, 7, 8, 9], [0, 0, 0, 3]]
+    assert windows.target.tolist() == [[7, 8, 9, 10], [0, 0, 0, 4]]

@@ -41,25 +41,29 @@ def left_pad(items: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def train_windows(train: list[np.ndarray], max_len: int) -> TrainWindows:
-    """Windows over every user's training sequence (see module docstring)."""
+def train_windows(
+    train: list[np.ndarray], max_len: int, max_windows: int | None = None
+) -> TrainWindows:
+    """Windows over every user's training sequence (see module docstring); ``max_windows``
+    keeps only each user's most recent windows (1 = SASRec.pytorch's "last max_len items")."""
     stride = max(1, max_len // 2)
     histories, targets, users = [], [], []
     for user, seq in enumerate(train):
         n = len(seq)
         if n < 2:
             continue
-        end = n  # window covers targets seq[end - max_len : end] (target index >= 1)
+        end, emitted = n, 0  # a window covers targets seq[end - max_len : end], index >= 1
         while True:
             start = max(1, end - max_len)
+            emitted += 1
+            last = start == 1 or (max_windows is not None and emitted >= max_windows)
             window_targets = seq[start:end].copy()
-            window_inputs = seq[start - 1:end - 1]
-            if start > 1:  # not the first window: only the newest `stride` targets are new
+            if not last:  # an earlier window follows: it owns all but the newest `stride`
                 window_targets[: max(0, len(window_targets) - stride)] = 0
-            histories.append(left_pad(window_inputs, max_len))
+            histories.append(left_pad(seq[start - 1:end - 1], max_len))
             targets.append(left_pad(window_targets, max_len))
             users.append(user)
-            if start == 1:
+            if last:
                 break
             end -= stride
     if not users:

@@ -186,7 +186,9 @@ class _Loop:
 
     def _train(self, resume: bool) -> None:
         cfg, acc = self.train_cfg, self.accelerator
-        windows = train_windows(self.prepared.split.train, self.config.data.max_seq_len)
+        data = self.config.data
+        windows = train_windows(self.prepared.split.train, data.max_seq_len,
+                                data.max_windows_per_user)
         if len(windows) == 0:
             raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
         sampler = EpochPermutation(len(windows), cfg.seed)

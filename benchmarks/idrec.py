@@ -1,0 +1,57 @@
+"""ID baselines under full-ranking leave-one-out: popularity, SASRec, GRU4Rec on ML-100K and
+Amazon Scientific.
+
+    python benchmarks/idrec.py            # full run (early stopping, patience 10)
+    python benchmarks/idrec.py --quick    # same code path, 1 epoch each, about two minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import format_table, run_config, shared_data, write_results
+
+DATASETS = {"ml-100k": "ml-100k", "scientific": "amazon_scientific"}
+# batch sizes: windows of max_seq_len items; ML-100K sequences are long (one user gives several
+# windows), Scientific's are short (about one window per user)
+BATCH = {"ml-100k": 64, "scientific": 256}
+MODELS = {
+    "popularity": {"name": "popularity"},
+    "sasrec": {"name": "sasrec"},
+    "gru4rec": {"name": "gru4rec"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 epoch per model")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--epochs", type=int, default=200)
+    args = parser.parse_args()
+    epochs = 1 if args.quick else args.epochs
+    rows = []
+    for dataset in args.datasets:
+        source = str(shared_data(DATASETS[dataset]))
+        for method in args.models:
+            raw = {
+                "data": {"source": source, "max_seq_len": 50},
+                "model": dict(MODELS[method]),
+                "train": {"epochs": epochs, "batch_size": BATCH[dataset], "lr": 1e-3,
+                          "patience": 10, "monitor": "NDCG@10"},
+                "eval": {"ks": [10, 20]},
+            }
+            setting = "full-ranking leave-one-out" + (" (quick: 1 epoch)" if args.quick else "")
+            row = run_config(raw, dataset=dataset, method=method, setting=setting)
+            rows.append(row)
+            print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+    print()
+    print(format_table(rows, COLUMNS))
+    print(f"\nwrote {write_results('idrec', rows)}")
+
+
+COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "seconds_per_epoch",
+           "total_train_seconds"]
+
+if __name__ == "__main__":
+    main()
