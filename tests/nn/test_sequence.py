@@ -45,3 +45,16 @@ def test_gru_left_padded_rows_match_unpadded_run():
     out = gru(x, valid)
     alone = gru(x[:1, 2:], torch.ones(1, 3, dtype=torch.bool))
     assert torch.allclose(out[0, 2:], alone[0], atol=1e-6)
+
+
+def test_trimming_all_padding_columns_changes_nothing(encoder):
+    from recadapt.data.batching import trim_left_padding
+
+    encoder.eval()
+    history = torch.tensor([[0, 0, 0, 4, 5, 6], [0, 0, 1, 2, 3, 4]])
+    vectors = torch.randn(10, 8)
+    trimmed = trim_left_padding({"history": history, "target": history})
+    assert trimmed["history"].shape == (2, 4) and trimmed["target"].shape == (2, 4)
+    full = encoder(vectors[history], history > 0)
+    short = encoder(vectors[trimmed["history"]], trimmed["history"] > 0)
+    assert torch.allclose(full[:, 2:], short, atol=1e-6)

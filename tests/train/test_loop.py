@@ -90,3 +90,11 @@ def test_warmup_then_linear_decay():
     factor = warmup_linear(warmup=2, total=6, decay=True)
     assert [factor(s) for s in range(7)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
     assert warmup_linear(0, 10, decay=False)(9) == 1.0
+
+
+@pytest.mark.parametrize(("loss", "epochs"), [("bce", 40), ("debiased_ce", 20)])
+def test_other_losses_learn_the_cycle(make_config, tmp_path, loss, epochs):
+    # BCE sees one negative per position, so it needs more epochs than the softmax losses
+    result = train_run(make_config(model={"name": "sasrec", "hidden_size": 32, "loss": loss},
+                                   train={"epochs": epochs}), tmp_path / loss, progress=False)
+    assert result.metrics["test"]["HR@5"] > 0.8

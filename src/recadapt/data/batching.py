@@ -72,6 +72,27 @@ def train_windows(
     return TrainWindows(np.stack(histories), np.stack(targets), np.array(users, dtype=np.int64))
 
 
+def trim_left_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the leading columns that are padding in every row of ``history`` (and the same
+    columns of a per-position ``target``): short-sequence datasets would otherwise spend most
+    of the encoder's compute on padding. Encoders give identical outputs either way."""
+    history = batch["history"]
+    used = (history > 0).any(dim=0)
+    if used.all() or not used.any():
+        return batch
+    first = int(used.nonzero()[0])
+    out = dict(batch)
+    out["history"] = history[:, first:]
+    if batch.get("target") is not None and batch["target"].dim() == 2:
+        out["target"] = batch["target"][:, first:]
+    return out
+
+
+def collate_windows(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+    return trim_left_padding(batch)
+
+
 class WindowDataset(torch.utils.data.Dataset):
     def __init__(self, windows: TrainWindows) -> None:
         self.history = torch.from_numpy(windows.history)
@@ -111,8 +132,9 @@ def eval_batches(
     for begin in range(0, len(eval_set), batch_size):
         end = min(begin + batch_size, len(eval_set))
         hist = eval_set.histories[begin:end]
+        width = max(1, min(max_len, max(len(h) for h in hist)))
         batch = {
-            "history": torch.from_numpy(np.stack([left_pad(h, max_len) for h in hist])),
+            "history": torch.from_numpy(np.stack([left_pad(h, width) for h in hist])),
             "target": torch.from_numpy(eval_set.targets[begin:end].astype(np.int64)),
             "user": torch.from_numpy(eval_set.users[begin:end].astype(np.int64)),
         }

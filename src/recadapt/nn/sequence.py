@@ -15,7 +15,7 @@ class SASRecEncoder(nn.Module):
     """Self-attentive sequential encoder (Kang & McAuley 2018), RecBole-style post-norm blocks.
 
     Defaults follow the papers (IISAN V-D, CROSSAN 5): hidden 64, 2 blocks, 2 heads, dropout 0.1,
-    feed-forward width 4 × hidden, GELU, learned absolute positions.
+    feed-forward width 4 × hidden, GELU, learned positions (counted from the most recent item).
     """
 
     def __init__(
@@ -46,7 +46,10 @@ class SASRecEncoder(nn.Module):
     def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``item_vectors [B, L, d]``, ``valid [B, L]`` (False at padding) → ``[B, L, d]``."""
         length = item_vectors.shape[1]
-        positions = torch.arange(length, device=item_vectors.device)
+        # positions count back from the most recent item, so a batch trimmed of its all-padding
+        # left columns (data/batching.py) gives exactly the outputs of the full-width batch
+        max_len = self.position.num_embeddings
+        positions = torch.arange(max_len - length, max_len, device=item_vectors.device)
         hidden = self.dropout(self.input_norm(item_vectors + self.position(positions)))
         hidden = self.blocks(hidden, mask=self._attention_mask(valid))
         return hidden * valid.unsqueeze(-1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
+import threading
 
 import torch
 from torch import nn
@@ -16,10 +18,52 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak accelerator memory allocated by torch on CUDA; on CPU the process's peak resident
-    set size (it includes the Python interpreter and data, so compare runs measured alike)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+def _current_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakMemory:
+    """Peak memory while the ``with`` block runs, in MiB.
+
+    On CUDA: torch's peak allocated memory (reset on entry). On CPU: the peak resident set size
+    of the process, sampled every ``interval`` seconds from /proc (so several runs in one
+    process are measured separately); where /proc is missing, the process-lifetime peak
+    (``ru_maxrss``). CPU figures include the interpreter, torch and the data, so compare runs
+    measured the same way, side by side.
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.02) -> None:
+        self.device, self.interval = device, interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif _current_rss_mb() is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, _current_rss_mb() or 0.0)
+            if self._stop.wait(self.interval):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak_mb = max(self.peak_mb, torch.cuda.max_memory_allocated(self.device) / 2**20)
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, _current_rss_mb() or 0.0)
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            self.peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10

@@ -33,7 +33,12 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from recadapt.config import RunConfig, dump_config
-from recadapt.data.batching import EpochPermutation, WindowDataset, train_windows
+from recadapt.data.batching import (
+    EpochPermutation,
+    WindowDataset,
+    collate_windows,
+    train_windows,
+)
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.eval.protocols import EvalResult, evaluate
 from recadapt.io import write_json, write_text
@@ -45,7 +50,7 @@ from recadapt.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from recadapt.train.efficiency import parameter_counts, peak_memory_mb
+from recadapt.train.efficiency import PeakMemory, parameter_counts
 
 EpochHook = Callable[[int, dict[str, Any]], None]
 
@@ -153,10 +158,11 @@ class _Loop:
     # -- training -------------------------------------------------------------------------
     def run(self, resume: bool) -> RunResult:
         model = self.model
-        if model.trainable and self.train_cfg.epochs > 0:
-            self._train(resume)
-        else:
-            model.to(self.accelerator.device)
+        with PeakMemory(self.accelerator.device) as memory:
+            if model.trainable and self.train_cfg.epochs > 0:
+                self._train(resume)
+            else:
+                model.to(self.accelerator.device)
         best_path = self.run_dir / "model.safetensors"
         unwrapped = self.accelerator.unwrap_model(self.model)
         if best_path.is_file():
@@ -171,7 +177,7 @@ class _Loop:
             "seconds_per_epoch": float(np.mean(self.epoch_seconds)) if self.epoch_seconds else 0.0,
             "epochs": len(self.history),
             "total_train_seconds": float(sum(self.epoch_seconds)),
-            "peak_memory_mb": peak_memory_mb(self.accelerator.device),
+            "peak_memory_mb": memory.peak_mb,  # during training (see PeakMemory)
             "trainable_params": trainable if unwrapped.trainable else 0,
             "total_params": total,
         }
@@ -193,7 +199,7 @@ class _Loop:
             raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
         sampler = EpochPermutation(len(windows), cfg.seed)
         loader = torch.utils.data.DataLoader(WindowDataset(windows), batch_size=cfg.batch_size,
-                                             sampler=sampler)
+                                             sampler=sampler, collate_fn=collate_windows)
         optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         optimizer = optim_cls(
             [p for p in self.model.parameters() if p.requires_grad],
