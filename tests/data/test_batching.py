@@ -34,3 +34,15 @@ def test_max_windows_keeps_the_most_recent_windows():
     windows = train_windows([np.arange(1, 11), np.array([3, 4])], max_len=4, max_windows=1)
     assert windows.history.tolist() == [[6, 7, 8, 9], [0, 0, 0, 3]]
     assert windows.target.tolist() == [[7, 8, 9, 10], [0, 0, 0, 4]]
+
+
+def test_length_pooled_batches_cover_every_window_once_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 50, size=1000)
+    sampler = EpochPermutation(1000, seed=1, lengths=lengths, batch_size=10, pool_batches=100)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    spreads = [np.ptp(lengths[order[i:i + 10]]) for i in range(0, 1000, 10)]
+    assert np.mean(spreads) <= 2  # a random batch of 10 would spread about 40
+    sampler.set_epoch(1)
+    assert list(sampler) != order

@@ -109,17 +109,31 @@ class WindowDataset(torch.utils.data.Dataset):
 
 class EpochPermutation(torch.utils.data.Sampler[int]):
     """Shuffles with ``seed + epoch``, so a resumed run sees exactly the batches an
-    uninterrupted one would have seen."""
+    uninterrupted one would have seen.
 
-    def __init__(self, size: int, seed: int) -> None:
+    With ``lengths`` and ``batch_size``, batches are made of windows of similar length (sorted
+    inside random pools of ``pool_batches`` batches, then the batch order is shuffled), so
+    :func:`trim_left_padding` can cut most padding; each epoch still draws different batches.
+    """
+
+    def __init__(self, size: int, seed: int, lengths: np.ndarray | None = None,
+                 batch_size: int = 1, pool_batches: int = 32) -> None:
         self.size, self.seed, self.epoch = size, seed, 0
+        self.lengths, self.batch_size, self.pool = lengths, batch_size, batch_size * pool_batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng(self.seed + self.epoch)
-        return iter(rng.permutation(self.size).tolist())
+        order = rng.permutation(self.size)
+        if self.lengths is None or self.batch_size <= 1:
+            return iter(order.tolist())
+        pools = [order[i:i + self.pool] for i in range(0, self.size, self.pool)]
+        pools = [pool[np.argsort(self.lengths[pool], kind="stable")] for pool in pools]
+        batches = [pool[i:i + self.batch_size] for pool in pools
+                   for i in range(0, len(pool), self.batch_size)]
+        return iter(np.concatenate([batches[i] for i in rng.permutation(len(batches))]).tolist())
 
     def __len__(self) -> int:
         return self.size

@@ -197,7 +197,8 @@ class _Loop:
                                 data.max_windows_per_user)
         if len(windows) == 0:
             raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
-        sampler = EpochPermutation(len(windows), cfg.seed)
+        lengths = (windows.history > 0).sum(axis=1)
+        sampler = EpochPermutation(len(windows), cfg.seed, lengths, cfg.batch_size)
         loader = torch.utils.data.DataLoader(WindowDataset(windows), batch_size=cfg.batch_size,
                                              sampler=sampler, collate_fn=collate_windows)
         optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
