@@ -21,6 +21,12 @@ def test_short_sasrec_run_beats_popularity(make_config, tmp_path):
     assert sas_hr > pop_hr + 0.4
 
 
+def test_gradient_accumulation_trains(make_config, tmp_path):
+    result = train_run(make_config(train={"batch_size": 16, "grad_accum_steps": 2}),
+                       tmp_path / "accum", progress=False)
+    assert result.metrics["test"]["HR@5"] > 0.8
+
+
 def test_gru4rec_learns_the_cycle_too(make_config, tmp_path):
     result = train_run(make_config(model={"name": "gru4rec", "hidden_size": 32}, train={
         "lr": 0.01}), tmp_path / "gru", progress=False)

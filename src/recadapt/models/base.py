@@ -36,6 +36,11 @@ class Recommender(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss: the loop calls the (possibly wrapped) module, so accelerate's
+        mixed precision and distributed wrappers see every training step."""
+        return self.loss(batch)
+
     def item_embeddings(self) -> torch.Tensor:
         """``[num_items + 1, d]`` (row 0 = padding)."""
         raise NotImplementedError

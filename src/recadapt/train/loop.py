@@ -229,7 +229,9 @@ class _Loop:
                        disable=not self.progress, dynamic_ncols=True)
             for batch in bar:
                 with acc.accumulate(self.model):
-                    loss = acc.unwrap_model(self.model).loss(batch)
+                    # through the prepared model's forward (= loss), so accelerate's mixed
+                    # precision and a distributed wrapper's gradient hooks apply
+                    loss = self.model(batch)
                     acc.backward(loss)
                     if cfg.max_grad_norm and acc.sync_gradients:
                         acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
