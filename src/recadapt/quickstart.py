@@ -19,8 +19,10 @@ QUICKSTART_RUNS = {
 
 def run_quickstart(out: Path, epochs: int = 30) -> dict[str, RunResult]:
     """Train every quick-start model into ``out/<name>`` and print one comparison table."""
-    base = {"data": {"source": "dslabs"},
-            "train": {"epochs": epochs, "batch_size": 128, "patience": 5}}
+    # 10-core filtering and each user's 2 most recent windows (75 items) keep the run to a few
+    # minutes on 2 CPU cores; see docs/benchmarks.md for the measured curve
+    base = {"data": {"source": "dslabs", "k_core": 10, "max_windows_per_user": 2},
+            "train": {"epochs": epochs, "batch_size": 64, "patience": 5}}
     prepared = None
     results: dict[str, RunResult] = {}
     for name, extra in QUICKSTART_RUNS.items():
@@ -31,7 +33,7 @@ def run_quickstart(out: Path, epochs: int = 30) -> dict[str, RunResult]:
         results[name] = train_run(config, run_dir, prepared=prepared,
                                   resume=(run_dir / "checkpoints" / "last.safetensors").exists())
     typer.echo(format_table(results))
-    typer.echo(f"\nRuns are in {out}/; next: recadapt recommend {out}/sasrec --user 1 -k 10")
+    typer.echo(f"\nRuns are in {out}/. Next: recadapt recommend {out}/sasrec --user 1 -k 10")
     return results
 
 
