@@ -25,6 +25,12 @@ def write_cyclic_csv(path: Path, num_users: int = 60, num_items: int = 30, seed:
     return path
 
 
+@pytest.fixture(scope="session")
+def cyclic_writer():
+    """``write_cyclic_csv`` for fixtures of wider scope (test modules cannot import conftest)."""
+    return write_cyclic_csv
+
+
 @pytest.fixture
 def cyclic_csv(tmp_path: Path) -> Path:
     return write_cyclic_csv(tmp_path / "cyclic.csv")

@@ -29,11 +29,9 @@ def one_line_error(result, *fragments: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from conftest import write_cyclic_csv
-
+def trained_run(tmp_path_factory, cyclic_writer):
     root = tmp_path_factory.mktemp("cli")
-    csv = write_cyclic_csv(root / "cyclic.csv")
+    csv = cyclic_writer(root / "cyclic.csv")
     out = root / "run"
     result = invoke("train", f"data.source={csv}", "data.max_seq_len=10", "train.epochs=15",
                     "train.lr=0.01", "train.batch_size=32", "model.hidden_size=32",
