@@ -382,7 +382,9 @@ def merge(rows: list[dict], out: Path) -> list[dict]:
     keys = {(r["dataset"], r["method"]) for r in rows}
     merged = [r for r in existing if (r["dataset"], r["method"]) not in keys] + rows
     order = {"amazon_scientific": 0, "ml-100k": 1}
-    merged.sort(key=lambda r: (order.get(r["dataset"], 9), r["method"]))
+    merged.sort(
+        key=lambda r: (order.get(r["dataset"], 9), r["method"] != "recbole-SASRec", r["method"])
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(merged, indent=2) + "\n")
     return merged
