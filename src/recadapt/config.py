@@ -9,6 +9,7 @@ so each model declares its own hyperparameters with defaults and help text.
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,10 +83,53 @@ class EvalConfig(Section):
     seed: int = 0
 
 
+class EncoderSpec(Section):
+    """One frozen foundation model over one item modality (a tower's input).
+
+    Content-based models (IISAN, CROSSAN, the embedded-PEFT baselines, ...) read the list
+    ``encoders`` in order: for IISAN the first entry is the text (or larger) modality and the
+    second the image (or second text field) modality.
+    """
+
+    name: str = Field(description="modality name used in reports, e.g. text, title, image")
+    model: str = Field(
+        description="hf:ID, a local model folder, or a packaged name "
+        "(minilm, mpnet, smollm2-135m, efficientnet-lite0, efficientnet-lite2)"
+    )
+    kind: Literal["auto", "text", "llm", "image"] = Field(
+        "auto", description="what the model is; auto: from the packaged name or the HF config"
+    )
+    fields: list[str] | None = Field(
+        None, description="item columns giving the content (text: joined; image: one path "
+        "column); default: all text fields"
+    )
+    template: str | None = Field(
+        None, description="text template over the fields, e.g. 'Title: {title}. Genres: {class}'"
+    )
+    pooling: Literal["auto", "cls", "mean", "last"] = Field(
+        "auto", description="token pooling per layer; auto: mean for text encoders, last token "
+        "for causal LLMs (CNN stages are always global-average pooled)"
+    )
+    max_length: int = Field(64, ge=1, description="tokens per item text (longer is cut)")
+    batch_size: int = Field(32, ge=1, description="items per forward pass when encoding")
+
+
+class CacheConfig(Section):
+    """Where and how per-layer encoder states are stored (see recadapt.cache)."""
+
+    dir: str = Field(".cache/recadapt", description="root folder of the state caches")
+    dtype: Literal["fp16", "fp32"] = Field("fp16", description="storage precision")
+    shard_items: int = Field(2048, ge=1, description="items per shard file (resume unit)")
+
+
 class RunConfig(Section):
     """A complete run: what data, which model, how to train and evaluate."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    encoders: list[EncoderSpec] = Field(
+        default_factory=list, description="frozen foundation models of content-based models"
+    )
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     model: dict[str, Any] = Field(default_factory=lambda: {"name": DEFAULT_MODEL})
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -119,6 +163,10 @@ def _describe(err: ValidationError, root: type[BaseModel], prefix: str = "") -> 
 def _valid_keys(root: type[BaseModel], path: list[str]) -> list[str]:
     model: Any = root
     for part in path:
+        if part.isdigit():  # an entry of a list section such as encoders.0
+            args = typing.get_args(model)
+            model = args[0] if args else None
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
@@ -152,8 +200,22 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        current = out.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            out[key] = deep_merge(current, value)
+        elif isinstance(value, dict) and isinstance(current, list) and all(
+            str(k).isdigit() for k in value
+        ):  # `encoders.1.model=mpnet` overrides one entry of a list section
+            merged = list(current)
+            for index, entry in value.items():
+                i = int(index)
+                if i >= len(merged):
+                    raise ConfigError(f"{key}.{i}: there are only {len(merged)} entries")
+                if isinstance(entry, dict) and isinstance(merged[i], dict):
+                    merged[i] = deep_merge(merged[i], entry)
+                else:
+                    merged[i] = entry
+            out[key] = merged
         else:
             out[key] = value
     return out
