@@ -1,23 +1,24 @@
 """ID-based next-item recommenders: popularity, SASRec, GRU4Rec.
 
 SASRec and GRU4Rec share one class: an item-ID embedding table (also the output layer, tied as
-in SASRec/RecBole) feeding a sequence encoder from ``nn/sequence.py``.
+in SASRec/RecBole) as the item tower of :class:`~recadapt.models.sequential.SequentialRecommender`,
+feeding a sequence encoder from ``nn/sequence.py``.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt import losses
 from recadapt.models.base import Recommender
+from recadapt.models.sequential import (
+    SASRecEncoderConfig,
+    SequentialConfig,
+    SequentialRecommender,
+)
 from recadapt.nn.sequence import GRU4RecEncoder, SASRecEncoder
 from recadapt.registry import register_model
-
-LossName = Literal["ce", "bce", "debiased_ce"]
 
 
 class PopularityConfig(BaseModel):
@@ -41,19 +42,8 @@ class Popularity(Recommender):
         return self.counts.unsqueeze(0).expand(batch["history"].shape[0], -1)
 
 
-class SequentialConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hidden_size: int = Field(64, ge=1, description="item embedding and encoder width")
-    loss: LossName = Field("ce", description="ce (full softmax), bce (1 sampled negative), "
-                           "debiased_ce (in-batch, popularity-corrected)")
-
-
-class SASRecConfig(SequentialConfig):
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(2, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    inner_size: int | None = Field(None, description="feed-forward width (default 4 × hidden)")
+class SASRecConfig(SASRecEncoderConfig):
+    pass
 
 
 class GRU4RecConfig(SequentialConfig):
@@ -62,54 +52,21 @@ class GRU4RecConfig(SequentialConfig):
     dropout: float = Field(0.3, ge=0, lt=1)
 
 
-class IDSequentialRecommender(Recommender):
-    """Item-ID embeddings + a causal sequence encoder; next-item scores by dot product."""
+class IDSequentialRecommender(SequentialRecommender):
+    """Item-ID embeddings (tied input and output, as in SASRec/RecBole) + a causal encoder."""
 
     def __init__(self, config: SequentialConfig, num_items: int, encoder: nn.Module) -> None:
-        super().__init__()
-        self.loss_name = config.loss
-        self.num_items = num_items
+        super().__init__(config, num_items, encoder)
         self.items = nn.Embedding(num_items + 1, config.hidden_size, padding_idx=0)
         nn.init.normal_(self.items.weight, std=0.02)
         with torch.no_grad():
             self.items.weight[0].zero_()
-        self.encoder = encoder
-        self.register_buffer("log_popularity", torch.zeros(num_items + 1))
 
-    def fit_statistics(self, item_counts: torch.Tensor) -> None:
-        self.log_popularity.copy_(losses.log_popularity(item_counts).to(self.log_popularity))
+    def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.items(item_ids)
 
-    def item_embeddings(self) -> torch.Tensor:
+    def all_item_vectors(self) -> torch.Tensor:
         return self.items.weight
-
-    def encode(self, history: torch.Tensor) -> torch.Tensor:
-        valid = history > 0
-        return self.encoder(self.items(history), valid)
-
-    def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encode(batch["history"])[:, -1]
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        history, target = batch["history"], batch["target"]
-        states = self.encode(history)
-        rows = target > 0
-        queries, positives = states[rows], target[rows]
-        if self.loss_name == "ce":
-            return losses.full_softmax_ce(queries, self.items.weight, positives)
-        if self.loss_name == "bce":
-            negatives = torch.randint(1, self.num_items + 1, positives.shape, device=history.device)
-            pos_logits = (queries * self.items(positives)).sum(-1)
-            neg_logits = (queries * self.items(negatives)).sum(-1)
-            return losses.sampled_bce(pos_logits, neg_logits)
-        candidates = losses.in_batch_candidates(history, target)
-        return losses.debiased_in_batch_ce(
-            states[candidates.batch_index, candidates.position],
-            candidates.targets,
-            candidates.candidate_ids,
-            self.items(candidates.candidate_ids),
-            self.log_popularity,
-            candidates.interacted,
-        )
 
 
 @register_model("sasrec", SASRecConfig)
