@@ -56,3 +56,50 @@ def make_config(cyclic_csv: Path):
         return tiny_config(cyclic_csv, **sections)
 
     return make
+
+
+class FakeEncoder:
+    """Factory namespace for a tiny deterministic :class:`FrozenEncoder` used by model tests:
+    each content string hashes to a fixed random embedding (layer 0), and every block is a
+    small ``tanh(Linear)``, so states differ per item and per layer without any download."""
+
+    @staticmethod
+    def make(num_layers: int = 4, dim: int = 8, name: str = "fake", seed: int = 0):
+        import zlib
+
+        import torch
+        from torch import nn
+
+        from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
+
+        class _Fake(FrozenEncoder):
+            def __init__(self) -> None:
+                super().__init__()
+                generator = torch.Generator().manual_seed(seed)
+                self.embed = nn.Embedding(4099, dim)
+                nn.init.normal_(self.embed.weight, generator=generator)
+                self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(num_layers))
+                self.info = EncoderInfo(f"test:{name}", "1", "text", num_layers,
+                                        (dim,) * (num_layers + 1), "mean", {"seed": seed})
+                self.freeze()
+
+            def prepare(self, contents):
+                codes = [zlib.crc32(str(c).encode()) % 4099 for c in contents]
+                return {"ids": torch.tensor(codes, dtype=torch.long)}
+
+            def hidden_states(self, inputs, layers=None):
+                layers = check_layers(layers, num_layers)
+                states = [self.embed(inputs["ids"])]
+                for block in self.blocks:
+                    states.append(torch.tanh(block(states[-1])))
+                return [states[i] for i in layers]
+
+            def backbone(self):
+                return self
+
+        return _Fake()
+
+
+@pytest.fixture
+def fake_encoder():
+    return FakeEncoder.make

@@ -51,8 +51,7 @@ def prepare_data(config: RunConfig) -> Prepared:
 
 def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
     entry = get_model(config.model["name"])
-    model_config = config.model_config_obj()
-    return entry.model_class(model_config, dataset.num_items, config.data.max_seq_len)
+    return entry.model_class.create(config.model_config_obj(), dataset, config)
 
 
 def item_counts_tensor(split: NextItemSplit) -> torch.Tensor:

@@ -15,10 +15,16 @@ so evaluation and serving share one code path.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from recadapt.config import RunConfig
+    from recadapt.data.dataset import Dataset
 
 
 class Recommender(nn.Module):
@@ -28,6 +34,12 @@ class Recommender(nn.Module):
     name: ClassVar[str] = ""
     #: ``False`` for models with nothing to train (popularity), so the loop skips training
     trainable: ClassVar[bool] = True
+
+    @classmethod
+    def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig) -> Recommender:
+        """Build the model for a dataset. ID models need only the catalogue size; content
+        models override this to load their encoders and caches (models/content.py)."""
+        return cls(config, dataset.num_items, run.data.max_seq_len)  # type: ignore[call-arg]
 
     def fit_statistics(self, item_counts: torch.Tensor) -> None:
         """Receive training-split statistics (interactions per item) before training; used by

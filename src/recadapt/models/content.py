@@ -1,0 +1,188 @@
+"""Where content models get item states from: the cache, or the frozen encoder run live.
+
+A content model reads, per modality, the pooled states of some layers of a frozen encoder for
+the items of a batch. :class:`CachedStates` gathers them from tensors loaded out of the
+on-disk cache (``recadapt.cache``); :class:`LiveStates` runs the encoder on the items' contents
+at every step (IISAN "uncached", and the embedded-PEFT baselines whose backbone trains). Both
+answer the same call, so a model is cached or not by configuration alone.
+
+:class:`ContentModel` is the mixin every content model uses to build itself from a run config:
+load the encoders, pick the layers it reads, then open (or build) the caches or wire the live
+encoders. ``recadapt cache build`` calls the same :func:`build_state_caches`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from recadapt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from recadapt.cache import StateCache
+    from recadapt.config import RunConfig
+    from recadapt.data.dataset import Dataset
+    from recadapt.encoders.base import EncoderInfo, FrozenEncoder
+
+
+class CachedStates(nn.Module):
+    """Per-layer states of every item, held as non-persistent buffers (they move with the
+    model but stay out of checkpoints); row 0 is the padding item (zeros)."""
+
+    def __init__(self, states: Sequence[torch.Tensor], layers: Sequence[int]) -> None:
+        super().__init__()
+        self.layers = list(layers)
+        for layer, table in zip(self.layers, states, strict=True):
+            padded = torch.cat([torch.zeros_like(table[:1]), table])
+            self.register_buffer(f"layer_{layer}", padded, persistent=False)
+
+    def forward(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
+        return [getattr(self, f"layer_{layer}")[item_ids].float() for layer in self.layers]
+
+
+class LiveStates(nn.Module):
+    """Runs an encoder on the items' contents at every call.
+
+    A frozen encoder is kept *outside* the module tree (not in ``parameters()`` or
+    checkpoints, always in eval mode, run under ``no_grad``) but still follows ``.to()``; a
+    trainable one (embedded PEFT) is a regular submodule, saved with the model.
+    """
+
+    def __init__(self, encoder: FrozenEncoder, contents: Sequence[Any], layers: Sequence[int],
+                 batch_size: int = 32, trainable: bool = False) -> None:
+        super().__init__()
+        self.layers = list(layers)
+        self.contents = list(contents)  # items 1..num_items
+        self.batch_size = batch_size
+        self.trainable = trainable
+        if trainable:
+            self.encoder = encoder
+        else:
+            self._frozen = (encoder.freeze(),)
+
+    @property
+    def backbone_encoder(self) -> FrozenEncoder:
+        return self.encoder if self.trainable else self._frozen[0]
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
+        if not self.trainable:
+            self._frozen[0]._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
+        encoder = self.backbone_encoder
+        real = (item_ids > 0).nonzero(as_tuple=True)[0]
+        ids = item_ids[real].tolist()
+        dims = [encoder.info.layer_dims[layer] for layer in self.layers]
+        parts: list[list[torch.Tensor]] = [[] for _ in self.layers]
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            for begin in range(0, len(ids), self.batch_size):
+                chunk = [self.contents[i - 1] for i in ids[begin:begin + self.batch_size]]
+                inputs = {k: v.to(item_ids.device) for k, v in encoder.prepare(chunk).items()}
+                for slot, state in enumerate(encoder.hidden_states(inputs, self.layers)):
+                    parts[slot].append(state.float())
+        out = []
+        for slot, dim in enumerate(dims):
+            full = torch.zeros(len(item_ids), dim, device=item_ids.device)
+            if parts[slot]:
+                full = full.index_put((real,), torch.cat(parts[slot]))
+            out.append(full)
+        return out
+
+
+def load_encoders(run: RunConfig, needed: int | None = None,
+                  model_name: str = "") -> list[FrozenEncoder]:
+    """The run's encoders, in config order; ``needed`` checks how many the model reads."""
+    from recadapt.encoders import load_encoder
+
+    if needed is not None and len(run.encoders) != needed:
+        raise ConfigError(
+            f"encoders: model {model_name!r} reads exactly {needed} encoder(s), the config lists "
+            f"{len(run.encoders)}; add them under `encoders:` (name, model, fields)"
+        )
+    if not run.encoders:
+        raise ConfigError(
+            f"encoders: model {model_name!r} needs at least one encoder under `encoders:`"
+        )
+    return [load_encoder(spec) for spec in run.encoders]
+
+
+def _cache_root(run: RunConfig) -> Path:
+    return Path(run.cache.dir).expanduser()
+
+
+def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[FrozenEncoder],
+                      layers: Sequence[Sequence[int]], progress: bool = True) -> list[StateCache]:
+    """Open each encoder's cache for exactly these contents and layers, building (or
+    resuming) it when missing; a cache built for anything else is never reused."""
+    from recadapt.cache import build_cache
+    from recadapt.encoders import item_contents
+
+    caches = []
+    for spec, encoder, chosen in zip(run.encoders, encoders, layers, strict=True):
+        contents = item_contents(dataset, spec)
+        caches.append(build_cache(
+            encoder, contents, list(chosen), _cache_root(run), run.cache.dtype,
+            shard_items=run.cache.shard_items, batch_size=spec.batch_size, progress=progress,
+            name=f"{dataset.name}-{spec.name}",
+        ))
+    return caches
+
+
+class ContentModel:
+    """Mixin for models that read frozen-encoder states; subclasses define
+    :meth:`select_layers` and a constructor taking the state sources."""
+
+    #: how many encoders the model reads (``None``: any number ≥ 1)
+    num_encoders: ClassVar[int | None] = None
+
+    @classmethod
+    def select_layers(cls, config: BaseModel, infos: Sequence[EncoderInfo]) -> list[list[int]]:
+        """The layers read from each encoder (layer 0 = embeddings)."""
+        raise NotImplementedError
+
+    @classmethod
+    def state_sources(cls, config: BaseModel, dataset: Dataset, run: RunConfig,
+                      cached: bool, trainable: bool = False,
+                      progress: bool = True) -> tuple[nn.ModuleList, list[EncoderInfo]]:
+        encoders = load_encoders(run, cls.num_encoders, cls.name)  # type: ignore[attr-defined]
+        infos = [encoder.info for encoder in encoders]
+        layers = cls.select_layers(config, infos)
+        if cached:
+            caches = open_state_caches(run, dataset, encoders, layers, progress)
+            dtype = torch.float16 if run.cache.dtype == "fp16" else torch.float32
+            sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen)
+                       for cache, chosen in zip(caches, layers, strict=True)]
+        else:
+            from recadapt.encoders import item_contents
+
+            sources = [
+                LiveStates(encoder, item_contents(dataset, spec), chosen, spec.batch_size,
+                           trainable)
+                for spec, encoder, chosen in zip(run.encoders, encoders, layers, strict=True)
+            ]
+        return nn.ModuleList(sources), infos
+
+
+def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache]:
+    """``recadapt cache build``: the caches the configured model will read, built ahead."""
+    from recadapt.pipeline import prepare_data
+    from recadapt.registry import get_model
+
+    entry = get_model(run.model["name"])
+    model_class = entry.model_class
+    if not issubclass(model_class, ContentModel):
+        raise ConfigError(
+            f"model.name: {run.model['name']!r} reads no encoder states, so there is nothing to "
+            "cache; choose a content model such as iisan or frozen"
+        )
+    config = run.model_config_obj()
+    dataset = prepare_data(run).dataset
+    encoders = load_encoders(run, model_class.num_encoders, model_class.name)
+    layers = model_class.select_layers(config, [e.info for e in encoders])
+    return open_state_caches(run, dataset, encoders, layers, progress)
