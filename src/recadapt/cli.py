@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Look at datasets before training on them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+cache_app = typer.Typer(help="Build and inspect caches of frozen-encoder states.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +159,21 @@ def data_inspect(
     from recadapt.data.readers import read_dataset
 
     typer.echo(format_description(describe(read_dataset(path, format=format))))
+
+
+@cache_app.command("info")
+@_friendly
+def cache_info(
+    path: Annotated[Path, typer.Argument(help="A cache folder, <cache.dir>/<name>-<digest>.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = (
+        False
+    ),
+) -> None:
+    """Print what a state cache holds: items, layers and widths, dtype, size, source model."""
+    from recadapt.cache import StateCache, describe, format_description
+
+    description = describe(StateCache.open(path))
+    typer.echo(json.dumps(description, indent=2) if as_json else format_description(description))
 
 
 @app.command()
