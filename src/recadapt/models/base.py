@@ -45,6 +45,11 @@ class Recommender(nn.Module):
         """Receive training-split statistics (interactions per item) before training; used by
         popularity, and by the debiased loss's log-popularity. Default: nothing to do."""
 
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups: one group at ``lr`` by default; models that fine-tune a
+        pretrained backbone give it its own (smaller) learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 

@@ -203,8 +203,7 @@ class _Loop:
                                              sampler=sampler, collate_fn=collate_windows)
         optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         optimizer = optim_cls(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=cfg.lr, weight_decay=cfg.weight_decay,
+            self.model.parameter_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum_steps)
         total_steps = steps_per_epoch * cfg.epochs
