@@ -161,6 +161,29 @@ def data_inspect(
     typer.echo(format_description(describe(read_dataset(path, format=format))))
 
 
+@cache_app.command("build")
+@_friendly
+def cache_build(
+    config: Annotated[Path, typer.Argument(help="YAML config of a content model (iisan, ...).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Overrides such as cache.dtype=fp32.", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run the configured frozen encoders once over every item and store the layers the model
+    reads; an interrupted build resumes where it stopped. Training builds missing caches too."""
+    from recadapt.config import load_config
+    from recadapt.models.content import build_state_caches
+    from recadapt.pipeline import resolve_source
+
+    cfg = resolve_source(load_config(config, list(overrides or [])))
+    caches = build_state_caches(cfg, progress=not quiet)
+    for cache in caches:
+        typer.echo(f"{cache.path}: {cache.num_items} items, layers {cache.layers}, "
+                   f"{cache.nbytes / 2**20:.1f} MiB")
+
+
 @cache_app.command("info")
 @_friendly
 def cache_info(

@@ -369,3 +369,16 @@ def test_real_unisrec_round_trip_gives_back_valid_and_test(shared_data):
         assert len(got) == len(expected) == 8442
         assert got == expected, part
     assert np.all(d.item_features["text"].iloc[1:].notna())
+
+
+def test_unisrec_texts_split_into_title_categories_brand() -> None:
+    from recadapt.data.readers import _with_unisrec_parts
+
+    items = pd.DataFrame({"text": ["Glue. 3.5 oz bottle. Tools Adhesives. Gorilla. ",
+                                   "Tape. Tools Tapes. Scotch. "]}, index=["a", "b"])
+    out = _with_unisrec_parts(items)
+    assert out["title"].tolist() == ["Glue. 3.5 oz bottle", "Tape"]  # split from the right
+    assert out["categories"].tolist() == ["Tools Adhesives", "Tools Tapes"]
+    assert out["brand"].tolist() == ["Gorilla", "Scotch"]
+    odd = pd.DataFrame({"text": ["no parts here", "Tape. Tools. Scotch. "]}, index=["a", "b"])
+    assert list(_with_unisrec_parts(odd).columns) == ["text"]  # all or nothing

@@ -462,8 +462,26 @@ def _read_unisrec(path: Path, cols: dict[str, str]):
         table.ids(item_col, "item")
         table.require("text", "text")
         items = _features(table.frame[[item_col, "text"]], item_col, [])
+        items = _with_unisrec_parts(items)
         text_fields = ["text"]
     return inter, items, None, text_fields, stem, str(folder / f"{stem}.train.inter")
+
+
+def _with_unisrec_parts(items: pd.DataFrame) -> pd.DataFrame:
+    """UniSRec's Amazon texts are ``"{title}. {categories}. {brand}. "``; when *every* text
+    splits that way (from the right, so periods inside titles stay), add the parts as columns
+    ``title``, ``categories``, ``brand`` — separate fields for multi-field ("multimodal text")
+    towers. ``text`` stays the default text field."""
+    texts = items["text"].fillna("").astype(str).str.strip()
+    if not len(texts) or not texts.str.endswith(".").all():
+        return items
+    parts = texts.str[:-1].str.rsplit(". ", n=2, expand=True)
+    if parts.shape[1] != 3 or parts.isna().any().any():
+        return items
+    out = items.copy()
+    for column, values in zip(("title", "categories", "brand"), parts.columns, strict=True):
+        out[column] = parts[values].str.strip().where(parts[values].str.strip() != "", None)
+    return out
 
 
 def _chain_train_rows(table: _Table, rows: list[int], hists: list[list[str]],
