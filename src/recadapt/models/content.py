@@ -116,18 +116,30 @@ def _cache_root(run: RunConfig) -> Path:
     return Path(run.cache.dir).expanduser()
 
 
+def contents_for(run: RunConfig, dataset: Dataset, position: int,
+                 encoder: FrozenEncoder) -> list[Any]:
+    """Item contents for the ``position``-th encoder; relative media paths are resolved
+    against the dataset's folder."""
+    from recadapt.encoders import item_contents
+
+    source = Path(run.data.source).expanduser()
+    base = source if source.is_dir() else source.parent
+    return item_contents(dataset, run.encoders[position], encoder.info.modality,
+                         base_dir=base, position=position)
+
+
 def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[FrozenEncoder],
                       layers: Sequence[Sequence[int]], progress: bool = True) -> list[StateCache]:
     """Open each encoder's cache for exactly these contents and layers, building (or
     resuming) it when missing; a cache built for anything else is never reused."""
     from recadapt.cache import build_cache
-    from recadapt.encoders import item_contents
 
     caches = []
-    for spec, encoder, chosen in zip(run.encoders, encoders, layers, strict=True):
-        contents = item_contents(dataset, spec)
+    for position, (spec, encoder, chosen) in enumerate(zip(run.encoders, encoders, layers,
+                                                           strict=True)):
         caches.append(build_cache(
-            encoder, contents, list(chosen), _cache_root(run), run.cache.dtype,
+            encoder, contents_for(run, dataset, position, encoder), list(chosen),
+            _cache_root(run), run.cache.dtype,
             shard_items=run.cache.shard_items, batch_size=spec.batch_size, progress=progress,
             name=f"{dataset.name}-{spec.name}",
         ))
@@ -159,12 +171,11 @@ class ContentModel:
             sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen)
                        for cache, chosen in zip(caches, layers, strict=True)]
         else:
-            from recadapt.encoders import item_contents
-
             sources = [
-                LiveStates(encoder, item_contents(dataset, spec), chosen, spec.batch_size,
-                           trainable)
-                for spec, encoder, chosen in zip(run.encoders, encoders, layers, strict=True)
+                LiveStates(encoder, contents_for(run, dataset, position, encoder), chosen,
+                           spec.batch_size, trainable)
+                for position, (spec, encoder, chosen) in enumerate(
+                    zip(run.encoders, encoders, layers, strict=True))
             ]
         return nn.ModuleList(sources), infos
 
