@@ -121,7 +121,8 @@ def test_quickstart_runs_end_to_end_on_the_packaged_data(tmp_path):
     result = invoke("quickstart", "--epochs", "1", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "popularity" in result.output and "sasrec" in result.output
-    for name in ("popularity", "sasrec"):
+    assert "iisan" in result.output
+    for name in ("popularity", "sasrec", "iisan"):
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert metrics["dataset"] == "dslabs-movielens"
         assert 0 <= metrics["test"]["HR@10"] <= 1

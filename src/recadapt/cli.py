@@ -205,12 +205,23 @@ def quickstart(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the runs.")] = Path(
         "runs/quickstart"
     ),
-    epochs: Annotated[int, typer.Option(help="SASRec epochs.")] = 30,
+    epochs: Annotated[int, typer.Option(help="Most epochs per model (early stopping).")] = 30,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where MiniLM states are cached (default OUT/cache).")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Only these of popularity, sasrec, iisan."),
+    ] = None,
 ) -> None:
-    """Train popularity and SASRec on the packaged MovieLens data and compare them."""
-    from recadapt.quickstart import run_quickstart
+    """Train popularity, SASRec and cached IISAN (MiniLM over titles and genres) on the packaged
+    MovieLens data and compare them, with seconds per epoch."""
+    from recadapt.quickstart import QUICKSTART_RUNS, run_quickstart
 
-    run_quickstart(out, epochs)
+    unknown = sorted(set(model or []) - set(QUICKSTART_RUNS))
+    if unknown:
+        raise RecAdaptError(f"--model: unknown {unknown}; choose from {sorted(QUICKSTART_RUNS)}")
+    run_quickstart(out, epochs, cache_dir, model)
 
 
 def main() -> None:
