@@ -65,6 +65,10 @@ class TrainConfig(Section):
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     monitor: str = Field("NDCG@10", description="validation metric for early stopping")
     eval_every: int = Field(1, ge=1, description="validate every N epochs")
+    time_budget_minutes: float | None = Field(
+        None, gt=0, description="stop after this many minutes of training steps (validation not "
+        "counted), mid-epoch if need be; the best validated weights so far are evaluated"
+    )
     seed: int = 42
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no", description="passed to accelerate; 'fp16' needs a GPU"

@@ -104,3 +104,22 @@ def test_other_losses_learn_the_cycle(make_config, tmp_path, loss, epochs):
     result = train_run(make_config(model={"name": "sasrec", "hidden_size": 32, "loss": loss},
                                    train={"epochs": epochs}), tmp_path / loss, progress=False)
     assert result.metrics["test"]["HR@5"] > 0.8
+
+
+def test_time_budget_stops_mid_epoch_and_still_evaluates(make_config, tmp_path, monkeypatch):
+    import recadapt.train.loop as loop
+
+    clock = {"now": 0.0}
+
+    def fake_clock() -> float:  # each call advances a minute: the budget runs out in epoch 1
+        clock["now"] += 60.0
+        return clock["now"]
+
+    monkeypatch.setattr(loop.time, "perf_counter", fake_clock)
+    config = make_config(train={"epochs": 5, "batch_size": 4, "time_budget_minutes": 3})
+    result = train_run(config, tmp_path / "run", progress=False)
+    assert result.efficiency["stopped"] == "time_budget"
+    assert len(result.history) == 1 and 0 < result.history[0]["steps"] < 15
+    assert "valid" in result.history[0] and result.metrics["test"]["HR@10"] >= 0
+    full = train_run(make_config(train={"epochs": 1}), tmp_path / "full", progress=False)
+    assert full.efficiency["stopped"] == "max_epochs"

@@ -133,6 +133,7 @@ class _Loop:
         self.bad_epochs = 0
         self.start_epoch = 0
         self.epoch_seconds: list[float] = []
+        self.stopped = "max_epochs"
 
     # -- evaluation -----------------------------------------------------------------------
     def _evaluate(self, part: str, protocol: str | None = None) -> EvalResult:
@@ -174,12 +175,13 @@ class _Loop:
                    "protocol": test.protocol, "dataset": self.prepared.dataset.name}
         trainable, total = parameter_counts(unwrapped)
         efficiency = {
-            "seconds_per_epoch": float(np.mean(self.epoch_seconds)) if self.epoch_seconds else 0.0,
+            "seconds_per_epoch": self._seconds_per_epoch(),
             "epochs": len(self.history),
             "total_train_seconds": float(sum(self.epoch_seconds)),
             "peak_memory_mb": memory.peak_mb,  # during training (see PeakMemory)
             "trainable_params": trainable if unwrapped.trainable else 0,
             "total_params": total,
+            "stopped": self.stopped if self.history else "not_trained",
         }
         if self.accelerator.is_main_process:
             users = self.prepared.dataset.user_ids[test.users]
@@ -217,6 +219,8 @@ class _Loop:
         if resume:
             self._restore(load_checkpoint(checkpoint_path), optimizer, scheduler)
 
+        self.steps_per_epoch = len(loader)
+        budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
         for epoch in range(self.start_epoch, cfg.epochs):
             # accelerate's loader re-sets the sampler's epoch from its own counter, which
             # starts at 0 in a resumed process: set both, through the loader
@@ -226,7 +230,11 @@ class _Loop:
             total_loss, batches = 0.0, 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not self.progress, dynamic_ncols=True)
+            out_of_time = False
             for batch in bar:
+                if sum(self.epoch_seconds) + time.perf_counter() - started > budget:
+                    out_of_time = True  # stop mid-epoch; this partial epoch is validated
+                    break
                 with acc.accumulate(self.model):
                     # through the prepared model's forward (= loss), so accelerate's mixed
                     # precision and a distributed wrapper's gradient hooks apply
@@ -244,8 +252,9 @@ class _Loop:
             seconds = time.perf_counter() - started
             self.epoch_seconds.append(seconds)
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": total_loss / max(1, batches),
-                                      "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
-            last = epoch + 1 == cfg.epochs
+                                      "seconds": seconds, "steps": batches,
+                                      "lr": scheduler.get_last_lr()[0]}
+            last = epoch + 1 == cfg.epochs or out_of_time
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 valid = self._evaluate("valid").metrics
                 record["valid"] = valid
@@ -262,7 +271,9 @@ class _Loop:
                 shown = {k: round(v, 4) for k, v in record.get("valid", {}).items()}
                 tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f}, "
                            f"{seconds:.1f}s, valid {shown}")
-            stop = self.bad_epochs >= cfg.patience
+            stop = self.bad_epochs >= cfg.patience or out_of_time
+            if stop:
+                self.stopped = "time_budget" if out_of_time else "early_stopping"
             if acc.is_main_process:
                 self._save(checkpoint_path, epoch + 1, optimizer, scheduler, stop)
                 write_json(self.run_dir / "history.json", self.history)
@@ -270,6 +281,17 @@ class _Loop:
                 self.on_epoch_end(epoch + 1, record)
             if stop:
                 break
+
+    def _seconds_per_epoch(self) -> float:
+        """Mean seconds per full epoch; with a partial (time-budget) epoch, seconds per step
+        over all steps times the steps of a full epoch."""
+        steps = sum(int(r.get("steps", 0)) for r in self.history)
+        full = getattr(self, "steps_per_epoch", 0)
+        if not self.epoch_seconds:
+            return 0.0
+        if not steps or not full or all(int(r.get("steps", full)) == full for r in self.history):
+            return float(np.mean(self.epoch_seconds))
+        return float(sum(self.epoch_seconds) / steps * full)
 
     # -- checkpoints ----------------------------------------------------------------------
     def _save(self, path: Path, epochs_done: int, optimizer: Any, scheduler: Any,
@@ -279,7 +301,7 @@ class _Loop:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "loop": {"epochs_done": epochs_done, "best": self.best, "bad_epochs": self.bad_epochs,
-                     "stopped": stopped, "history": self.history,
+                     "stopped": stopped, "stop_reason": self.stopped, "history": self.history,
                      "epoch_seconds": self.epoch_seconds},
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(),
                     "python": repr(random.getstate())},
@@ -296,6 +318,7 @@ class _Loop:
         self.history = list(loop["history"])
         self.epoch_seconds = [float(s) for s in loop["epoch_seconds"]]
         self.start_epoch = self.train_cfg.epochs if loop["stopped"] else int(loop["epochs_done"])
+        self.stopped = str(loop.get("stop_reason", self.stopped))
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(_numpy_unstate(state["rng"]["numpy"]))
         random.setstate(ast.literal_eval(state["rng"]["python"]))

@@ -1,0 +1,180 @@
+"""Training efficiency of adapting one backbone: full fine-tuning, LoRA, Adapter, BitFit (the
+backbone inside the training graph) against IISAN uncached (frozen backbone run every step)
+and IISAN cached (side networks on the state cache) — IISAN-Versa Figure 5 / Table "efficiency".
+
+Every method trains on the same batches of the same data (Amazon Scientific, two text fields
+through all-MiniLM-L6-v2, as configs/iisan_vs_scientific.yaml), each in a fresh worker process
+so its memory is its own. Measured side by side in one run:
+
+* seconds per training step (forward + backward + optimizer), over ``--steps`` steps after
+  ``--warmup`` steps; seconds per epoch = seconds per step × steps in one epoch (extrapolated
+  from the measured steps, and labelled so: a full FFT epoch takes hours on 2 CPU cores);
+* peak resident memory of the worker during the measured steps, and the same minus the worker's
+  memory before building the model (interpreter, torch, data: the same for every method);
+* trainable and total parameters (the backbone counts for the embedded methods; cached IISAN
+  never holds it), and the cache size on disk.
+
+    python benchmarks/efficiency.py            # 20 measured steps per method
+    python benchmarks/efficiency.py --quick    # same code path, 2 measured steps, ~2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, format_table, shared_data, write_results
+
+METHODS = {
+    "fft": {"name": "fft"},
+    "lora": {"name": "lora"},
+    "adapter": {"name": "adapter"},
+    "bitfit": {"name": "bitfit"},
+    "iisan-uncached": {"name": "iisan", "cached": False},
+    "iisan-cached": {"name": "iisan", "cached": True},
+}
+ENCODERS = [
+    {"name": "title", "model": "minilm", "fields": ["title"], "max_length": 48},
+    {"name": "details", "model": "minilm", "fields": ["categories", "brand"], "max_length": 48},
+]
+
+
+def base_config(source: str, cache_dir: str, batch_size: int, threads: int | None) -> dict:
+    return {
+        "data": {"source": source, "max_seq_len": 50},
+        "encoders": ENCODERS,
+        "cache": {"dir": cache_dir},
+        "train": {"epochs": 1, "batch_size": batch_size, "lr": 1e-3, "num_threads": threads},
+        "eval": {"ks": [10, 20]},
+    }
+
+
+def worker(raw: dict, steps: int, warmup: int) -> dict:
+    """Build the model and time ``steps`` training steps on the loop's first batches."""
+    import torch
+
+    from recadapt.config import validate_config
+    from recadapt.data.batching import (
+        EpochPermutation,
+        WindowDataset,
+        collate_windows,
+        train_windows,
+    )
+    from recadapt.pipeline import build_model, item_counts_tensor, prepare_data
+    from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
+
+    config = validate_config(raw)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepare_data(config)
+    windows = train_windows(prepared.split.train, config.data.max_seq_len)
+    lengths = (windows.history > 0).sum(axis=1)
+    sampler = EpochPermutation(len(windows), config.train.seed, lengths, config.train.batch_size)
+    loader = torch.utils.data.DataLoader(WindowDataset(windows), config.train.batch_size,
+                                         sampler=sampler, collate_fn=collate_windows)
+    baseline_mb = _current_rss_mb() or 0.0
+    torch.manual_seed(config.train.seed)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(item_counts_tensor(prepared.split))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)
+    batches = iter(loader)
+    seconds = []
+    with PeakMemory(torch.device("cpu")) as memory:
+        for step in range(warmup + steps):
+            batch = next(batches)
+            started = time.perf_counter()
+            loss = model(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step >= warmup:
+                seconds.append(time.perf_counter() - started)
+    trainable, total = parameter_counts(model)
+    per_step = sum(seconds) / len(seconds)
+    cache_bytes = sum(
+        sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        for folder in Path(config.cache.dir).glob("*") if folder.is_dir()
+    ) if raw["model"].get("cached") else 0
+    return {
+        "seconds_per_step": per_step,
+        "steps_per_epoch": len(loader),
+        "seconds_per_epoch": per_step * len(loader),
+        "measured_steps": len(seconds),
+        "peak_memory_mb": memory.peak_mb,
+        "baseline_memory_mb": baseline_mb,
+        "net_peak_memory_mb": memory.peak_mb - baseline_mb,
+        "trainable_params": trainable,
+        "total_params": total,
+        "cache_bytes": cache_bytes,
+        "final_loss": float(loss.item()),
+    }
+
+
+def run_worker(raw: dict, steps: int, warmup: int) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(raw), "--steps", str(steps),
+         "--warmup", str(warmup)],
+        capture_output=True, text=True, cwd=REPO / "benchmarks",
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"worker failed for {raw['model']}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 measured steps per method")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-efficiency"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker), args.steps, args.warmup)))
+        return
+    steps, warmup = (2, 1) if args.quick else (args.steps, args.warmup)
+    source = str(shared_data("amazon_scientific"))
+    base = base_config(source, args.cache_dir, args.batch_size, args.threads)
+    if "iisan-cached" in args.methods:  # build the cache first: its time is reported apart
+        from recadapt.config import validate_config
+        from recadapt.models.content import build_state_caches
+
+        started = time.perf_counter()
+        build_state_caches(validate_config({**base, "model": dict(METHODS["iisan-cached"])}),
+                           progress=sys.stderr.isatty())
+        print(f"cache ready in {time.perf_counter() - started:.1f} s", flush=True)
+    rows = []
+    setting = (f"MiniLM x2 (title | categories+brand), batch {args.batch_size}, "
+               f"{steps} measured steps" + (" (quick)" if args.quick else ""))
+    for method in args.methods:
+        result = run_worker({**base, "model": dict(METHODS[method])}, steps, warmup)
+        row = {"dataset": "amazon_scientific", "method": method, "setting": setting, **result}
+        rows.append(row)
+        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+    reference = next((r for r in rows if r["method"] == "fft"), None)
+    if reference is not None:
+        for row in rows:
+            row["speedup_vs_fft"] = reference["seconds_per_step"] / row["seconds_per_step"]
+            row["memory_ratio_vs_fft"] = (reference["net_peak_memory_mb"]
+                                          / max(row["net_peak_memory_mb"], 1e-9))
+            row["total_memory_ratio_vs_fft"] = reference["peak_memory_mb"] / row["peak_memory_mb"]
+    print()
+    print(format_table(rows, [*COLUMNS, "speedup_vs_fft", "memory_ratio_vs_fft"]))
+    print("seconds_per_epoch = seconds_per_step x steps_per_epoch (extrapolated); "
+          "net memory = peak - memory before building the model")
+    print(f"\nwrote {write_results('efficiency', rows)}")
+
+
+COLUMNS = ["seconds_per_step", "seconds_per_epoch", "peak_memory_mb", "net_peak_memory_mb",
+           "trainable_params", "total_params", "cache_bytes"]
+
+if __name__ == "__main__":
+    main()
