@@ -1,0 +1,89 @@
+"""Recommendation quality of adapting frozen encoders on Amazon Scientific (IISAN-Versa Table
+III, multimodal-text setting VI-F): full ranking over all items, leave-one-out, test set.
+
+Methods: SASRec (item IDs), frozen MiniLM features, full fine-tuning and LoRA of MiniLM (the
+backbone inside the graph), IISAN-VS (MiniLM over the title | MiniLM over categories + brand)
+and IISAN-VA (SmolLM2-135M over the title | MiniLM over categories + brand). Every content
+method reads the same two fields. The embedded methods cost hours per epoch on 2 CPU cores, so
+each run may be given a training-time budget (``--budget-minutes``); the row then says
+``stopped: time_budget`` and how many epochs it saw.
+
+    python benchmarks/iisan_quality.py                          # every method, early stopping
+    python benchmarks/iisan_quality.py --methods iisan-vs frozen
+    python benchmarks/iisan_quality.py --quick                  # 1 epoch each, tiny budgets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
+
+MINILM_TITLE = {"name": "title", "model": "minilm", "fields": ["title"], "max_length": 48}
+SMOLLM_TITLE = {"name": "title", "model": "smollm2-135m", "fields": ["title"], "max_length": 48}
+MINILM_DETAILS = {"name": "details", "model": "minilm", "fields": ["categories", "brand"],
+                  "max_length": 48}
+
+METHODS: dict[str, dict] = {
+    "sasrec": {"model": {"name": "sasrec"}},
+    "frozen": {"model": {"name": "frozen"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
+    "fft": {"model": {"name": "fft"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
+    "lora": {"model": {"name": "lora"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
+    "iisan-vs": {"model": {"name": "iisan"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
+    "iisan-va": {"model": {"name": "iisan"}, "encoders": [SMOLLM_TITLE, MINILM_DETAILS]},
+}
+EMBEDDED = {"fft", "lora"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 epoch each, 2-minute budgets")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="training-time budget per run (all methods)")
+    parser.add_argument("--embedded-budget-minutes", type=float, default=60.0,
+                        help="training-time budget for fft and lora")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-quality"))
+    args = parser.parse_args()
+    source = str(shared_data("amazon_scientific"))
+    path = RESULTS / "iisan_quality.json"
+    rows = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    for method in args.methods:
+        budget = args.budget_minutes
+        if method in EMBEDDED:
+            budget = min(b for b in (budget, args.embedded_budget_minutes) if b is not None)
+        if args.quick:
+            budget = 2.0
+        raw = {
+            "data": {"source": source, "max_seq_len": 50},
+            "cache": {"dir": args.cache_dir},
+            "train": {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
+                      "lr": 1e-3, "patience": args.patience, "monitor": "NDCG@10",
+                      "num_threads": args.threads, "time_budget_minutes": budget},
+            "eval": {"ks": [10, 20]},
+            **METHODS[method],
+        }
+        setting = "full-ranking leave-one-out" + (" (quick)" if args.quick else "")
+        if budget:
+            setting += f", budget {budget:g} min"
+        row = run_config(raw, dataset="amazon_scientific", method=method, setting=setting)
+        rows = [r for r in rows if r["method"] != method or args.quick] + [row]
+        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+        if not args.quick:  # keep what is finished if a later method is interrupted
+            write_results("iisan_quality", rows)
+    print()
+    print(format_table(rows, COLUMNS))
+    name = "iisan_quality_quick" if args.quick else "iisan_quality"  # quick never overwrites
+    print(f"\nwrote {write_results(name, rows)}")
+
+
+COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "stopped", "seconds_per_epoch",
+           "trainable_params"]
+
+if __name__ == "__main__":
+    main()
