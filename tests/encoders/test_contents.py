@@ -66,8 +66,8 @@ def test_no_text_fields_at_all(dataset) -> None:
 def test_image_paths_resolved_against_base_dir(dataset, tmp_path: Path) -> None:
     spec = EncoderSpec(name="img", model="efficientnet-lite0", fields=["cover"])
     paths = item_contents(dataset, spec, modality="image", base_dir=tmp_path)
-    assert paths == ["/abs/b.jpg", str(tmp_path / "a.jpg"), None]
-    assert item_contents(dataset, spec, modality="image")[1] == "a.jpg"
+    assert paths == [Path("/abs/b.jpg"), tmp_path / "a.jpg", None]
+    assert item_contents(dataset, spec, modality="image")[1] == Path("a.jpg")
 
 
 def test_image_needs_exactly_one_column(dataset) -> None:

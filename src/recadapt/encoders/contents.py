@@ -60,8 +60,9 @@ def item_contents(
 
     Text: ``spec.template.format(**columns)`` when there is a template (missing values → ""),
     else the non-empty values of ``spec.fields`` (default: ``dataset.text_fields``) joined
-    with ". ". Image: the single column in ``spec.fields`` holds paths; a missing path gives
-    ``None`` (the encoder's blank image).
+    with ". ". Image: the single column in ``spec.fields`` holds paths, returned as
+    :class:`~pathlib.Path` objects (the state cache hashes a path's file, a string's text); a
+    missing path gives ``None`` (the encoder's blank image).
     """
     table = dataset.item_features
     rows = table.iloc[1:dataset.num_items + 1] if len(table) else table
@@ -123,7 +124,7 @@ def _templated(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
 
 
 def _image_paths(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
-                 available: list[str], base_dir: str | Path | None) -> list[str | None]:
+                 available: list[str], base_dir: str | Path | None) -> list[Path | None]:
     if not spec.fields or len(spec.fields) != 1:
         raise ConfigError(
             f"{_key(spec, position, 'fields')}: an image encoder needs exactly one column of "
@@ -131,7 +132,7 @@ def _image_paths(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
         )
     _check_columns(list(spec.fields), available, spec, position, "fields")
     base = Path(base_dir).expanduser() if base_dir is not None else None
-    out: list[str | None] = []
+    out: list[Path | None] = []
     for value in rows[spec.fields[0]].tolist():
         text = _text(value)
         if not text:
@@ -140,5 +141,5 @@ def _image_paths(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
         path = Path(text).expanduser()
         if base is not None and not path.is_absolute():
             path = base / path
-        out.append(str(path))
+        out.append(path)  # a Path, so the state cache fingerprints the file's bytes
     return out
