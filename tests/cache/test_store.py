@@ -261,3 +261,15 @@ def test_open_or_build_reads_the_cache_section(fake_encoder, texts, tmp_path):
     assert cache.path.parent == tmp_path / "states" and cache.path.name.startswith("title-")
     assert cache.manifest["shard_items"] == 4 and cache.dtype == "fp32"
     assert cache.info == fake_encoder().info  # the encoder identity survives the manifest
+
+
+def test_a_cache_of_more_layers_serves_a_subset_without_encoding(fake_encoder, texts, tmp_path):
+    wide = build(fake_encoder(), texts, tmp_path, layers=[0, 1, 2])
+    encoder = fake_encoder()
+    narrow = build(encoder, texts, tmp_path, layers=[2])
+    assert encoder.encoded == 0 and narrow.path == wide.path
+    np.testing.assert_array_equal(narrow.load([2])[0].numpy(), wide.load([2])[0].numpy())
+    other = fake_encoder(revision="r2")  # anything else different: a new cache
+    build(other, texts, tmp_path, layers=[2])
+    assert other.encoded == len(texts)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2

@@ -632,6 +632,10 @@ def build_cache(
     layer_list = check_layers_or_error(encoder.info, layers)
     key = cache_key(encoder.info, layer_list, dtype, content_fingerprint(items), len(items))
     path = cache_path(root, key, name)
+    if finalize and shard_filter is None and not (path / MANIFEST).is_file():
+        wider = find_superset(root, key)
+        if wider is not None:  # e.g. IISAN's layers 0,2,4,6 serve a frozen model's layer 6
+            return wider
     manifest = _start(path, key, shard_items)
     if not manifest.get("complete"):
         _encode_shards(encoder, items, path, manifest, batch_size, progress,
@@ -639,6 +643,29 @@ def build_cache(
     if not finalize:
         return path
     return finalize_cache(path, key)
+
+
+def find_superset(root: str | os.PathLike[str], key: dict[str, Any]) -> StateCache | None:
+    """A complete cache under ``root`` built by the same job on a superset of ``key``'s layers
+    (everything else equal), or None: the layers a model reads are a subset, so it is reused
+    instead of encoding the items again."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    want = {k: v for k, v in key.items() if k != "layers"}
+    for folder in sorted(root.iterdir()):
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        have = manifest.get("key") if isinstance(manifest, dict) else None
+        if (not isinstance(have, dict) or not manifest.get("complete")
+                or manifest.get("format") != FORMAT):
+            continue
+        if ({k: v for k, v in have.items() if k != "layers"} == want
+                and set(key["layers"]) <= set(have.get("layers", []))):
+            return StateCache.open(folder)
+    return None
 
 
 def check_layers_or_error(info: EncoderInfo, layers: Sequence[int] | None) -> list[int]:
