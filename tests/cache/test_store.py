@@ -120,9 +120,11 @@ def test_different_jobs_get_different_folders(fake_encoder, texts, tmp_path):
     a = build(fake_encoder(), texts, tmp_path)
     b = build(fake_encoder(revision="r2"), texts, tmp_path)
     c = build(fake_encoder(), texts, tmp_path, dtype="fp16")
-    d = build(fake_encoder(), texts, tmp_path, name="Title Text")
+    d = build(fake_encoder(revision="r3"), texts, tmp_path, name="Title Text")
     assert len({a.path, b.path, c.path, d.path}) == 4
     assert d.path.name.startswith("title-text-")
+    # the same job under another name is the same states: the existing folder serves it
+    assert build(fake_encoder(), texts, tmp_path, name="Other").path == a.path
 
 
 def test_folder_holding_another_key_is_never_overwritten(fake_encoder, texts, tmp_path):
