@@ -124,7 +124,17 @@ def train_norms(backbone: nn.Module) -> None:
 
 
 def linear_names(backbone: nn.Module) -> list[str]:
-    return [n for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
+    """Linear layers on the state path (candidates for LoRA and adapters)."""
+    return [n for n, m in backbone.named_modules()
+            if isinstance(m, nn.Linear) and on_state_path(n)]
+
+
+def _layers_hint(backbone: nn.Module) -> str:
+    names = linear_names(backbone)
+    if not names and any(isinstance(m, nn.Conv2d) for m in backbone.modules()):
+        return (f"{type(backbone).__name__} is a convolutional network without Linear layers "
+                "on its state path: use fft or bitfit for it")
+    return f"its Linear layers end with: {_suffix_hint(names)}"
 
 
 def _suffix_hint(names: Sequence[str]) -> str:
@@ -143,7 +153,7 @@ def resolve_targets(backbone: nn.Module, candidates: Sequence[Sequence[str]],
     raise ConfigError(
         f"model.{key}: no default {what} for {type(backbone).__name__} (known layouts: BERT, "
         f"MiniLM, MPNet, DistilBERT, ViT, Llama/SmolLM2, Mistral, OPT); set model.{key} to "
-        f"module-name suffixes; its Linear layers end with: {_suffix_hint(names)}"
+        f"module-name suffixes; {_layers_hint(backbone)}"
     )
 
 
@@ -180,8 +190,8 @@ def add_lora(backbone: nn.Module, r: int = 8, alpha: float = 16, dropout: float 
     except (ValueError, TypeError, AssertionError, NotImplementedError) as err:
         raise ConfigError(
             f"model.lora_targets: peft could not add LoRA to {chosen} in "
-            f"{type(backbone).__name__} ({type(err).__name__}: {err}); its Linear layers end "
-            f"with: {_suffix_hint(linear_names(backbone))}"
+            f"{type(backbone).__name__} ({type(err).__name__}: {str(err) or 'unsupported layer'}); "
+            f"{_layers_hint(backbone)}"
         ) from None
     # inject_adapter_in_model leaves only adapter weights trainable; be explicit regardless
     _set_trainable(backbone, lambda n: ".lora_A." in n or ".lora_B." in n)
@@ -237,8 +247,8 @@ def add_houlsby_adapters(backbone: nn.Module, bottleneck: int = 64,
     if not names:
         raise ConfigError(
             f"model.adapter_targets: {chosen} match no Linear layer of "
-            f"{type(backbone).__name__} (adapters wrap Linear layers only); its Linear layers "
-            f"end with: {_suffix_hint(linear_names(backbone))}"
+            f"{type(backbone).__name__} (adapters wrap Linear layers only); "
+            f"{_layers_hint(backbone)}"
         )
     for param in backbone.parameters():
         param.requires_grad_(False)
