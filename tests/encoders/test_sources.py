@@ -34,6 +34,8 @@ def test_unknown_model_lists_packaged_names() -> None:
         load_encoder(EncoderSpec(name="t", model="bert-base"), position=0)
     with pytest.raises(ConfigError, match="not found"):
         resolve_source("./no/such/folder")
+    with pytest.raises(ConfigError, match="hf:sentence-transformers/all-MiniLM-L6-v2"):
+        resolve_source("sentence-transformers/all-MiniLM-L6-v2")
     with pytest.raises(ConfigError, match="needs a model id"):
         resolve_source("hf:")
 

@@ -208,8 +208,8 @@ class HFImageEncoder(FrozenEncoder):
         return self.model
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        out = self.model(pixel_values=inputs["pixel_values"], output_hidden_states=True,
-                         return_dict=True)
+        out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
+                         output_hidden_states=True, return_dict=True)
         return out.hidden_states
 
     def probe_dims(self, sample: Any) -> list[int]:

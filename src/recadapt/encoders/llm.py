@@ -82,8 +82,8 @@ class CausalLMEncoder(TextEncoder):
         return [t if t else str(self.tokenizer.eos_token) for t in text_list(contents)]
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        inputs = dict(inputs)
-        inputs.pop("token_type_ids", None)
+        device = self.device
+        inputs = {k: v.to(device) for k, v in inputs.items() if k != "token_type_ids"}
         mask = inputs.get("attention_mask")
         if mask is not None and self._takes_positions and "position_ids" not in inputs:
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)

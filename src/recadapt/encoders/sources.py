@@ -222,7 +222,9 @@ def resolve_source(model: str, key: str = "model") -> ResolvedSource:
     if path.exists():
         raise ConfigError(f"{key}: {model!r} is a file; give the model's folder")
     if os.sep in text or text.startswith((".", "~")):
-        raise ConfigError(f"{key}: model folder {model!r} not found")
+        looks_like_id = text.count("/") == 1 and not text.startswith((".", "~", "/"))
+        hint = f" (for a Hugging Face model write hf:{text})" if looks_like_id else ""
+        raise ConfigError(f"{key}: model folder {model!r} not found{hint}")
     raise ConfigError(
         f"{key}: unknown model {model!r}; use hf:ID (e.g. hf:{text}), a local model folder, "
         f"or a packaged name: {', '.join(PACKAGED)}"

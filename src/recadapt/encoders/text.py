@@ -92,6 +92,8 @@ class TextEncoder(FrozenEncoder):
         return {k: batch[k] for k in names if k in batch}
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        device = self.device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
         out = self.model(**inputs, output_hidden_states=True, return_dict=True)
         return out.hidden_states
 
