@@ -147,3 +147,32 @@ def test_lite0_classifies_a_cat_photo(lite0: EfficientNetEncoder) -> None:
     # ImageNet: 281-285 are domestic cats; 967 espresso, 968 cup, 504 coffee mug
     assert top[0][0] in range(281, 286), top[0]
     assert top[1][0] in (967, 968, 504), top[1]
+
+
+def test_clip_vision_tower_and_cnn_maps(tmp_path: Path) -> None:
+    """A full CLIP checkpoint is read through its vision tower; a CNN's [N, C, H, W] hidden
+    states are averaged over space, with growing widths."""
+    from transformers import CLIPConfig, CLIPModel, ConvNextConfig, ConvNextModel
+
+    clip = CLIPConfig(
+        text_config={"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32,
+                     "num_hidden_layers": 1, "num_attention_heads": 2},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 16,
+                       "intermediate_size": 32, "num_hidden_layers": 2,
+                       "num_attention_heads": 2},
+        projection_dim=8,
+    )
+    CLIPModel(clip).save_pretrained(tmp_path / "clip")
+    enc = load_encoder(_spec(tmp_path / "clip"))
+    assert type(enc.model).__name__ == "CLIPVisionModel"
+    assert (enc.info.num_layers, enc.info.layer_dims, enc.info.pooling) == (2, (16,) * 3, "cls")
+
+    convnext = ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], image_size=32)
+    ConvNextModel(convnext).save_pretrained(tmp_path / "convnext")
+    cnn = load_encoder(_spec(tmp_path / "convnext"))
+    assert (cnn.info.num_layers, cnn.info.layer_dims, cnn.info.pooling) == (
+        4, (8, 8, 16, 24, 32), "avg")
+    inputs = cnn.prepare([_picture(0)])
+    with torch.no_grad():
+        maps = cnn.model(**inputs, output_hidden_states=True).hidden_states
+    assert torch.allclose(cnn.hidden_states(inputs, [3])[0], maps[3].mean(dim=(2, 3)))
