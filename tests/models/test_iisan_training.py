@@ -74,3 +74,13 @@ def test_cached_iisan_beats_popularity_and_reuses_its_cache(cyclic_with_titles, 
                       {"name": "iisan", "hidden_size": 32, "adapter_size": 16}),
               tmp_path / "iisan2", progress=False)
     assert fake_encoders["encoded"] == before
+
+
+def test_cache_build_refuses_models_that_cannot_be_cached(cyclic_with_titles, tmp_path) -> None:
+    from recadapt.errors import ConfigError
+    from recadapt.models.content import build_state_caches
+
+    inter, items = cyclic_with_titles
+    for name, message in (("lora", "cannot be cached"), ("sasrec", "nothing to cache")):
+        with pytest.raises(ConfigError, match=message):
+            build_state_caches(_config(inter, items, tmp_path, {"name": name}))

@@ -152,6 +152,8 @@ class ContentModel:
 
     #: how many encoders the model reads (``None``: any number ≥ 1)
     num_encoders: ClassVar[int | None] = None
+    #: ``False`` for models whose encoders train (embedded PEFT): their states never stay valid
+    cacheable: ClassVar[bool] = True
 
     @classmethod
     def select_layers(cls, config: BaseModel, infos: Sequence[EncoderInfo]) -> list[list[int]]:
@@ -191,6 +193,11 @@ def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache
         raise ConfigError(
             f"model.name: {run.model['name']!r} reads no encoder states, so there is nothing to "
             "cache; choose a content model such as iisan or frozen"
+        )
+    if not model_class.cacheable:
+        raise ConfigError(
+            f"model.name: {run.model['name']!r} fine-tunes its encoders inside the training graph, "
+            "so their states change at every step and cannot be cached; train it directly"
         )
     config = run.model_config_obj()
     dataset = prepare_data(run).dataset

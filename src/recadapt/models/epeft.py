@@ -108,6 +108,8 @@ class EmbeddedPEFT(ContentModel, SequentialRecommender):
     """Trainable encoders (one method) → last-layer state → LayerNorm → concat → linear →
     SASRec. Registered once per method (``fft``, ``lora``, ``adapter``, ``bitfit``)."""
 
+    cacheable = False
+
     @classmethod
     def select_layers(cls, config: EPEFTConfig,
                       infos: Sequence[EncoderInfo]) -> list[list[int]]:

@@ -22,6 +22,21 @@ _TENSOR = "__tensor__"
 _ITEMS = "__items__"  # a dict whose keys are not all strings (e.g. optimizer state by param id)
 
 
+def _own_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, and no two tensors sharing memory: safetensors refuses shared storage,
+    which tied weights (an LLM's ``lm_head`` and token embeddings) have; a strict load then
+    fills both names from their own copies."""
+    out: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().cpu().contiguous()
+        if tensor.numel() and tensor.untyped_storage().data_ptr() in storages:
+            tensor = tensor.clone()
+        storages.add(tensor.untyped_storage().data_ptr())
+        out[key] = tensor
+    return out
+
+
 def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Replace tensors in a nested structure by references, collecting them in ``tensors``."""
     if isinstance(obj, torch.Tensor):
@@ -49,7 +64,7 @@ def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor]) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    tensors = _own_storage(state_dict)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
@@ -64,6 +79,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """``state``: any nesting of dicts/lists/scalars/tensors (e.g. optimizer.state_dict())."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _split(state, "s", tensors)
+    tensors = _own_storage(tensors)
     metadata = {"recadapt_checkpoint": json.dumps(skeleton)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
