@@ -275,3 +275,8 @@ def test_a_cache_of_more_layers_serves_a_subset_without_encoding(fake_encoder, t
     build(other, texts, tmp_path, layers=[2])
     assert other.encoded == len(texts)
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_missing_contents_have_their_own_fingerprint():
+    assert content_fingerprint([None, "a"]) != content_fingerprint(["", "a"])
+    assert content_fingerprint([None, "a"]) == content_fingerprint([None, "a"])

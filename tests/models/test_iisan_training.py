@@ -68,7 +68,7 @@ def test_cached_iisan_beats_popularity_and_reuses_its_cache(cyclic_with_titles, 
     # a second run (and `recommend`, `evaluate`) opens the caches without encoding
     train_run(_config(inter, items, cache_dir, {"name": "frozen", "hidden_size": 32}),
               tmp_path / "frozen", progress=False)
-    assert len(list(cache_dir.iterdir())) == 4  # iisan: layers 0,2,4 ×2; frozen: layer 4 ×2
+    assert len(list(cache_dir.iterdir())) == 2  # frozen's layer 4 is read from iisan's 0,2,4
     before = fake_encoders["encoded"]
     train_run(_config(inter, items, cache_dir,
                       {"name": "iisan", "hidden_size": 32, "adapter_size": 16}),

@@ -64,12 +64,16 @@ def content_fingerprint(contents: Sequence[Any]) -> str:
     Strings are hashed as UTF-8 text and ``bytes`` as they are; ``os.PathLike`` items (image,
     audio, video files) by the bytes of the file they point to (streamed), so editing a file
     changes the key while moving the data folder does not; a folder is hashed by its files'
-    relative names and bytes. numpy arrays (raw audio, ...) by dtype, shape and data. Every
-    record is tagged and length-prefixed, so ``["ab", "c"]`` and ``["a", "bc"]`` differ.
+    relative names and bytes. numpy arrays (raw audio, ...) by dtype, shape and data; ``None``
+    (an item missing this modality) by a tag of its own. Every record is tagged and
+    length-prefixed, so
+    ``["ab", "c"]`` and ``["a", "bc"]`` differ.
     """
     digest = hashlib.sha256(f"recadapt-contents-v{FORMAT}:{len(contents)}\n".encode())
     for index, item in enumerate(contents):
-        if isinstance(item, str):
+        if item is None:  # an item without this modality (e.g. no image): its own tag
+            _record(digest, b"n", b"")
+        elif isinstance(item, str):
             _record(digest, b"s", item.encode("utf-8"))
         elif isinstance(item, (bytes, bytearray, memoryview)):
             _record(digest, b"b", bytes(item))

@@ -109,7 +109,7 @@ def load_encoders(run: RunConfig, needed: int | None = None,
         raise ConfigError(
             f"encoders: model {model_name!r} needs at least one encoder under `encoders:`"
         )
-    return [load_encoder(spec) for spec in run.encoders]
+    return [load_encoder(spec, position=i) for i, spec in enumerate(run.encoders)]
 
 
 def _cache_root(run: RunConfig) -> Path:
