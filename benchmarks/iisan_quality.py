@@ -32,6 +32,9 @@ METHODS: dict[str, dict] = {
     "lora": {"model": {"name": "lora"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
     "iisan-vs": {"model": {"name": "iisan"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
     "iisan-va": {"model": {"name": "iisan"}, "encoders": [SMOLLM_TITLE, MINILM_DETAILS]},
+    # the LLM's states mean-pooled over the title's tokens instead of its last token
+    "iisan-va-mean": {"model": {"name": "iisan"},
+                      "encoders": [{**SMOLLM_TITLE, "pooling": "mean"}, MINILM_DETAILS]},
 }
 EMBEDDED = {"fft", "lora"}
 
