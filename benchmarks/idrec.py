@@ -29,26 +29,31 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="one run per seed")
+    parser.add_argument("--name", default="idrec", help="results file benchmarks/results/NAME.json")
     args = parser.parse_args()
     epochs = 1 if args.quick else args.epochs
     rows = []
     for dataset in args.datasets:
         source = str(shared_data(DATASETS[dataset]))
-        for method in args.models:
+        for method, seed in ((m, s) for m in args.models for s in args.seeds):
             raw = {
                 "data": {"source": source, "max_seq_len": 50},
                 "model": dict(MODELS[method]),
                 "train": {"epochs": epochs, "batch_size": BATCH[dataset], "lr": 1e-3,
-                          "patience": 10, "monitor": "NDCG@10", "num_threads": args.threads},
+                          "patience": 10, "monitor": "NDCG@10", "num_threads": args.threads,
+                          "seed": seed},
                 "eval": {"ks": [10, 20]},
             }
             setting = "full-ranking leave-one-out" + (" (quick: 1 epoch)" if args.quick else "")
+            if args.seeds != [42]:
+                setting += f", seed {seed}"
             row = run_config(raw, dataset=dataset, method=method, setting=setting)
             rows.append(row)
             print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
     print()
     print(format_table(rows, COLUMNS))
-    print(f"\nwrote {write_results('idrec', rows)}")
+    print(f"\nwrote {write_results(args.name, rows)}")
 
 
 COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "seconds_per_epoch",

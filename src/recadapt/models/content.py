@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from torch import nn
 
 from recadapt.errors import ConfigError
+from recadapt.models.sequential import SASRecEncoderConfig, SequentialRecommender
+from recadapt.nn.sequence import SASRecEncoder
 
 if TYPE_CHECKING:
     from recadapt.cache import StateCache
@@ -180,6 +182,43 @@ class ContentModel:
                     zip(run.encoders, encoders, layers, strict=True))
             ]
         return nn.ModuleList(sources), infos
+
+
+class ContentRecommender(ContentModel, SequentialRecommender):
+    """SASRec over item vectors computed from encoder states: the shape of every content model
+    (IISAN, frozen backbone, embedded PEFT). Subclasses build their item tower in ``__init__``
+    and implement ``item_vectors``; ``create`` wires the sources (cached when the config says
+    ``cached: true`` and the model is cacheable, live otherwise; trainable when not cacheable)."""
+
+    def __init__(self, config: SASRecEncoderConfig, num_items: int, max_seq_len: int,
+                 sources: nn.ModuleList) -> None:
+        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
+                                config.dropout, max_seq_len, config.inner_size)
+        super().__init__(config, num_items, encoder)
+        self.sources = sources
+
+    @classmethod
+    def create(cls, config: SASRecEncoderConfig, dataset: Dataset,  # type: ignore[override]
+               run: RunConfig) -> ContentRecommender:
+        cached = cls.cacheable and bool(getattr(config, "cached", False))
+        sources, infos = cls.state_sources(config, dataset, run, cached=cached,
+                                           trainable=not cls.cacheable)
+        return cls(config, dataset.num_items, run.data.max_seq_len, sources, infos)
+
+
+class LastLayerFusion(nn.Module):
+    """Each encoder's last-layer state, layer-normalised, concatenated and mapped linearly to
+    the item vector: the item tower of the frozen-backbone and embedded-PEFT models."""
+
+    def __init__(self, infos: Sequence[EncoderInfo], hidden_size: int) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(info.dim) for info in infos)
+        self.fusion = nn.Linear(sum(info.dim for info in infos), hidden_size)
+
+    def forward(self, sources: nn.ModuleList, item_ids: torch.Tensor) -> torch.Tensor:
+        parts = [norm(source(item_ids)[0]) for norm, source in zip(self.norms, sources,
+                                                                     strict=True)]
+        return self.fusion(torch.cat(parts, dim=-1))
 
 
 def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache]:

@@ -26,8 +26,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recadapt.models.content import ContentModel, LiveStates
-from recadapt.models.sequential import LossName, SASRecEncoderConfig, SequentialRecommender
+from recadapt.models.content import ContentRecommender, LastLayerFusion, LiveStates
+from recadapt.models.sequential import LossName, SASRecEncoderConfig
 from recadapt.nn.peft_methods import (
     add_houlsby_adapters,
     add_lora,
@@ -35,7 +35,6 @@ from recadapt.nn.peft_methods import (
     train_all,
     train_biases,
 )
-from recadapt.nn.sequence import SASRecEncoder
 from recadapt.registry import register_model
 
 if TYPE_CHECKING:
@@ -104,24 +103,19 @@ def adapt_backbone(config: EPEFTConfig, backbone: nn.Module) -> None:
         raise ValueError(f"unknown embedded-PEFT method {config.method!r}")
 
 
-class EmbeddedPEFT(ContentModel, SequentialRecommender):
+class EmbeddedPEFT(ContentRecommender):
     """Trainable encoders (one method) → last-layer state → LayerNorm → concat → linear →
     SASRec. Registered once per method (``fft``, ``lora``, ``adapter``, ``bitfit``)."""
 
+    #: never cached, always live and trainable: the backbone's parameters change at every
+    #: optimiser step, so states computed before a step are stale after it (and the backward
+    #: pass needs the backbone's activations anyway)
     cacheable = False
 
     @classmethod
     def select_layers(cls, config: EPEFTConfig,
                       infos: Sequence[EncoderInfo]) -> list[list[int]]:
         return [[info.num_layers] for info in infos]
-
-    @classmethod
-    def create(cls, config: EPEFTConfig, dataset, run) -> EmbeddedPEFT:  # type: ignore[override]
-        """Always live, never cached: the backbone's parameters change at every optimiser step,
-        so states computed before a step are stale after it (and the backward pass needs the
-        backbone's activations anyway)."""
-        sources, infos = cls.state_sources(config, dataset, run, cached=False, trainable=True)
-        return cls(config, dataset.num_items, run.data.max_seq_len, sources, infos)
 
     def __init__(self, config: EPEFTConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
@@ -132,21 +126,15 @@ class EmbeddedPEFT(ContentModel, SequentialRecommender):
             if not (isinstance(source, LiveStates) and source.trainable):
                 raise TypeError("embedded PEFT trains the encoders: pass "
                                 "LiveStates(..., trainable=True) sources")
-        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
-                                config.dropout, max_seq_len, config.inner_size)
-        super().__init__(config, num_items, encoder)
+        super().__init__(config, num_items, max_seq_len, sources)
         for source in sources:
             adapt_backbone(config, source.backbone_encoder.backbone())
-        self.sources = sources
-        self.norms = nn.ModuleList(nn.LayerNorm(info.dim) for info in infos)
-        self.fusion = nn.Linear(sum(info.dim for info in infos), config.hidden_size)
+        self.tower = LastLayerFusion(infos, config.hidden_size)
         self.method = config.method
         self.backbone_lr = config.backbone_lr
 
     def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
-        parts = [norm(source(item_ids)[0]) for norm, source in zip(self.norms, self.sources,
-                                                                     strict=True)]
-        return self.fusion(torch.cat(parts, dim=-1))
+        return self.tower(self.sources, item_ids)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters inside the encoders (what ``method`` trains)."""

@@ -27,9 +27,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from recadapt.errors import ConfigError
-from recadapt.models.content import ContentModel
-from recadapt.models.sequential import LossName, SASRecEncoderConfig, SequentialRecommender
-from recadapt.nn.sequence import SASRecEncoder
+from recadapt.models.content import ContentRecommender
+from recadapt.models.sequential import LossName, SASRecEncoderConfig
 from recadapt.nn.side_networks import (
     InterSideNetwork,
     IntraSideNetwork,
@@ -90,7 +89,7 @@ def select_blocks(config: IISANConfig, num_layers: Sequence[int]) -> list[list[i
 
 
 @register_model("iisan", IISANConfig)
-class IISAN(ContentModel, SequentialRecommender):
+class IISAN(ContentRecommender):
     """IISAN-Versa over two encoders (see module docstring)."""
 
     num_encoders = 2
@@ -99,17 +98,9 @@ class IISAN(ContentModel, SequentialRecommender):
     def select_layers(cls, config: IISANConfig, infos: Sequence[EncoderInfo]) -> list[list[int]]:
         return [[0, *blocks] for blocks in select_blocks(config, [i.num_layers for i in infos])]
 
-    @classmethod
-    def create(cls, config: IISANConfig, dataset, run) -> IISAN:  # type: ignore[override]
-        sources, infos = cls.state_sources(config, dataset, run, cached=config.cached)
-        return cls(config, dataset.num_items, run.data.max_seq_len, sources, infos)
-
     def __init__(self, config: IISANConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
-        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
-                                config.dropout, max_seq_len, config.inner_size)
-        super().__init__(config, num_items, encoder)
-        self.sources = sources
+        super().__init__(config, num_items, max_seq_len, sources)
         layers = self.select_layers(config, infos)
         self.layers = layers
         dims = [[info.layer_dims[i] for i in chosen] for info, chosen in zip(infos, layers,
