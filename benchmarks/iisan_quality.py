@@ -36,6 +36,10 @@ METHODS: dict[str, dict] = {
     "iisan-va-mean": {"model": {"name": "iisan"},
                       "encoders": [{**SMOLLM_TITLE, "pooling": "mean"}, MINILM_DETAILS]},
 }
+# ablations of Table VI as config switches on IISAN-VS
+for _switch in ("layer_drop", "gates", "inter", "intra"):
+    METHODS[f"iisan-vs-no-{_switch.replace('_', '')}"] = {
+        "model": {"name": "iisan", _switch: False}, "encoders": [MINILM_TITLE, MINILM_DETAILS]}
 EMBEDDED = {"fft", "lora"}
 
 
