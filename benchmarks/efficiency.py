@@ -170,7 +170,8 @@ def main() -> None:
     print(format_table(rows, [*COLUMNS, "speedup_vs_fft", "memory_ratio_vs_fft"]))
     print("seconds_per_epoch = seconds_per_step x steps_per_epoch (extrapolated); "
           "net memory = peak - memory before building the model")
-    print(f"\nwrote {write_results('efficiency', rows)}")
+    name = "efficiency_quick" if args.quick else "efficiency"  # quick never overwrites
+    print(f"\nwrote {write_results(name, rows)}")
 
 
 COLUMNS = ["seconds_per_step", "seconds_per_epoch", "peak_memory_mb", "net_peak_memory_mb",
