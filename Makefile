@@ -43,7 +43,7 @@ test: install
 
 # every benchmark's reduced run (same code paths; needs ../shared/data or RECADAPT_SHARED_DATA)
 bench-quick: install
-	cd benchmarks && ../$(BIN)/python idrec.py --quick --name idrec_quick
+	cd benchmarks && ../$(BIN)/python idrec.py --quick
 	cd benchmarks && ../$(BIN)/python efficiency.py --quick
 	cd benchmarks && ../$(BIN)/python iisan_quality.py --quick --methods sasrec frozen iisan-vs
 

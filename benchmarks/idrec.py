@@ -53,7 +53,7 @@ def main() -> None:
             print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
     print()
     print(format_table(rows, COLUMNS))
-    print(f"\nwrote {write_results(args.name, rows)}")
+    print(f"\nwrote {write_results(args.name + ('_quick' if args.quick else ''), rows)}")
 
 
 COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "seconds_per_epoch",
