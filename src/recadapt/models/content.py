@@ -6,9 +6,9 @@ on-disk cache (``recadapt.cache``); :class:`LiveStates` runs the encoder on the 
 at every step (IISAN "uncached", and the embedded-PEFT baselines whose backbone trains). Both
 answer the same call, so a model is cached or not by configuration alone.
 
-:class:`ContentModel` is the mixin every content model uses to build itself from a run config:
-load the encoders, pick the layers it reads, then open (or build) the caches or wire the live
-encoders. ``recadapt cache build`` calls the same :func:`build_state_caches`.
+:class:`ContentRecommender` is the base every content model uses to build itself from a run
+config: load the encoders, pick the layers it reads, then open (or build) the caches or wire the
+live encoders. ``recadapt cache build`` calls the same :func:`build_state_caches`.
 """
 
 from __future__ import annotations
@@ -148,14 +148,24 @@ def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[Froze
     return caches
 
 
-class ContentModel:
-    """Mixin for models that read frozen-encoder states; subclasses define
-    :meth:`select_layers` and a constructor taking the state sources."""
+class ContentRecommender(SequentialRecommender):
+    """SASRec over item vectors computed from encoder states: the shape of every content model
+    (IISAN, frozen backbone, embedded PEFT). Subclasses declare :meth:`select_layers`, build
+    their item tower in ``__init__`` and implement ``item_vectors``; ``create`` wires the
+    sources (cached when the config says ``cached: true`` and the model is cacheable, live
+    otherwise; trainable when not cacheable)."""
 
     #: how many encoders the model reads (``None``: any number ≥ 1)
     num_encoders: ClassVar[int | None] = None
     #: ``False`` for models whose encoders train (embedded PEFT): their states never stay valid
     cacheable: ClassVar[bool] = True
+
+    def __init__(self, config: SASRecEncoderConfig, num_items: int, max_seq_len: int,
+                 sources: nn.ModuleList) -> None:
+        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
+                                config.dropout, max_seq_len, config.inner_size)
+        super().__init__(config, num_items, encoder)
+        self.sources = sources
 
     @classmethod
     def select_layers(cls, config: BaseModel, infos: Sequence[EncoderInfo]) -> list[list[int]]:
@@ -163,12 +173,17 @@ class ContentModel:
         raise NotImplementedError
 
     @classmethod
+    def encoders_and_layers(cls, config: BaseModel, run: RunConfig
+                            ) -> tuple[list[FrozenEncoder], list[list[int]]]:
+        """The run's encoders, checked against :attr:`num_encoders`, and the layers read."""
+        encoders = load_encoders(run, cls.num_encoders, cls.name)
+        return encoders, cls.select_layers(config, [encoder.info for encoder in encoders])
+
+    @classmethod
     def state_sources(cls, config: BaseModel, dataset: Dataset, run: RunConfig,
                       cached: bool, trainable: bool = False,
                       progress: bool = True) -> tuple[nn.ModuleList, list[EncoderInfo]]:
-        encoders = load_encoders(run, cls.num_encoders, cls.name)  # type: ignore[attr-defined]
-        infos = [encoder.info for encoder in encoders]
-        layers = cls.select_layers(config, infos)
+        encoders, layers = cls.encoders_and_layers(config, run)
         if cached:
             caches = open_state_caches(run, dataset, encoders, layers, progress)
             dtype = torch.float16 if run.cache.dtype == "fp16" else torch.float32
@@ -181,21 +196,7 @@ class ContentModel:
                 for position, (spec, encoder, chosen) in enumerate(
                     zip(run.encoders, encoders, layers, strict=True))
             ]
-        return nn.ModuleList(sources), infos
-
-
-class ContentRecommender(ContentModel, SequentialRecommender):
-    """SASRec over item vectors computed from encoder states: the shape of every content model
-    (IISAN, frozen backbone, embedded PEFT). Subclasses build their item tower in ``__init__``
-    and implement ``item_vectors``; ``create`` wires the sources (cached when the config says
-    ``cached: true`` and the model is cacheable, live otherwise; trainable when not cacheable)."""
-
-    def __init__(self, config: SASRecEncoderConfig, num_items: int, max_seq_len: int,
-                 sources: nn.ModuleList) -> None:
-        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
-                                config.dropout, max_seq_len, config.inner_size)
-        super().__init__(config, num_items, encoder)
-        self.sources = sources
+        return nn.ModuleList(sources), [encoder.info for encoder in encoders]
 
     @classmethod
     def create(cls, config: SASRecEncoderConfig, dataset: Dataset,  # type: ignore[override]
@@ -228,7 +229,7 @@ def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache
 
     entry = get_model(run.model["name"])
     model_class = entry.model_class
-    if not issubclass(model_class, ContentModel):
+    if not issubclass(model_class, ContentRecommender):
         raise ConfigError(
             f"model.name: {run.model['name']!r} reads no encoder states, so there is nothing to "
             "cache; choose a content model such as iisan or frozen"
@@ -240,6 +241,5 @@ def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache
         )
     config = run.model_config_obj()
     dataset = prepare_data(run).dataset
-    encoders = load_encoders(run, model_class.num_encoders, model_class.name)
-    layers = model_class.select_layers(config, [e.info for e in encoders])
+    encoders, layers = model_class.encoders_and_layers(config, run)
     return open_state_caches(run, dataset, encoders, layers, progress)
