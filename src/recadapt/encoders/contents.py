@@ -1,4 +1,5 @@
-"""What an encoder reads for each item: a text built from item columns, or an image path.
+"""What an encoder reads for each item: a text built from item columns, or a media file path
+(image, audio or video).
 
 Contents are returned for items ``1..num_items`` in index order (the padding row 0 has none),
 so ``encode(item_contents(...))[l][i - 1]`` is item ``i``'s state at layer ``l``.
@@ -16,6 +17,9 @@ import pandas as pd
 from recadapt.config import EncoderSpec
 from recadapt.data.dataset import Dataset
 from recadapt.errors import ConfigError
+
+#: modalities whose content is one file path per item
+MEDIA = ("image", "audio", "video")
 
 
 def _key(spec: EncoderSpec, position: int | None, field: str) -> str:
@@ -54,15 +58,16 @@ def item_contents(
     Args:
         dataset: the dataset; its ``item_features`` has one row per item index.
         spec: the encoder's config (``fields``, ``template``).
-        modality: ``text`` (also for LLMs) or ``image`` — usually ``encoder.info.modality``.
-        base_dir: folder that relative image paths are resolved against.
+        modality: ``text`` (also for LLMs), ``image``, ``audio`` or ``video`` — usually
+            ``encoder.info.modality``.
+        base_dir: folder that relative media paths are resolved against.
         position: the spec's index in ``encoders``, so errors name ``encoders.N.fields``.
 
     Text: ``spec.template.format(**columns)`` when there is a template (missing values → ""),
     else the non-empty values of ``spec.fields`` (default: ``dataset.text_fields``) joined
-    with ". ". Image: the single column in ``spec.fields`` holds paths, returned as
+    with ". ". Image/audio/video: the single column in ``spec.fields`` holds paths, returned as
     :class:`~pathlib.Path` objects (the state cache hashes a path's file, a string's text); a
-    missing path gives ``None`` (the encoder's blank image).
+    missing path gives ``None`` (the encoder's blank input: a grey image, silence).
     """
     table = dataset.item_features
     rows = table.iloc[1:dataset.num_items + 1] if len(table) else table
@@ -72,8 +77,8 @@ def item_contents(
             f"({len(rows)} rows for {dataset.num_items} items)"
         )
     available = list(table.columns)
-    if modality == "image":
-        return _image_paths(rows, spec, position, available, base_dir)
+    if modality in MEDIA:
+        return _media_paths(rows, spec, position, available, base_dir, modality)
     if spec.template is not None:
         return _templated(rows, spec, position, available)
     fields = list(spec.fields) if spec.fields else list(dataset.text_fields)
@@ -123,12 +128,13 @@ def _templated(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
         ) from None
 
 
-def _image_paths(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
-                 available: list[str], base_dir: str | Path | None) -> list[Path | None]:
+def _media_paths(rows: pd.DataFrame, spec: EncoderSpec, position: int | None,
+                 available: list[str], base_dir: str | Path | None,
+                 modality: str) -> list[Path | None]:
     if not spec.fields or len(spec.fields) != 1:
         raise ConfigError(
-            f"{_key(spec, position, 'fields')}: an image encoder needs exactly one column of "
-            f"image paths, e.g. [image]; available: {available}"
+            f"{_key(spec, position, 'fields')}: an {modality} encoder needs exactly one column "
+            f"of {modality} file paths, e.g. [{modality}]; available: {available}"
         )
     _check_columns(list(spec.fields), available, spec, position, "fields")
     base = Path(base_dir).expanduser() if base_dir is not None else None

