@@ -58,7 +58,7 @@ def test_gradients_reach_only_side_networks_fusion_and_sequence(fake_encoder) ->
     trainable = {n for n, p in model.named_parameters() if p.grad is not None}
     prefixes = {n.split(".")[0] for n in trainable}
     assert prefixes == {"encoder", "intra_a", "intra_b", "inter_net", "fusion"}
-    assert any(n.startswith("inter_net.inputs_b.dtl") for n in trainable)  # VA: 10 → 8
+    assert any(n.startswith("inter_net.inputs.1.dtl") for n in trainable)  # VA: 10 → 8
     optimizer.step()
     after = [p for e in encoders for p in e.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -15,6 +15,7 @@ so evaluation and serving share one code path.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -65,6 +66,10 @@ class Recommender(nn.Module):
     def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, d]`` representation of each user's history."""
         raise NotImplementedError
+
+    def write_analysis(self, run_dir: Path) -> None:
+        """Write model-specific analyses (gate heatmaps, mutual information, ...) into the run
+        folder after training; called once by the training loop. Default: nothing."""
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, num_items + 1]`` scores of every item for each user (column 0 = padding)."""

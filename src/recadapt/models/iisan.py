@@ -29,6 +29,7 @@ from torch import nn
 from recadapt.errors import ConfigError
 from recadapt.models.content import ContentRecommender
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
+from recadapt.nn.fusion import ModalityFusion
 from recadapt.nn.side_networks import (
     InterSideNetwork,
     IntraSideNetwork,
@@ -116,11 +117,11 @@ class IISAN(ContentRecommender):
             self.intra_b = IntraSideNetwork(dims[1], size, drop, gated)
             widths += [self.intra_b.width, self.intra_a.width]
         if config.inter:
-            self.inter_net = InterSideNetwork([dims[1][s] for s in self.inter_slots[1]],
-                                              [dims[0][s] for s in self.inter_slots[0]],
+            self.inter_net = InterSideNetwork([[dims[1][s] for s in self.inter_slots[1]],
+                                               [dims[0][s] for s in self.inter_slots[0]]],
                                               size, drop, gated)
             widths.append(self.inter_net.width)
-        self.fusion = nn.Linear(sum(widths), config.hidden_size)  # FL of eq. 1
+        self.fusion = ModalityFusion(widths, config.hidden_size, "concat")  # FL of eq. 1
         self.use_intra, self.use_inter = config.intra, config.inter
 
     def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
@@ -129,17 +130,20 @@ class IISAN(ContentRecommender):
         if self.use_intra:
             parts.append(self.intra_b(states_b))
         if self.use_inter:
-            parts.append(self.inter_net([states_b[s] for s in self.inter_slots[1]],
-                                        [states_a[s] for s in self.inter_slots[0]]))
+            parts.append(self.inter_net([[states_b[s] for s in self.inter_slots[1]],
+                                         [states_a[s] for s in self.inter_slots[0]]]))
         if self.use_intra:
             parts.append(self.intra_a(states_a))
-        return self.fusion(torch.cat(parts, dim=-1))
+        return self.fusion(parts)
 
     def gate_values(self) -> dict[str, list[float]]:
-        """Learned gate values per network (μ of eq. 2, β of eq. 3), for reports."""
+        """Learned gate values per network (μ of eq. 2, β of eq. 3: the weight of modality b's
+        own state), for reports."""
         out = {}
-        for name in ("intra_a", "intra_b", "inter_net"):
+        for name in ("intra_a", "intra_b"):
             net = getattr(self, name, None)
             if net is not None:
                 out[name] = net.gates.values().tolist()
+        if hasattr(self, "inter_net"):
+            out["inter_net"] = self.inter_net.gates.values()[:, 0].tolist()
         return out

@@ -190,6 +190,7 @@ class _Loop:
                                                     "ranks": test.ranks.tolist()})
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
+            unwrapped.write_analysis(self.run_dir)
         return RunResult(self.run_dir, metrics, efficiency, self.history)
 
     def _train(self, resume: bool) -> None:

@@ -1,0 +1,157 @@
+"""CROSSAN (Fu et al.): cross-modal side-adapter towers over 2–4 frozen encoders (text, image,
+audio, video) and MOMEF fusion, feeding a SASRec user encoder.
+
+    h_i^t  = Adapter_i^t(Σ_m α_i^{t,m} h_{i-1}^m + α_i^{t,H} x_i^t)     (eq. 5, Σ α = 1)
+    e_item = Σ_{m ∈ TopK(i)} w_m(i) · f_m(h_n^m)                         (eq. 6, MOMEF)
+
+* One tower per encoder; each tower's layer-i input mixes its own backbone state and the
+  previous-layer outputs of all towers (:class:`~recadapt.nn.side_networks.CrossModalSideNetworks`).
+* LayerDrop: every tower keeps ``n`` blocks of its encoder, by default half the blocks of the
+  shallowest encoder, evenly spaced and ending at the top (:func:`select_side_layers`), so
+  towers over encoders of different depths stay aligned layer by layer.
+* Fusion: ``momef`` (default, ``top_k`` experts per item), ``dynamic``, ``static`` or
+  ``concat`` (Table 5) — :class:`~recadapt.nn.fusion.ModalityFusion`.
+* ``cross: false`` is INDSAN (independent towers, Table 6). Loss: in-batch debiased CE (eq. 7–8).
+
+After training, :meth:`CROSSAN.write_analysis` writes the gate values (``gates.json``), their
+heatmap (``gates.png``, the paper's Figure 4) and the mutual information between the towers'
+outputs over all items (``mutual_information.json``, section 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from recadapt.errors import ConfigError
+from recadapt.models.content import ContentRecommender
+from recadapt.models.sequential import LossName, SASRecEncoderConfig
+from recadapt.nn.fusion import FusionMode, ModalityFusion
+from recadapt.nn.side_networks import CrossModalSideNetworks, evenly_spaced_blocks
+from recadapt.registry import register_model
+
+if TYPE_CHECKING:
+    from recadapt.config import RunConfig
+    from recadapt.data.dataset import Dataset
+    from recadapt.encoders.base import EncoderInfo
+
+
+class SideTowersConfig(SASRecEncoderConfig):
+    """What CROSSAN and IISAN-E share: side towers over the cached states of M encoders."""
+
+    loss: LossName = Field("debiased_ce", description="the papers' in-batch debiased CE")
+    cached: bool = Field(True, description="train on cached states (false: run the frozen "
+                         "encoders at every step)")
+    width: int | None = Field(None, ge=1, description="tower width; default: the smallest "
+                              "last-layer width among the encoders (others enter via a DTL)")
+    adapter_size: int = Field(64, ge=1, description="adapter bottleneck width")
+    adapter_dropout: float = Field(0.1, ge=0, lt=1)
+    side_layers: int | None = Field(
+        None, ge=1, description="blocks each tower reads (besides layer 0); default: half the "
+        "blocks of the shallowest encoder (LayerDrop)"
+    )
+    layer_drop: bool = Field(True, description="false: as many side layers as the shallowest "
+                             "encoder has blocks")
+    gates: bool = Field(True, description="false: equal fixed weights instead of learned gates")
+    blocks: list[list[int]] | None = Field(
+        None, description="explicit blocks per encoder (equal counts), e.g. [[2,4,6],[3,6,8]]; "
+        "overrides side_layers; layer 0 is always added"
+    )
+
+
+def select_side_layers(config: SideTowersConfig, infos: Sequence[EncoderInfo]) -> list[list[int]]:
+    """Layers ``[0, b_1, …, b_n]`` read from each encoder (see module docstring)."""
+    depths = [info.num_layers for info in infos]
+    if len(depths) < 2:
+        raise ConfigError("encoders: CROSSAN and IISAN-E read at least two encoders (modalities)")
+    if config.blocks is not None:
+        if len(config.blocks) != len(depths) or len({len(b) for b in config.blocks}) != 1:
+            raise ConfigError(f"model.blocks: give one list per encoder ({len(depths)}), all of "
+                              "the same length")
+        for blocks, depth in zip(config.blocks, depths, strict=True):
+            if len(set(blocks)) != len(blocks) or not all(1 <= b <= depth for b in blocks):
+                raise ConfigError(f"model.blocks: {blocks} must be distinct blocks in 1..{depth}")
+        return [[0, *sorted(blocks)] for blocks in config.blocks]
+    shallowest = min(depths)
+    count = config.side_layers or (max(1, shallowest // 2) if config.layer_drop else shallowest)
+    if count > shallowest:
+        raise ConfigError(f"model.side_layers: {count} exceeds the blocks of the shallowest "
+                          f"encoder ({shallowest})")
+    return [[0, *evenly_spaced_blocks(depth, count)] for depth in depths]
+
+
+def tower_width(config: SideTowersConfig, infos: Sequence[EncoderInfo]) -> int:
+    return config.width or min(info.dim for info in infos)
+
+
+class CROSSANConfig(SideTowersConfig):
+    cross: bool = Field(True, description="false: independent towers (INDSAN, Table 6)")
+    fusion: FusionMode = Field("momef", description="momef | dynamic | static | concat "
+                               "(Table 5)")
+    top_k: int = Field(2, ge=1, description="MOMEF: experts (modalities) kept per item")
+
+
+class MultiTowerRecommender(ContentRecommender):
+    """Base of CROSSAN and IISAN-E: M encoders, modality names for reports, and the analysis
+    written after training."""
+
+    modality_names: list[str]
+
+    @classmethod
+    def select_layers(cls, config: SideTowersConfig,  # type: ignore[override]
+                      infos: Sequence[EncoderInfo]) -> list[list[int]]:
+        return select_side_layers(config, infos)
+
+    @classmethod
+    def create(cls, config: SideTowersConfig, dataset: Dataset,  # type: ignore[override]
+               run: RunConfig) -> MultiTowerRecommender:
+        model = super().create(config, dataset, run)
+        assert isinstance(model, MultiTowerRecommender)
+        model.modality_names = [spec.name for spec in run.encoders]
+        return model
+
+    def names(self) -> list[str]:
+        return getattr(self, "modality_names", None) or [
+            f"m{i}" for i in range(len(self.sources))]
+
+    def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each modality's item representation before fusion (for the analysis)."""
+        raise NotImplementedError
+
+    def write_analysis(self, run_dir: Path) -> None:
+        from recadapt.report.analysis import write_tower_analysis
+
+        write_tower_analysis(self, run_dir)
+
+
+@register_model("crossan", CROSSANConfig)
+class CROSSAN(MultiTowerRecommender):
+    """CROSSAN / INDSAN over the run's encoders (see module docstring)."""
+
+    def __init__(self, config: CROSSANConfig, num_items: int, max_seq_len: int,
+                 sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
+        super().__init__(config, num_items, max_seq_len, sources)
+        self.layers = self.select_layers(config, infos)
+        if config.fusion == "momef" and config.top_k > len(infos):
+            raise ConfigError(f"model.top_k: {config.top_k} exceeds the {len(infos)} modalities")
+        dims = [[info.layer_dims[i] for i in chosen] for info, chosen in zip(infos, self.layers,
+                                                                              strict=True)]
+        width = tower_width(config, infos)
+        self.towers = CrossModalSideNetworks(dims, width, config.adapter_size,
+                                             config.adapter_dropout, config.gates, config.cross)
+        self.fusion = ModalityFusion([width] * len(infos), config.hidden_size, config.fusion,
+                                     config.top_k)
+
+    def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
+        return self.towers([source(item_ids) for source in self.sources])
+
+    def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.fusion(self.tower_outputs(item_ids))
+
+    def gate_table(self) -> torch.Tensor:
+        return self.towers.gate_table()

@@ -1,0 +1,71 @@
+"""Fusing per-modality item vectors into one item vector (CROSSAN section 4 and Table 5).
+
+Every mode maps ``M`` tower outputs ``z_m`` (``[N, width_m]``) to ``[N, out]``:
+
+* ``concat`` — ``Linear([z_1 : … : z_M])``, the usual fusion layer (IISAN's eq. 1);
+* ``static`` — S-Gated: one learned weight per modality, the same for every item:
+  ``Σ_m softmax(w)_m · f_m(z_m)``;
+* ``dynamic`` — D-Gated: a fully connected gating network gives each item its own weights
+  over all modalities: ``Σ_m softmax(g(z))_m · f_m(z_m)``;
+* ``momef`` — MOMEF, eq. 6: the same gating network scores the modality experts, each item
+  keeps only its ``top_k`` highest-scoring experts, and their weights are renormalised to sum
+  to 1 over the chosen ``k``: ``e = Σ_{m ∈ TopK} w_m · f_m(z_m)``.
+
+Choices where the paper is silent (also in ``docs/decisions.md``): an expert ``f_m`` is a
+linear map of tower ``m``'s output to ``out``; the gating network ``g`` is one linear layer
+over the concatenation of all tower outputs; the renormalised top-k weights are the softmax of
+the chosen experts' scores (equal to renormalising the full softmax), so gradients reach the
+gate through the chosen experts' weights. Inputs are not re-normalised here: side-network
+towers end in a LayerNorm already (:class:`~recadapt.nn.adapters.AdapterBlock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+FusionMode = Literal["momef", "dynamic", "static", "concat"]
+
+
+class ModalityFusion(nn.Module):
+    """One of the four fusions above (see module docstring)."""
+
+    def __init__(self, widths: Sequence[int], out: int, mode: FusionMode = "momef",
+                 top_k: int = 2) -> None:
+        super().__init__()
+        self.mode, self.num_modalities = mode, len(widths)
+        if mode == "momef" and not 1 <= top_k <= len(widths):
+            raise ValueError(f"top_k must lie in 1..{len(widths)} (the modalities), got {top_k}")
+        self.top_k = top_k if mode == "momef" else len(widths)
+        if mode == "concat":
+            self.project = nn.Linear(sum(widths), out)
+            return
+        self.experts = nn.ModuleList(nn.Linear(w, out) for w in widths)
+        if mode == "static":
+            self.static_logits = nn.Parameter(torch.zeros(len(widths)))
+        else:
+            self.gate = nn.Linear(sum(widths), len(widths))
+
+    def weights(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``[N, M]`` fusion weights per item (zeros outside the top k); rows sum to 1."""
+        rows = outputs[0].shape[0]
+        if self.mode == "concat":
+            raise ValueError("concat fusion has no modality weights")
+        if self.mode == "static":
+            return torch.softmax(self.static_logits, dim=0).expand(rows, -1)
+        scores = self.gate(torch.cat(list(outputs), dim=-1))
+        if self.top_k < self.num_modalities:
+            chosen = scores.topk(self.top_k, dim=-1).indices
+            mask = torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
+            scores = scores + mask
+        return torch.softmax(scores, dim=-1)
+
+    def forward(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        if self.mode == "concat":
+            return self.project(torch.cat(list(outputs), dim=-1))
+        weights = self.weights(outputs)
+        experts = torch.stack([f(z) for f, z in zip(self.experts, outputs, strict=True)], dim=1)
+        return (weights.unsqueeze(-1).to(experts.dtype) * experts).sum(dim=1)

@@ -1,0 +1,148 @@
+"""CROSSAN and IISAN-E on fake encoders: layer selection over unequal depths, gradients only in
+the side towers, fusion and sequence encoder, cached = live, and a short training run through
+the loop that beats popularity and writes the gate heatmap and mutual information."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from recadapt.config import validate_config
+from recadapt.errors import ConfigError
+from recadapt.models import content
+from recadapt.models.content import CachedStates, LiveStates
+from recadapt.models.crossan import CROSSAN, CROSSANConfig
+from recadapt.models.iisan_e import IISANE, IISANEConfig
+from recadapt.train.loop import train_run
+
+NUM_ITEMS = 12
+CONTENTS = [f"item number {i}" for i in range(1, NUM_ITEMS + 1)]
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    history = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7], [0, 0, 8, 9]])
+    target = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8], [0, 0, 9, 10]])
+    return {"history": history, "target": target, "user": torch.arange(3)}
+
+
+def _encoders(fake_encoder):
+    return [fake_encoder(6, 8, "text"), fake_encoder(8, 12, "image", seed=1),
+            fake_encoder(4, 8, "audio", seed=2)]
+
+
+def _model(cls, config, encoders, cached: bool):
+    infos = [e.info for e in encoders]
+    layers = cls.select_layers(config, infos)
+    if cached:
+        sources = [CachedStates(e.encode(CONTENTS, chosen), chosen)
+                   for e, chosen in zip(encoders, layers, strict=True)]
+    else:
+        sources = [LiveStates(e, CONTENTS, chosen, batch_size=5)
+                   for e, chosen in zip(encoders, layers, strict=True)]
+    model = cls(config, NUM_ITEMS, 4, nn.ModuleList(sources), infos)
+    model.fit_statistics(torch.arange(NUM_ITEMS + 1).float())
+    return model
+
+
+def test_towers_keep_the_same_number_of_evenly_spaced_layers(fake_encoder) -> None:
+    infos = [e.info for e in _encoders(fake_encoder)]
+    # LayerDrop: half of the shallowest encoder's 4 blocks → 2 side layers per tower
+    assert CROSSAN.select_layers(CROSSANConfig(), infos) == [[0, 3, 6], [0, 4, 8], [0, 2, 4]]
+    assert CROSSAN.select_layers(CROSSANConfig(layer_drop=False), infos)[1] == [0, 2, 4, 6, 8]
+    assert CROSSAN.select_layers(CROSSANConfig(side_layers=3), infos)[0] == [0, 2, 4, 6]
+    assert IISANE.select_layers(IISANEConfig(), infos) == CROSSAN.select_layers(
+        CROSSANConfig(), infos)  # same caches for the comparison
+    with pytest.raises(ConfigError, match="same length"):
+        CROSSAN.select_layers(CROSSANConfig(blocks=[[1, 2], [3], [4]]), infos)
+    with pytest.raises(ConfigError, match="at least two"):
+        CROSSAN.select_layers(CROSSANConfig(), infos[:1])
+
+
+@pytest.mark.parametrize("cls,config,prefixes", [
+    (CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4), {"towers", "fusion"}),
+    (CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4, cross=False, fusion="concat"),
+     {"towers", "fusion"}),
+    (IISANE, IISANEConfig(hidden_size=16, adapter_size=4), {"intra", "inter_net", "fusion"}),
+])
+def test_gradients_reach_only_towers_fusion_and_sequence(fake_encoder, cls, config,
+                                                         prefixes) -> None:
+    torch.manual_seed(0)
+    encoders = _encoders(fake_encoder)
+    model = _model(cls, config, encoders, cached=False)
+    before = [p.clone() for e in encoders for p in e.parameters()]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.train()
+    model(_batch()).backward()
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
+    assert trainable == {"encoder", *prefixes}
+    optimizer.step()
+    after = [p for e in encoders for p in e.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not any("sources" in n for n in model.state_dict())
+
+
+def test_crossan_cached_and_live_agree(fake_encoder) -> None:
+    encoders = _encoders(fake_encoder)
+    config = CROSSANConfig(hidden_size=16, adapter_size=4)
+    torch.manual_seed(0)
+    cached = _model(CROSSAN, config, encoders, cached=True)
+    live = _model(CROSSAN, config, encoders, cached=False)
+    live.load_state_dict(cached.state_dict())
+    cached.eval()
+    live.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(cached.item_embeddings(), live.item_embeddings())
+
+
+def test_crossan_is_lighter_than_iisan_e_at_equal_width(fake_encoder) -> None:
+    encoders = _encoders(fake_encoder)
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    crossan = _model(CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4), encoders, True)
+    iisan_e = _model(IISANE, IISANEConfig(hidden_size=16, adapter_size=4), encoders, True)
+    assert count(crossan) < count(iisan_e)  # one tower per modality, no inter tower
+
+
+@pytest.fixture
+def three_fake_encoders(monkeypatch, fake_encoder):
+    def load(run, needed=None, model_name=""):
+        return _encoders(fake_encoder)
+
+    monkeypatch.setattr(content, "load_encoders", load)
+
+
+def test_short_crossan_run_beats_popularity_and_writes_its_analysis(
+        cyclic_writer, three_fake_encoders, tmp_path: Path) -> None:
+    inter = cyclic_writer(tmp_path / "cyclic.csv")
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\n" + "".join(f"i{i},title {i}\n" for i in range(1, 31)),
+                     encoding="utf-8")
+
+    def config(model: dict):
+        return validate_config({
+            "data": {"source": str(inter), "item_path": str(items), "max_seq_len": 10},
+            "encoders": [{"name": n, "model": f"fake-{n}", "fields": ["title"]}
+                         for n in ("text", "image", "audio")],
+            "cache": {"dir": str(tmp_path / "cache"), "dtype": "fp32"},
+            "model": model,
+            "train": {"epochs": 25, "batch_size": 16, "lr": 0.005, "patience": 25,
+                      "num_threads": 1},
+            "eval": {"ks": [5, 10]},
+        })
+
+    run = train_run(config({"name": "crossan", "hidden_size": 32, "adapter_size": 16}),
+                    tmp_path / "crossan", progress=False)
+    popularity = train_run(config({"name": "popularity"}), tmp_path / "pop", progress=False)
+    assert run.metrics["test"]["NDCG@10"] > popularity.metrics["test"]["NDCG@10"] + 0.2
+    gates = json.loads((run.run_dir / "gates.json").read_text())
+    assert gates["towers"] == ["text", "image", "audio"]
+    assert torch.allclose(torch.tensor(gates["values"]).sum(-1), torch.ones(3, 2), atol=1e-5)
+    assert (run.run_dir / "gates.png").stat().st_size > 1000
+    mi = json.loads((run.run_dir / "mutual_information.json").read_text())
+    assert set(mi["pairs"]) == {"text|image", "text|audio", "image|audio"}
+    fusion = json.loads((run.run_dir / "fusion_weights.json").read_text())
+    assert fusion["top_k"] == 2
+    assert sum(fusion["chosen_share"].values()) == pytest.approx(2.0)

@@ -1,0 +1,65 @@
+"""Fusion modes (CROSSAN Table 5): MOMEF keeps exactly k experts with weights summing to 1 and
+trains its gate; static weights are the same for every item; concat is one linear map."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recadapt.nn.fusion import ModalityFusion
+
+
+def _outputs(rows: int = 6, width: int = 5, modalities: int = 4) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    return [torch.randn(rows, width) for _ in range(modalities)]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_momef_selects_exactly_k_experts_with_weights_summing_to_one(k: int) -> None:
+    fusion = ModalityFusion([5] * 4, out=3, mode="momef", top_k=k)
+    outputs = _outputs()
+    weights = fusion.weights(outputs)
+    assert ((weights > 0).sum(dim=1) == k).all()
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(6))
+    # the chosen experts are the k highest gate scores
+    scores = fusion.gate(torch.cat(outputs, dim=-1))
+    chosen = scores.topk(k, dim=-1).indices.sort(dim=-1).values
+    assert torch.equal((weights > 0).nonzero()[:, 1].view(6, k), chosen)
+
+
+def test_momef_output_is_the_weighted_sum_of_the_chosen_experts_and_trains_the_gate() -> None:
+    fusion = ModalityFusion([5] * 4, out=3, mode="momef", top_k=2)
+    outputs = _outputs()
+    weights = fusion.weights(outputs)
+    experts = torch.stack([f(z) for f, z in zip(fusion.experts, outputs, strict=True)], dim=1)
+    expected = (weights.unsqueeze(-1) * experts).sum(dim=1)
+    torch.testing.assert_close(fusion(outputs), expected)
+    fusion(outputs).pow(2).sum().backward()
+    assert fusion.gate.weight.grad is not None and fusion.gate.weight.grad.abs().sum() > 0
+    # an expert never chosen for any item gets no gradient from this batch
+    chosen = (weights > 0).any(dim=0)
+    for m, expert in enumerate(fusion.experts):
+        assert (expert.weight.grad.abs().sum() > 0) == bool(chosen[m])
+
+
+def test_dynamic_gate_weights_all_modalities_per_item_and_static_is_shared() -> None:
+    outputs = _outputs()
+    dynamic = ModalityFusion([5] * 4, out=3, mode="dynamic")
+    weights = dynamic.weights(outputs)
+    assert (weights > 0).all()
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(6))
+    assert not torch.allclose(weights[0], weights[1])  # per item
+    static = ModalityFusion([5] * 4, out=3, mode="static")
+    with torch.no_grad():
+        static.static_logits.copy_(torch.tensor([0.0, 1.0, 2.0, -1.0]))
+    shared = static.weights(outputs)
+    assert torch.allclose(shared, shared[:1].expand(6, -1))
+    torch.testing.assert_close(shared[0], torch.softmax(torch.tensor([0.0, 1.0, 2.0, -1.0]), 0))
+
+
+def test_concat_is_one_linear_map_and_top_k_is_checked() -> None:
+    outputs = _outputs(modalities=2)
+    concat = ModalityFusion([5, 5], out=3, mode="concat")
+    torch.testing.assert_close(concat(outputs), concat.project(torch.cat(outputs, dim=-1)))
+    with pytest.raises(ValueError, match="top_k"):
+        ModalityFusion([5, 5], out=3, mode="momef", top_k=3)
