@@ -43,6 +43,21 @@ METHODS: dict[str, dict] = {
 for _switch in ("layer_drop", "gates", "inter", "intra"):
     METHODS[f"iisan-vs-no-{_switch.replace('_', '')}"] = {
         "model": {"name": "iisan", _switch: False}, "encoders": [MINILM_TITLE, MINILM_DETAILS]}
+# LayerDrop strategies (Tables VII–VIII) as explicit block selections. MiniLM has 6 blocks
+# (the paper's BERT-base 12): keep 1, 2 (or 3 = iisan-vs, 6 = iisan-vs-no-layerdrop) evenly.
+for _n, _blocks in ((1, [6]), (2, [3, 6])):
+    METHODS[f"iisan-vs-blocks-{_n}"] = {"model": {"name": "iisan", "blocks": [_blocks, _blocks]},
+                                        "encoders": [MINILM_TITLE, MINILM_DETAILS]}
+# SmolLM2 (30 blocks, mean-pooled) beside MiniLM (6): which LLM blocks feed the towers.
+# iisan-va-mean is 3(even_all)+3 by eq. 5 (blocks 12, 21, 30).
+_SMOLLM_MEAN = [{**SMOLLM_TITLE, "pooling": "mean"}, MINILM_DETAILS]
+for _name, _model in (
+    ("iisan-va-top", {"blocks": [[20, 25, 30], [2, 4, 6]]}),        # 3 from the upper half
+    ("iisan-va-down", {"blocks": [[5, 10, 15], [2, 4, 6]]}),        # 3 from the lower half
+    ("iisan-va-6", {"blocks": [[5, 10, 15, 20, 25, 30], [1, 2, 3, 4, 5, 6]]}),  # 6(even)+6(all)
+    ("iisan-va-full", {"layer_drop": False}),                        # 30 + 6
+):
+    METHODS[_name] = {"model": {"name": "iisan", **_model}, "encoders": _SMOLLM_MEAN}
 EMBEDDED = {"fft", "lora"}
 
 
@@ -59,9 +74,11 @@ def main() -> None:
                         help="training-time budget for fft and lora")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-quality"))
+    parser.add_argument("--name", default="iisan_quality",
+                        help="results file benchmarks/results/NAME.json (e.g. iisan_blocks)")
     args = parser.parse_args()
     source = str(shared_data("amazon_scientific"))
-    path = RESULTS / "iisan_quality.json"
+    path = RESULTS / f"{args.name}.json"
     rows = json.loads(path.read_text()) if path.exists() and not args.quick else []
     for method in args.methods:
         budget = args.budget_minutes
@@ -79,16 +96,18 @@ def main() -> None:
             **METHODS[method],
         }
         setting = "full-ranking leave-one-out" + (" (quick)" if args.quick else "")
+        if args.batch_size != 64:
+            setting += f", batch {args.batch_size}"
         if budget:
             setting += f", budget {budget:g} min"
         row = run_config(raw, dataset="amazon_scientific", method=method, setting=setting)
         rows = [r for r in rows if r["method"] != method or args.quick] + [row]
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
         if not args.quick:  # keep what is finished if a later method is interrupted
-            write_results("iisan_quality", rows)
+            write_results(args.name, rows)
     print()
     print(format_table(rows, COLUMNS))
-    name = "iisan_quality_quick" if args.quick else "iisan_quality"  # quick never overwrites
+    name = f"{args.name}_quick" if args.quick else args.name  # quick never overwrites
     print(f"\nwrote {write_results(name, rows)}")
 
 
