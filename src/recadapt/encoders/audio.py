@@ -209,9 +209,10 @@ def whisper_encoder_from_ctranslate2(path: str | Path) -> nn.Module:
         encoder_attention_heads=sizes["heads"], encoder_ffn_dim=sizes["ffn"],
         num_mel_bins=sizes["mels"], max_source_positions=sizes["positions"],
     )
-    encoder = WhisperEncoder(config)
+    with torch.device("meta"):  # no random init: every weight comes from the file
+        encoder = WhisperEncoder(config)
     try:
-        encoder.load_state_dict(state, strict=True)
+        encoder.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise RecAdaptError(f"{path}: the Whisper encoder arrays do not fit ({first})") from None
@@ -395,7 +396,10 @@ class WhisperAudioEncoder(FrozenEncoder):
     ) -> list[torch.Tensor]:
         layers = check_layers(layers, self.info.num_layers)
         features = inputs["input_features"].to(self.device)
-        states, valid = self.layer_states(features, inputs["frames"], max(layers))
+        frames = inputs.get("frames")  # absent: HF-style features, every frame valid
+        if frames is None:
+            frames = torch.full((features.shape[0],), features.shape[-1], dtype=torch.long)
+        states, valid = self.layer_states(features, frames, max(layers))
         weights = valid.to(features.dtype)
         counts = weights.sum(dim=1, keepdim=True).clamp_min(1.0)
         return [(states[i] * weights[..., None]).sum(dim=1) / counts for i in layers]
