@@ -31,7 +31,6 @@ different ffmpeg may decode slightly different pixels.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from recadapt.config import EncoderSpec
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
 from recadapt.encoders.sources import ResolvedSource
 from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.media.ffmpeg import decoder_version
 from recadapt.media.video import DEFAULT_SECONDS, video_frames
 
 #: how frame indices are chosen (recorded in the cache key)
@@ -52,14 +52,6 @@ SAMPLING = "middle of each of `frames` equal segments of min(seconds, duration)"
 #: frames per image-encoder forward inside :meth:`FrameVideoEncoder.hidden_states`
 FRAME_BATCH = 64
 _GREY = 128
-
-
-def decoder_version() -> str:
-    """``imageio-ffmpeg==VERSION`` (the ffmpeg build that decodes the frames)."""
-    try:
-        return f"imageio-ffmpeg=={importlib.metadata.version('imageio-ffmpeg')}"
-    except importlib.metadata.PackageNotFoundError:
-        return "imageio-ffmpeg (not installed)"
 
 
 def clip_frames(content: Any, frames: int, seconds: float, size: int | None) -> np.ndarray | None:

@@ -21,13 +21,12 @@ Choices:
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
 
 from recadapt.errors import DataError
-from recadapt.media.ffmpeg import run_ffmpeg
+from recadapt.media.ffmpeg import decoder_version, run_ffmpeg
 
 #: the rate Whisper and AST were trained on
 DEFAULT_SAMPLE_RATE = 16000
@@ -82,15 +81,6 @@ def _readable_without_audio(path: str | Path) -> bool:
              for line in listing.decode("utf-8", "replace").splitlines()
              if line.startswith("#media_type")]
     return bool(kinds) and "audio" not in kinds
-
-
-def decoder_version() -> str:
-    """``imageio-ffmpeg==VERSION``: the ffmpeg build that decodes and resamples (part of the
-    audio encoders' cache key, since another build may give slightly different samples)."""
-    try:
-        return f"imageio-ffmpeg=={importlib.metadata.version('imageio-ffmpeg')}"
-    except importlib.metadata.PackageNotFoundError:
-        return "imageio-ffmpeg (not installed)"
 
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "decode_audio", "decoder_version"]

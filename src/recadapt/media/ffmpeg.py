@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
@@ -41,3 +42,12 @@ def run_ffmpeg(path: str | Path, args: Sequence[str], what: str) -> bytes:
         reason = lines[-1] if lines else f"ffmpeg exit code {done.returncode}"
         raise DataError(f"{path}: cannot decode its {what}: {reason}")
     return done.stdout
+
+
+def decoder_version() -> str:
+    """``imageio-ffmpeg==VERSION``: the ffmpeg build that decodes (part of the audio and video
+    encoders' cache keys, since another build may give slightly different samples)."""
+    try:
+        return f"imageio-ffmpeg=={importlib.metadata.version('imageio-ffmpeg')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "imageio-ffmpeg (not installed)"
