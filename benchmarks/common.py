@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,96 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return "" if value is None else str(value)
+
+
+def measure_steps(raw: dict, steps: int, warmup: int) -> dict:
+    """Build the model and time ``steps`` training steps (after ``warmup``) on the loop's
+    first batches: seconds per step, peak and net peak memory, parameters, cache size."""
+    import torch
+
+    from recadapt.config import validate_config
+    from recadapt.data.batching import (
+        EpochPermutation,
+        WindowDataset,
+        collate_windows,
+        train_windows,
+    )
+    from recadapt.pipeline import build_model, item_counts_tensor, prepare_data
+    from recadapt.registry import get_model
+    from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
+
+    config = validate_config(raw)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepare_data(config)
+    windows = train_windows(prepared.split.train, config.data.max_seq_len)
+    lengths = (windows.history > 0).sum(axis=1)
+    sampler = EpochPermutation(len(windows), config.train.seed, lengths, config.train.batch_size)
+    loader = torch.utils.data.DataLoader(WindowDataset(windows), config.train.batch_size,
+                                         sampler=sampler, collate_fn=collate_windows)
+    baseline_mb = _current_rss_mb() or 0.0
+    torch.manual_seed(config.train.seed)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(item_counts_tensor(prepared.split))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)
+    batches = iter(loader)
+    seconds = []
+    with PeakMemory(torch.device("cpu")) as memory:
+        for step in range(warmup + steps):
+            batch = next(batches)
+            started = time.perf_counter()
+            loss = model(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step >= warmup:
+                seconds.append(time.perf_counter() - started)
+    trainable, total = parameter_counts(model)
+    per_step = sum(seconds) / len(seconds)
+    cache_bytes = sum(
+        sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        for folder in Path(config.cache.dir).glob("*") if folder.is_dir()
+    ) if _reads_cache(config, get_model(config.model["name"]).model_class) else 0
+    return {
+        "seconds_per_step": per_step,
+        "steps_per_epoch": len(loader),
+        "seconds_per_epoch": per_step * len(loader),
+        "measured_steps": len(seconds),
+        "peak_memory_mb": memory.peak_mb,
+        "baseline_memory_mb": baseline_mb,
+        "net_peak_memory_mb": memory.peak_mb - baseline_mb,
+        "trainable_params": trainable,
+        "total_params": total,
+        "cache_bytes": cache_bytes,
+        "final_loss": float(loss.item()),
+    }
+
+
+def measure_steps_in_worker(raw: dict, steps: int, warmup: int) -> dict:
+    """:func:`measure_steps` in a fresh Python process, so its memory is its own."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--measure-steps", json.dumps(raw), "--steps", str(steps),
+         "--warmup", str(warmup)],
+        capture_output=True, text=True, cwd=REPO / "benchmarks",
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"worker failed for {raw['model']}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _reads_cache(config: Any, model_class: type) -> bool:
+    model_config = config.model_config_obj()
+    return bool(getattr(model_class, "cacheable", False)
+                and getattr(model_config, "cached", False))
+
+
+if __name__ == "__main__":  # the worker of measure_steps_in_worker
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--measure-steps", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    cli = parser.parse_args()
+    print(json.dumps(measure_steps(json.loads(cli.measure_steps), cli.steps, cli.warmup)))

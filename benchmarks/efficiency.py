@@ -21,13 +21,10 @@ so its memory is its own. Measured side by side in one run:
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-from common import REPO, format_table, shared_data, write_results
+from common import REPO, format_table, measure_steps_in_worker, shared_data, write_results
 
 METHODS = {
     "fft": {"name": "fft"},
@@ -53,79 +50,6 @@ def base_config(source: str, cache_dir: str, batch_size: int, threads: int | Non
     }
 
 
-def worker(raw: dict, steps: int, warmup: int) -> dict:
-    """Build the model and time ``steps`` training steps on the loop's first batches."""
-    import torch
-
-    from recadapt.config import validate_config
-    from recadapt.data.batching import (
-        EpochPermutation,
-        WindowDataset,
-        collate_windows,
-        train_windows,
-    )
-    from recadapt.pipeline import build_model, item_counts_tensor, prepare_data
-    from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
-
-    config = validate_config(raw)
-    if config.train.num_threads:
-        torch.set_num_threads(config.train.num_threads)
-    prepared = prepare_data(config)
-    windows = train_windows(prepared.split.train, config.data.max_seq_len)
-    lengths = (windows.history > 0).sum(axis=1)
-    sampler = EpochPermutation(len(windows), config.train.seed, lengths, config.train.batch_size)
-    loader = torch.utils.data.DataLoader(WindowDataset(windows), config.train.batch_size,
-                                         sampler=sampler, collate_fn=collate_windows)
-    baseline_mb = _current_rss_mb() or 0.0
-    torch.manual_seed(config.train.seed)
-    model = build_model(config, prepared.dataset)
-    model.fit_statistics(item_counts_tensor(prepared.split))
-    model.train()
-    optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)
-    batches = iter(loader)
-    seconds = []
-    with PeakMemory(torch.device("cpu")) as memory:
-        for step in range(warmup + steps):
-            batch = next(batches)
-            started = time.perf_counter()
-            loss = model(batch)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            if step >= warmup:
-                seconds.append(time.perf_counter() - started)
-    trainable, total = parameter_counts(model)
-    per_step = sum(seconds) / len(seconds)
-    cache_bytes = sum(
-        sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        for folder in Path(config.cache.dir).glob("*") if folder.is_dir()
-    ) if raw["model"].get("cached") else 0
-    return {
-        "seconds_per_step": per_step,
-        "steps_per_epoch": len(loader),
-        "seconds_per_epoch": per_step * len(loader),
-        "measured_steps": len(seconds),
-        "peak_memory_mb": memory.peak_mb,
-        "baseline_memory_mb": baseline_mb,
-        "net_peak_memory_mb": memory.peak_mb - baseline_mb,
-        "trainable_params": trainable,
-        "total_params": total,
-        "cache_bytes": cache_bytes,
-        "final_loss": float(loss.item()),
-    }
-
-
-def run_worker(raw: dict, steps: int, warmup: int) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(raw), "--steps", str(steps),
-         "--warmup", str(warmup)],
-        capture_output=True, text=True, cwd=REPO / "benchmarks",
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"worker failed for {raw['model']}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 measured steps per method")
@@ -135,11 +59,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-efficiency"))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker), args.steps, args.warmup)))
-        return
     steps, warmup = (2, 1) if args.quick else (args.steps, args.warmup)
     source = str(shared_data("amazon_scientific"))
     base = base_config(source, args.cache_dir, args.batch_size, args.threads)
@@ -155,7 +75,7 @@ def main() -> None:
     setting = (f"MiniLM x2 (title | categories+brand), batch {args.batch_size}, "
                f"{steps} measured steps" + (" (quick)" if args.quick else ""))
     for method in args.methods:
-        result = run_worker({**base, "model": dict(METHODS[method])}, steps, warmup)
+        result = measure_steps_in_worker({**base, "model": dict(METHODS[method])}, steps, warmup)
         row = {"dataset": "amazon_scientific", "method": method, "setting": setting, **result}
         rows.append(row)
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)

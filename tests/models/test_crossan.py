@@ -108,7 +108,7 @@ def test_crossan_is_lighter_than_iisan_e_at_equal_width(fake_encoder) -> None:
 
 @pytest.fixture
 def three_fake_encoders(monkeypatch, fake_encoder):
-    def load(run, needed=None, model_name=""):
+    def load(run, needed=None, model_name="", reuse=False):
         return _encoders(fake_encoder)
 
     monkeypatch.setattr(content, "load_encoders", load)
@@ -146,3 +146,24 @@ def test_short_crossan_run_beats_popularity_and_writes_its_analysis(
     fusion = json.loads((run.run_dir / "fusion_weights.json").read_text())
     assert fusion["top_k"] == 2
     assert sum(fusion["chosen_share"].values()) == pytest.approx(2.0)
+
+
+def test_frozen_encoders_are_loaded_once_per_process_only_when_reused(monkeypatch,
+                                                                     fake_encoder) -> None:
+    import recadapt.encoders
+
+    calls = []
+
+    def fake_load(spec, position=None):
+        calls.append(spec.name)
+        return fake_encoder(2, 4, spec.name)
+
+    monkeypatch.setattr(recadapt.encoders, "load_encoder", fake_load)
+    monkeypatch.setattr(content, "_LOADED", {})
+    run = validate_config({"data": {"source": "dslabs"},
+                           "encoders": [{"name": "reuse-a", "model": "minilm"}],
+                           "model": {"name": "crossan"}})
+    first = content.load_encoders(run, reuse=True)
+    assert content.load_encoders(run, reuse=True)[0] is first[0]
+    assert content.load_encoders(run)[0] is not first[0]  # fine-tuning models get a fresh one
+    assert calls == ["reuse-a", "reuse-a"]

@@ -37,7 +37,7 @@ def _config(inter: Path, items: Path, cache_dir: Path, model: dict) -> object:
 def fake_encoders(monkeypatch, fake_encoder):
     calls = {"encoded": 0}
 
-    def load(run, needed=None, model_name=""):
+    def load(run, needed=None, model_name="", reuse=False):
         encoders = [fake_encoder(4, 8, "a"), fake_encoder(4, 8, "b", seed=1)]
         for encoder in encoders:
             original = encoder.hidden_states

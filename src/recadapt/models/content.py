@@ -97,10 +97,30 @@ class LiveStates(nn.Module):
         return out
 
 
+#: frozen encoders already loaded in this process, by their spec (see :func:`load_encoders`)
+_LOADED: dict[str, FrozenEncoder] = {}
+_LOADED_MAX = 8
+
+
 def load_encoders(run: RunConfig, needed: int | None = None,
-                  model_name: str = "") -> list[FrozenEncoder]:
-    """The run's encoders, in config order; ``needed`` checks how many the model reads."""
+                  model_name: str = "", reuse: bool = False) -> list[FrozenEncoder]:
+    """The run's encoders, in config order; ``needed`` checks how many the model reads.
+
+    ``reuse``: for models that never modify their encoders (frozen, side-adapter models), an
+    encoder loaded earlier in this process for the same spec is returned again instead of
+    being reloaded — benchmarks train many such models in one process. Models that fine-tune
+    the backbone always get a fresh copy."""
     from recadapt.encoders import load_encoder
+
+    def load(position: int, spec: Any) -> FrozenEncoder:
+        if not reuse:
+            return load_encoder(spec, position=position)
+        key = spec.model_dump_json()
+        if key not in _LOADED:
+            if len(_LOADED) >= _LOADED_MAX:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = load_encoder(spec, position=position).freeze()
+        return _LOADED[key]
 
     if needed is not None and len(run.encoders) != needed:
         raise ConfigError(
@@ -111,7 +131,7 @@ def load_encoders(run: RunConfig, needed: int | None = None,
         raise ConfigError(
             f"encoders: model {model_name!r} needs at least one encoder under `encoders:`"
         )
-    return [load_encoder(spec, position=i) for i, spec in enumerate(run.encoders)]
+    return [load(i, spec) for i, spec in enumerate(run.encoders)]
 
 
 def _cache_root(run: RunConfig) -> Path:
@@ -176,7 +196,7 @@ class ContentRecommender(SequentialRecommender):
     def encoders_and_layers(cls, config: BaseModel, run: RunConfig
                             ) -> tuple[list[FrozenEncoder], list[list[int]]]:
         """The run's encoders, checked against :attr:`num_encoders`, and the layers read."""
-        encoders = load_encoders(run, cls.num_encoders, cls.name)
+        encoders = load_encoders(run, cls.num_encoders, cls.name, reuse=cls.cacheable)
         return encoders, cls.select_layers(config, [encoder.info for encoder in encoders])
 
     @classmethod

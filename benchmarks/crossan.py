@@ -1,0 +1,211 @@
+"""CROSSAN against IISAN-E over 2–4 modalities (CROSSAN Tables 3–7) on the synthetic
+multimodal dataset, plus CROSSAN on real data with several text fields as modalities.
+
+**The multimodal dataset is synthetic** (``recadapt data synth``; every row says so): no real
+dataset with images, audio and video for every item is obtainable offline. Each modality
+renders a different, partly overlapping subset of latent item attributes
+(``docs/synthetic_data.md``). Frozen encoders: all-MiniLM-L6-v2 (titles), EfficientNet-Lite0
+(covers), Whisper tiny.en (audio, first 3 s), EfficientNet-Lite0 on 8 frames of the first 3 s
+averaged over time (video). All runs train on the state caches, full ranking, leave-one-out.
+
+Sections (``--sections``, all by default):
+
+* ``modalities`` — CROSSAN and IISAN-E for T+I, T+I+A, T+I+V, T+I+V+A (Table 3);
+* ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5);
+* ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6);
+* ``topk``       — MOMEF top-k 1–4, T+I+V+A (Table 7);
+* ``efficiency`` — seconds per training step, peak memory, trainable parameters of CROSSAN vs
+  IISAN-E at equal width and adapter size, each in its own worker process (Table 4);
+* ``iisan``      — IISAN-VS ablations (IISAN-Versa Table VI) on text + image, where the two
+  modalities differ (the Scientific ablations used two text fields);
+* ``real``       — CROSSAN vs IISAN-E on Amazon Scientific with three text fields (title |
+  categories | brand) as three "modalities" through MiniLM.
+
+Every quality row carries the paired t-test p-value (per-user NDCG@10) against the reference
+run of its section (``p_vs``).
+
+    python benchmarks/crossan.py                  # everything (about an hour on 2 cores)
+    python benchmarks/crossan.py --sections modalities cross
+    python benchmarks/crossan.py --quick          # tiny synthetic set, 1 epoch per run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from common import (
+    REPO,
+    format_table,
+    measure_steps_in_worker,
+    run_config,
+    shared_data,
+    write_results,
+)
+
+ENCODERS = {
+    "T": {"name": "text", "model": "minilm", "fields": ["title"], "max_length": 32},
+    "I": {"name": "image", "model": "efficientnet-lite0", "fields": ["image"]},
+    "A": {"name": "audio", "model": "whisper-tiny-en", "fields": ["audio"], "seconds": 3},
+    "V": {"name": "video", "model": "efficientnet-lite0", "kind": "video", "fields": ["video"],
+          "frames": 8, "seconds": 3},
+}
+SUBSETS = ["TI", "TIA", "TIV", "TIVA"]
+ALL = "TIVA"
+
+
+def label(subset: str) -> str:
+    return "+".join(subset)
+
+
+def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
+    """(section, method, subset, model config, reference method of the section)."""
+    main = ("crossan", ALL)
+    ref = f"crossan {label(ALL)}"
+    runs = []
+    for subset in SUBSETS:
+        for name in ("crossan", "iisan-e"):
+            runs.append(("modalities", f"{name} {label(subset)}", subset, {"name": name}, ref))
+    for fusion in ("dynamic", "static", "concat"):
+        runs.append(("fusion", f"crossan {label(ALL)} fusion={fusion}", ALL,
+                     {"name": "crossan", "fusion": fusion}, ref))
+    runs.append(("cross", f"indsan {label(ALL)}", ALL, {"name": "crossan", "cross": False}, ref))
+    for k in (1, 3, 4):
+        runs.append(("topk", f"crossan {label(ALL)} top_k={k}", ALL,
+                     {"name": "crossan", "top_k": k}, ref))
+    iisan_ref = "iisan-vs T+I"
+    runs.append(("iisan", iisan_ref, "TI", {"name": "iisan"}, iisan_ref))
+    for switch in ("layer_drop", "gates", "inter", "intra"):
+        runs.append(("iisan", f"iisan-vs T+I no-{switch.replace('_', '')}", "TI",
+                     {"name": "iisan", switch: False}, iisan_ref))
+    runs.append(("iisan", "frozen T+I", "TI", {"name": "frozen"}, iisan_ref))
+    runs.append(("iisan", "sasrec", "TI", {"name": "sasrec"}, iisan_ref))
+    assert main == ("crossan", ALL)
+    return runs
+
+
+def synthetic_data(folder: Path, quick: bool) -> Path:
+    """The synthetic dataset, generated once per size (deterministic under its seed)."""
+    from recadapt.data.synth import SynthConfig, generate
+
+    config = SynthConfig(items=80, users=150, seed=0) if quick else SynthConfig(seed=0)
+    target = folder / ("synth-quick" if quick else "synth")
+    if not (target / "synth_meta.json").is_file():
+        generate(target, config, progress=sys.stderr.isatty(), overwrite=True)
+    return target
+
+
+def train_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
+            "lr": args.lr, "patience": args.patience, "monitor": "NDCG@10",
+            "num_threads": args.threads}
+
+
+def quality_row(raw: dict, dataset: str, method: str, setting: str, keep: Path) -> dict:
+    row = run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=keep)
+    for name in ("mutual_information.json", "fusion_weights.json"):
+        path = keep / name
+        if path.is_file():
+            row[name.removesuffix(".json")] = json.loads(path.read_text())
+    if (keep / "mutual_information.json").is_file():
+        row["MI"] = row["mutual_information"]["mean"]
+    return row
+
+
+def add_significance(rows: list[dict], runs_dir: Path) -> None:
+    from recadapt.significance_runs import compare_runs
+
+    for row in rows:
+        ref = row.get("reference")
+        if not ref or ref == row["method"]:
+            continue
+        try:
+            test = compare_runs(runs_dir / slug(ref), runs_dir / slug(row["method"]), "NDCG@10")
+        except Exception as err:  # the reference was not run in this invocation
+            print(f"no significance for {row['method']}: {err}", file=sys.stderr)
+            continue
+        row["p_vs"] = f"{test.get('p_value', float('nan')):.3g} vs {ref}"
+
+
+def slug(method: str) -> str:
+    return method.replace(" ", "_").replace("+", "").replace("=", "-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny synthetic set, 1 epoch per run")
+    parser.add_argument("--sections", nargs="+",
+                        default=["modalities", "fusion", "cross", "topk", "efficiency", "iisan",
+                                 "real"],
+                        choices=["modalities", "fusion", "cross", "topk", "efficiency", "iisan",
+                                 "real"])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-crossan"),
+                        help="synthetic data, state caches and kept runs")
+    args = parser.parse_args()
+    work = Path(args.work_dir)
+    runs_dir = work / ("runs-quick" if args.quick else "runs")
+    data = synthetic_data(work, args.quick)
+    name = "crossan_quick" if args.quick else "crossan"
+    path = REPO / "benchmarks" / "results" / f"{name}.json"
+    rows: list[dict] = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    base = {"data": {"source": str(data), "max_seq_len": 20},
+            "cache": {"dir": str(work / "cache")}, "train": train_args(args),
+            "eval": {"ks": [10, 20]}}
+    setting = "SYNTHETIC data (recadapt data synth), full-ranking leave-one-out" + (
+        " (quick)" if args.quick else "")
+
+    def record(row: dict) -> None:
+        nonlocal rows
+        rows = [r for r in rows if r["method"] != row["method"]] + [row]
+        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+        write_results(name, rows)
+
+    for section, method, subset, model, reference in synthetic_runs():
+        if section not in args.sections:
+            continue
+        raw = {**base, "model": {"hidden_size": 64, **model},
+               "encoders": [ENCODERS[m] for m in subset]}
+        row = quality_row(raw, "synth", method, setting, runs_dir / slug(method))
+        record({**row, "section": section, "reference": reference})
+    if "efficiency" in args.sections:
+        steps, warmup = (2, 1) if args.quick else (30, 3)
+        for model in ("crossan", "iisan-e"):
+            raw = {**base, "model": {"name": model, "hidden_size": 64},
+                   "encoders": [ENCODERS[m] for m in ALL]}
+            result = measure_steps_in_worker(raw, steps, warmup)
+            record({"dataset": "synth", "method": f"{model} {label(ALL)} (efficiency)",
+                    "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
+                    "section": "efficiency", **result})
+    if "real" in args.sections and not args.quick:
+        real = {"data": {"source": str(shared_data("amazon_scientific")), "max_seq_len": 50},
+                "cache": {"dir": str(work / "cache")}, "train": train_args(args),
+                "eval": {"ks": [10, 20]},
+                "encoders": [{"name": f, "model": "minilm", "fields": [f], "max_length": 48}
+                             for f in ("title", "categories", "brand")]}
+        for model in ("crossan", "iisan-e"):
+            method = f"{model} title|categories|brand"
+            row = quality_row({**real, "model": {"name": model, "hidden_size": 64}},
+                              "amazon_scientific", method,
+                              "full-ranking leave-one-out, three text fields as modalities",
+                              runs_dir / slug(method))
+            record({**row, "section": "real", "reference": "crossan title|categories|brand"})
+    add_significance(rows, runs_dir)
+    write_results(name, rows)
+    print()
+    print(format_table(rows, COLUMNS))
+    print(f"\nwrote {path}")
+
+
+COLUMNS = ["section", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MI", "epochs",
+           "seconds_per_epoch", "seconds_per_step", "peak_memory_mb", "trainable_params", "p_vs"]
+
+if __name__ == "__main__":
+    main()
