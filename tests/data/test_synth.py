@@ -208,3 +208,12 @@ def test_cli_defaults_are_the_config_defaults():
     assert params["fps"].default == defaults.video_fps
     assert params["image_size"].default == defaults.image_size == defaults.video_size
     assert params["noise"].default == defaults.noise
+
+
+def test_the_microlens_reader_reads_it_as_synthetic(folder):
+    from recadapt.data.readers import read_dataset
+
+    dataset = read_dataset(folder)
+    assert dataset.synthetic is True and dataset.name == "synth"
+    assert dataset.num_users == 30
+    assert {"title", "image", "audio", "video"} <= set(dataset.item_features.columns)
