@@ -48,6 +48,7 @@ bench-quick: install
 	cd benchmarks && ../$(BIN)/python idrec.py --quick
 	cd benchmarks && ../$(BIN)/python efficiency.py --quick
 	cd benchmarks && ../$(BIN)/python iisan_quality.py --quick --methods sasrec frozen iisan-vs
+	cd benchmarks && ../$(BIN)/python crossan.py --quick
 
 lint: install
 	$(BIN)/ruff check .
