@@ -10,6 +10,7 @@ averaged over time (video). All runs train on the state caches, full ranking, le
 
 Sections (``--sections``, all by default):
 
+* ``baselines``  — popularity and SASRec (item IDs);
 * ``modalities`` — CROSSAN and IISAN-E for T+I, T+I+A, T+I+V, T+I+V+A (Table 3);
 * ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5);
 * ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6);
@@ -26,6 +27,8 @@ run of its section (``p_vs``).
 
     python benchmarks/crossan.py                  # everything (about an hour on 2 cores)
     python benchmarks/crossan.py --sections modalities cross
+    python benchmarks/crossan.py --only popularity sasrec "crossan T+I" --batch-size 32 \
+        --patience 15 --name crossan_tuning      # a tuning pass
     python benchmarks/crossan.py --quick          # tiny synthetic set, 1 epoch per run
 """
 
@@ -65,7 +68,8 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
     """(section, method, subset, model config, reference method of the section)."""
     main = ("crossan", ALL)
     ref = f"crossan {label(ALL)}"
-    runs = []
+    runs = [("baselines", "popularity", "TI", {"name": "popularity"}, ref),
+            ("baselines", "sasrec", "TI", {"name": "sasrec"}, ref)]
     for subset in SUBSETS:
         for name in ("crossan", "iisan-e"):
             runs.append(("modalities", f"{name} {label(subset)}", subset, {"name": name}, ref))
@@ -82,17 +86,20 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
         runs.append(("iisan", f"iisan-vs T+I no-{switch.replace('_', '')}", "TI",
                      {"name": "iisan", switch: False}, iisan_ref))
     runs.append(("iisan", "frozen T+I", "TI", {"name": "frozen"}, iisan_ref))
-    runs.append(("iisan", "sasrec", "TI", {"name": "sasrec"}, iisan_ref))
     assert main == ("crossan", ALL)
     return runs
 
 
-def synthetic_data(folder: Path, quick: bool) -> Path:
-    """The synthetic dataset, generated once per size (deterministic under its seed)."""
+def synthetic_data(folder: Path, quick: bool, users: int | None) -> Path:
+    """The synthetic dataset, generated once per size (deterministic under its seed). Item
+    media depend only on the items and the seed, so sizes differing in users share caches."""
     from recadapt.data.synth import SynthConfig, generate
 
     config = SynthConfig(items=80, users=150, seed=0) if quick else SynthConfig(seed=0)
-    target = folder / ("synth-quick" if quick else "synth")
+    if users:
+        config = config.model_copy(update={"users": users})
+    target = folder / ("synth-quick" if quick else "synth") if not users else (
+        folder / f"synth-{config.items}x{users}")
     if not (target / "synth_meta.json").is_file():
         generate(target, config, progress=sys.stderr.isatty(), overwrite=True)
     return target
@@ -137,11 +144,15 @@ def slug(method: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny synthetic set, 1 epoch per run")
-    parser.add_argument("--sections", nargs="+",
-                        default=["modalities", "fusion", "cross", "topk", "efficiency", "iisan",
-                                 "real"],
-                        choices=["modalities", "fusion", "cross", "topk", "efficiency", "iisan",
-                                 "real"])
+    sections = ["baselines", "modalities", "fusion", "cross", "topk", "efficiency", "iisan",
+                "real"]
+    parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="run only these methods (names as in the table, e.g. 'crossan T+I')")
+    parser.add_argument("--users", type=int, default=None,
+                        help="synthetic users (default: the generator's); same items and media")
+    parser.add_argument("--name", default="crossan",
+                        help="results file benchmarks/results/NAME.json (e.g. crossan_tuning)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -151,16 +162,18 @@ def main() -> None:
                         help="synthetic data, state caches and kept runs")
     args = parser.parse_args()
     work = Path(args.work_dir)
-    runs_dir = work / ("runs-quick" if args.quick else "runs")
-    data = synthetic_data(work, args.quick)
-    name = "crossan_quick" if args.quick else "crossan"
+    runs_dir = work / ("runs-quick" if args.quick else f"runs-{args.name}")
+    data = synthetic_data(work, args.quick, args.users)
+    name = f"{args.name}_quick" if args.quick else args.name
     path = REPO / "benchmarks" / "results" / f"{name}.json"
     rows: list[dict] = json.loads(path.read_text()) if path.exists() and not args.quick else []
     base = {"data": {"source": str(data), "max_seq_len": 20},
             "cache": {"dir": str(work / "cache")}, "train": train_args(args),
             "eval": {"ks": [10, 20]}}
-    setting = "SYNTHETIC data (recadapt data synth), full-ranking leave-one-out" + (
-        " (quick)" if args.quick else "")
+    users = f" --users {args.users}" if args.users else ""
+    setting = (f"SYNTHETIC data (recadapt data synth{users}), full-ranking leave-one-out, "
+               f"batch {args.batch_size}, lr {args.lr:g}, "
+               f"patience {args.patience}" + (" (quick)" if args.quick else ""))
 
     def record(row: dict) -> None:
         nonlocal rows
@@ -169,13 +182,13 @@ def main() -> None:
         write_results(name, rows)
 
     for section, method, subset, model, reference in synthetic_runs():
-        if section not in args.sections:
+        if section not in args.sections or (args.only and method not in args.only):
             continue
         raw = {**base, "model": {"hidden_size": 64, **model},
                "encoders": [ENCODERS[m] for m in subset]}
-        row = quality_row(raw, "synth", method, setting, runs_dir / slug(method))
+        row = quality_row(raw, data.name, method, setting, runs_dir / slug(method))
         record({**row, "section": section, "reference": reference})
-    if "efficiency" in args.sections:
+    if "efficiency" in args.sections and not args.only:
         steps, warmup = (2, 1) if args.quick else (30, 3)
         for model in ("crossan", "iisan-e"):
             raw = {**base, "model": {"name": model, "hidden_size": 64},
@@ -184,7 +197,7 @@ def main() -> None:
             record({"dataset": "synth", "method": f"{model} {label(ALL)} (efficiency)",
                     "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
                     "section": "efficiency", **result})
-    if "real" in args.sections and not args.quick:
+    if "real" in args.sections and not args.quick and not args.only:
         real = {"data": {"source": str(shared_data("amazon_scientific")), "max_seq_len": 50},
                 "cache": {"dir": str(work / "cache")}, "train": train_args(args),
                 "eval": {"ks": [10, 20]},
