@@ -91,8 +91,7 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
 
 
 def synthetic_data(folder: Path, quick: bool, users: int | None) -> Path:
-    """The synthetic dataset, generated once per size (deterministic under its seed). Item
-    media depend only on the items and the seed, so sizes differing in users share caches."""
+    """The synthetic dataset, generated once per size (deterministic under its seed)."""
     from recadapt.data.synth import SynthConfig, generate
 
     config = SynthConfig(items=80, users=150, seed=0) if quick else SynthConfig(seed=0)
@@ -150,7 +149,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None,
                         help="run only these methods (names as in the table, e.g. 'crossan T+I')")
     parser.add_argument("--users", type=int, default=None,
-                        help="synthetic users (default: the generator's); same items and media")
+                        help="synthetic users (default: the generator's)")
     parser.add_argument("--name", default="crossan",
                         help="results file benchmarks/results/NAME.json (e.g. crossan_tuning)")
     parser.add_argument("--epochs", type=int, default=60)
