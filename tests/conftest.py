@@ -1,13 +1,46 @@
-"""Shared fixtures: a tiny sequential dataset with a learnable pattern, and configs for it."""
+"""Shared fixtures: the real datasets of ../shared/data (skipped when absent), a tiny sequential
+dataset with a learnable pattern, and configs for it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recadapt.config import RunConfig, validate_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MICROLENS_SAMPLES = ("1002", "10034", "10040")
+
+
+def shared_data_dir() -> Path:
+    """``$RECADAPT_SHARED_DATA``, else ``<repo root>/../shared/data``."""
+    default = REPO_ROOT.parent / "shared" / "data"
+    return Path(os.environ.get("RECADAPT_SHARED_DATA", default)).expanduser()
+
+
+@pytest.fixture
+def shared_data():
+    """A function: ``shared_data("ml-100k")`` → its path, or skip the test with a reason."""
+
+    def locate(name: str) -> Path:
+        path = shared_data_dir() / name
+        if not path.exists():
+            pytest.skip(f"real data {path} is absent (set RECADAPT_SHARED_DATA to its folder)")
+        return path
+
+    return locate
+
+
+@pytest.fixture(scope="session")
+def microlens_sample() -> Path:
+    """The folder of the three real MicroLens MP4s (HEVC + AAC), or skip."""
+    folder = shared_data_dir() / "microlens_sample"
+    if not all((folder / f"{n}.mp4").is_file() for n in MICROLENS_SAMPLES):
+        pytest.skip(f"real data {folder} is absent (set RECADAPT_SHARED_DATA to its folder)")
+    return folder
 
 
 def write_cyclic_csv(path: Path, num_users: int = 60, num_items: int = 30, seed: int = 0) -> Path:

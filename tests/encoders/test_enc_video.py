@@ -3,7 +3,6 @@ and a tiny random VideoMAE from a folder; real MicroLens clips when present."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from recadapt.errors import ConfigError, DataError, RecAdaptError
 
 pytest.importorskip("imageio_ffmpeg")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ("1002", "10034", "10040")
 LITE0_DIMS = (32, 16, 24, 40, 80, 112, 192, 320, 1280)
 
@@ -32,13 +30,8 @@ def _clip(seed: int, frames: int = 4, size: tuple[int, int] = (40, 48)) -> np.nd
 
 
 @pytest.fixture(scope="module")
-def microlens() -> Path:
-    default = REPO_ROOT.parent / "shared" / "data"
-    folder = Path(os.environ.get("RECADAPT_SHARED_DATA", default)).expanduser()
-    folder = folder / "microlens_sample"
-    if not all((folder / f"{n}.mp4").is_file() for n in SAMPLES):
-        pytest.skip(f"real data {folder} is absent (set RECADAPT_SHARED_DATA to its folder)")
-    return folder
+def microlens(microlens_sample: Path) -> Path:
+    return microlens_sample
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import wave
 from pathlib import Path
@@ -13,14 +12,6 @@ import pytest
 from recadapt.errors import DataError
 from recadapt.media.audio import decode_audio
 from recadapt.media.ffmpeg import ffmpeg_exe
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """``$RECADAPT_SHARED_DATA``, else ``<repo root>/../shared/data`` (as tests/data does)."""
-    default = REPO_ROOT.parent / "shared" / "data"
-    return Path(os.environ.get("RECADAPT_SHARED_DATA", default)).expanduser()
 
 
 def write_tone_wav(path: Path, freq: float = 440.0, seconds: float = 1.0, rate: int = 44100,
@@ -108,11 +99,8 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path: Path) -> None:
         decode_audio(bad, seconds=0)
 
 
-def test_microlens_mp4_audio_track() -> None:
-    folder = shared_data_dir() / "microlens_sample"
-    videos = sorted(folder.glob("*.mp4"))
-    if not videos:
-        pytest.skip(f"MicroLens samples absent in {folder} (set RECADAPT_SHARED_DATA)")
+def test_microlens_mp4_audio_track(microlens_sample: Path) -> None:
+    videos = sorted(microlens_sample.glob("*.mp4"))
     samples = decode_audio(videos[0], seconds=3)
     assert samples.dtype == np.float32 and len(samples) == 48000  # HEVC + AAC, 44.1 kHz stereo
     assert 0.001 < float(np.sqrt(np.mean(samples ** 2))) < 1.0  # not silence, not clipped noise

@@ -4,7 +4,6 @@ rotation, the real MicroLens HEVC samples, and bad files."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -18,23 +17,13 @@ from recadapt.errors import DataError
 from recadapt.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 from recadapt.media.video import video_duration, video_frames
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ("1002", "10034", "10040")
 FPS = 25
 
 
-def shared_data_dir() -> Path:
-    """``$RECADAPT_SHARED_DATA``, else ``<repo root>/../shared/data`` (as tests/data)."""
-    default = REPO_ROOT.parent / "shared" / "data"
-    return Path(os.environ.get("RECADAPT_SHARED_DATA", default)).expanduser()
-
-
 @pytest.fixture(scope="module")
-def microlens() -> Path:
-    folder = shared_data_dir() / "microlens_sample"
-    if not all((folder / f"{n}.mp4").is_file() for n in SAMPLES):
-        pytest.skip(f"real data {folder} is absent (set RECADAPT_SHARED_DATA to its folder)")
-    return folder
+def microlens(microlens_sample: Path) -> Path:
+    return microlens_sample
 
 
 def make_clip(path: Path, seconds: float = 4.0, size: str = "160x90",
