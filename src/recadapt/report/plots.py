@@ -24,12 +24,15 @@ def gate_heatmap(table: np.ndarray, names: Sequence[str], path: Path,
     labels = ["H", *[n[:6] for n in names]]
     fig, axes = plt.subplots(1, towers, figsize=(2.2 + 1.9 * towers, 0.6 + 0.45 * layers + 1),
                              squeeze=False)
+    # the colour scale spans the table's own range (gates often stay near an even mix, and an
+    # absolute 0..1 scale would hide their differences); the printed values are absolute
+    low, high = float(table.min()), float(table.max())
+    high = max(high, low + 1e-6)
     for t, ax in enumerate(axes[0]):
-        ax.imshow(table[t], cmap="Blues", vmin=0.0, vmax=max(1e-6, float(table.max())),
-                  origin="lower", aspect="auto")
+        ax.imshow(table[t], cmap="Blues", vmin=low, vmax=high, origin="lower", aspect="auto")
         for (row, col), value in np.ndenumerate(table[t]):
             ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 * table.max() else "black")
+                    color="white" if value > low + 0.6 * (high - low) else "black")
         ax.set_xticks(range(columns), labels[:columns], fontsize=8)
         ax.set_yticks(range(layers), [str(i + 1) for i in range(layers)], fontsize=8)
         ax.set_title(names[t], fontsize=9)
