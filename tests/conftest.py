@@ -136,3 +136,44 @@ class FakeEncoder:
 @pytest.fixture
 def fake_encoder():
     return FakeEncoder.make
+
+
+class ContentModels:
+    """Build content models (IISAN, CROSSAN, IISAN-E, ...) over fake encoders without a dataset:
+    ``NUM_ITEMS`` items whose contents are short strings, cached or live state sources."""
+
+    NUM_ITEMS = 12
+    CONTENTS = tuple(f"item number {i}" for i in range(1, NUM_ITEMS + 1))
+
+    @staticmethod
+    def batch():
+        """Three left-padded training histories with next-item targets."""
+        import torch
+
+        history = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7], [0, 0, 8, 9]])
+        target = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8], [0, 0, 9, 10]])
+        return {"history": history, "target": target, "user": torch.arange(3)}
+
+    @classmethod
+    def build(cls, model_class, config, encoders, cached: bool):
+        import torch
+        from torch import nn
+
+        from recadapt.models.content import CachedStates, LiveStates
+
+        infos = [e.info for e in encoders]
+        layers = model_class.select_layers(config, infos)
+        if cached:
+            sources = [CachedStates(e.encode(list(cls.CONTENTS), chosen), chosen)
+                       for e, chosen in zip(encoders, layers, strict=True)]
+        else:
+            sources = [LiveStates(e, list(cls.CONTENTS), chosen, batch_size=5)
+                       for e, chosen in zip(encoders, layers, strict=True)]
+        model = model_class(config, cls.NUM_ITEMS, 4, nn.ModuleList(sources), infos)
+        model.fit_statistics(torch.arange(cls.NUM_ITEMS + 1).float())
+        return model
+
+
+@pytest.fixture
+def content_models():
+    return ContentModels

@@ -9,43 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from recadapt.config import validate_config
 from recadapt.errors import ConfigError
 from recadapt.models import content
-from recadapt.models.content import CachedStates, LiveStates
 from recadapt.models.crossan import CROSSAN, CROSSANConfig
 from recadapt.models.iisan_e import IISANE, IISANEConfig
 from recadapt.train.loop import train_run
-
-NUM_ITEMS = 12
-CONTENTS = [f"item number {i}" for i in range(1, NUM_ITEMS + 1)]
-
-
-def _batch() -> dict[str, torch.Tensor]:
-    history = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7], [0, 0, 8, 9]])
-    target = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8], [0, 0, 9, 10]])
-    return {"history": history, "target": target, "user": torch.arange(3)}
 
 
 def _encoders(fake_encoder):
     return [fake_encoder(6, 8, "text"), fake_encoder(8, 12, "image", seed=1),
             fake_encoder(4, 8, "audio", seed=2)]
 
-
-def _model(cls, config, encoders, cached: bool):
-    infos = [e.info for e in encoders]
-    layers = cls.select_layers(config, infos)
-    if cached:
-        sources = [CachedStates(e.encode(CONTENTS, chosen), chosen)
-                   for e, chosen in zip(encoders, layers, strict=True)]
-    else:
-        sources = [LiveStates(e, CONTENTS, chosen, batch_size=5)
-                   for e, chosen in zip(encoders, layers, strict=True)]
-    model = cls(config, NUM_ITEMS, 4, nn.ModuleList(sources), infos)
-    model.fit_statistics(torch.arange(NUM_ITEMS + 1).float())
-    return model
 
 
 def test_towers_keep_the_same_number_of_evenly_spaced_layers(fake_encoder) -> None:
@@ -68,15 +44,16 @@ def test_towers_keep_the_same_number_of_evenly_spaced_layers(fake_encoder) -> No
      {"towers", "fusion"}),
     (IISANE, IISANEConfig(hidden_size=16, adapter_size=4), {"intra", "inter_net", "fusion"}),
 ])
-def test_gradients_reach_only_towers_fusion_and_sequence(fake_encoder, cls, config,
+def test_gradients_reach_only_towers_fusion_and_sequence(content_models, fake_encoder, cls,
+                                                         config,
                                                          prefixes) -> None:
     torch.manual_seed(0)
     encoders = _encoders(fake_encoder)
-    model = _model(cls, config, encoders, cached=False)
+    model = content_models.build(cls, config, encoders, cached=False)
     before = [p.clone() for e in encoders for p in e.parameters()]
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     model.train()
-    model(_batch()).backward()
+    model(content_models.batch()).backward()
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
     assert trainable == {"encoder", *prefixes}
     optimizer.step()
@@ -85,12 +62,12 @@ def test_gradients_reach_only_towers_fusion_and_sequence(fake_encoder, cls, conf
     assert not any("sources" in n for n in model.state_dict())
 
 
-def test_crossan_cached_and_live_agree(fake_encoder) -> None:
+def test_crossan_cached_and_live_agree(content_models, fake_encoder) -> None:
     encoders = _encoders(fake_encoder)
     config = CROSSANConfig(hidden_size=16, adapter_size=4)
     torch.manual_seed(0)
-    cached = _model(CROSSAN, config, encoders, cached=True)
-    live = _model(CROSSAN, config, encoders, cached=False)
+    cached = content_models.build(CROSSAN, config, encoders, cached=True)
+    live = content_models.build(CROSSAN, config, encoders, cached=False)
     live.load_state_dict(cached.state_dict())
     cached.eval()
     live.eval()
@@ -98,11 +75,12 @@ def test_crossan_cached_and_live_agree(fake_encoder) -> None:
         torch.testing.assert_close(cached.item_embeddings(), live.item_embeddings())
 
 
-def test_crossan_is_lighter_than_iisan_e_at_equal_width(fake_encoder) -> None:
+def test_crossan_is_lighter_than_iisan_e_at_equal_width(content_models, fake_encoder) -> None:
     encoders = _encoders(fake_encoder)
     count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
-    crossan = _model(CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4), encoders, True)
-    iisan_e = _model(IISANE, IISANEConfig(hidden_size=16, adapter_size=4), encoders, True)
+    build = content_models.build
+    crossan = build(CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4), encoders, True)
+    iisan_e = build(IISANE, IISANEConfig(hidden_size=16, adapter_size=4), encoders, True)
     assert count(crossan) < count(iisan_e)  # one tower per modality, no inter tower
 
 

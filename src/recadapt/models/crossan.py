@@ -102,6 +102,15 @@ class MultiTowerRecommender(ContentRecommender):
 
     modality_names: list[str]
 
+    def __init__(self, config: SideTowersConfig, num_items: int, max_seq_len: int,
+                 sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
+        super().__init__(config, num_items, max_seq_len, sources)
+        #: layers read from each encoder, their widths, and the common tower width
+        self.layers = self.select_layers(config, infos)
+        self.dims = [[info.layer_dims[i] for i in chosen]
+                     for info, chosen in zip(infos, self.layers, strict=True)]
+        self.width = tower_width(config, infos)
+
     @classmethod
     def select_layers(cls, config: SideTowersConfig,  # type: ignore[override]
                       infos: Sequence[EncoderInfo]) -> list[list[int]]:
@@ -135,17 +144,13 @@ class CROSSAN(MultiTowerRecommender):
 
     def __init__(self, config: CROSSANConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
-        super().__init__(config, num_items, max_seq_len, sources)
-        self.layers = self.select_layers(config, infos)
         if config.fusion == "momef" and config.top_k > len(infos):
             raise ConfigError(f"model.top_k: {config.top_k} exceeds the {len(infos)} modalities")
-        dims = [[info.layer_dims[i] for i in chosen] for info, chosen in zip(infos, self.layers,
-                                                                              strict=True)]
-        width = tower_width(config, infos)
-        self.towers = CrossModalSideNetworks(dims, width, config.adapter_size,
+        super().__init__(config, num_items, max_seq_len, sources, infos)
+        self.towers = CrossModalSideNetworks(self.dims, self.width, config.adapter_size,
                                              config.adapter_dropout, config.gates, config.cross)
-        self.fusion = ModalityFusion([width] * len(infos), config.hidden_size, config.fusion,
-                                     config.top_k)
+        self.fusion = ModalityFusion([self.width] * len(infos), config.hidden_size,
+                                     config.fusion, config.top_k)
 
     def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
         return self.towers([source(item_ids) for source in self.sources])

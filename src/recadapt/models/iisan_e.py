@@ -22,7 +22,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from recadapt.models.crossan import MultiTowerRecommender, SideTowersConfig, tower_width
+from recadapt.models.crossan import MultiTowerRecommender, SideTowersConfig
 from recadapt.nn.fusion import ModalityFusion
 from recadapt.nn.side_networks import InterSideNetwork, IntraSideNetwork
 from recadapt.registry import register_model
@@ -48,11 +48,8 @@ class IISANE(MultiTowerRecommender):
 
     def __init__(self, config: IISANEConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
-        super().__init__(config, num_items, max_seq_len, sources)
-        self.layers = self.select_layers(config, infos)
-        dims = [[info.layer_dims[i] for i in chosen] for info, chosen in zip(infos, self.layers,
-                                                                              strict=True)]
-        width = tower_width(config, infos)
+        super().__init__(config, num_items, max_seq_len, sources, infos)
+        dims, width = self.dims, self.width
         size, drop, gated = config.adapter_size, config.adapter_dropout, config.gates
         self.intra = nn.ModuleList(
             IntraSideNetwork(d, size, drop, gated, width=width) for d in dims
