@@ -59,18 +59,20 @@ class IISANE(MultiTowerRecommender):
         parts = (len(dims) if config.intra else 0) + (1 if config.inter else 0)
         self.fusion = ModalityFusion([width] * parts, config.hidden_size, "concat")
 
-    def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
-        """The intra towers' outputs, one per modality (the inter tower mixes them all)."""
-        states = [source(item_ids) for source in self.sources]
+    def _intra_outputs(self, states: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         if self.intra is None:
             return []
         return [net(s) for net, s in zip(self.intra, states, strict=True)]
 
+    def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
+        """The intra towers' outputs, one per modality (the inter tower mixes them all)."""
+        if self.intra is None:
+            return []
+        return self._intra_outputs([source(item_ids) for source in self.sources])
+
     def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
         states = [source(item_ids) for source in self.sources]
-        parts = []
-        if self.intra is not None:
-            parts += [net(s) for net, s in zip(self.intra, states, strict=True)]
+        parts = self._intra_outputs(states)
         if self.inter_net is not None:
             parts.append(self.inter_net(states))
         return self.fusion(parts)
