@@ -108,9 +108,16 @@ def evaluate(
     if negatives is not None:
         eval_cfg = eval_cfg.model_copy(update={"num_negatives": negatives})
     split = run.prepared.split
-    result = run_eval(run.model, split.test if part == "test" else split.valid,
-                      run.prepared.dataset.num_items, eval_cfg, run.config.data.max_seq_len,
-                      protocol=protocol)
+    if run.prepared.is_ctr:  # one protocol: AUC/LogLoss over the labelled samples
+        from recadapt.eval.protocols import evaluate_ctr
+
+        protocol = "ctr"
+        result = evaluate_ctr(run.model, split.test if part == "test" else split.valid,
+                              eval_cfg.batch_size, progress=True)
+    else:
+        result = run_eval(run.model, split.test if part == "test" else split.valid,
+                          run.prepared.dataset.num_items, eval_cfg,
+                          run.config.data.max_seq_len, protocol=protocol)
     output = {"protocol": protocol, "part": part, "metrics": result.metrics}
     if protocol == "sampled":
         output["num_negatives"] = eval_cfg.num_negatives

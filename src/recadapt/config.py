@@ -27,7 +27,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class CTRDataConfig(Section):
+    """The CTR protocol (recadapt.data.ctr): labels, histories, global-time split, K-shot."""
+
+    label_threshold: float = Field(
+        4.0, description="rating >= threshold is a positive (MovieLens 4; half-star scales 3.5)"
+    )
+    negatives: int = Field(
+        1, ge=0, description="data without ratings: sampled label-0 items per interaction"
+    )
+    split: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1],
+                               description="train/valid/test ratios cut by global time")
+    history_len: int = Field(10, ge=1, description="behaviours before each sample it sees")
+    k_shot: int | None = Field(None, ge=1, description="train on K samples (fixed by seed)")
+    seed: int = Field(0, description="seed of K-shot subsets and sampled negatives")
+    max_eval_samples: int | None = Field(
+        None, ge=2, description="evaluate on a seeded subsample of valid/test (slow LLMs)"
+    )
+
+
 class DataConfig(Section):
+    task: Literal["next_item", "ctr"] = Field(
+        "next_item", description="next_item: rank the next item (leave-one-out); ctr: predict "
+        "a label per (user, item) sample (AUC, LogLoss)"
+    )
     source: str = Field("dslabs", description="dataset path, or 'dslabs' (packaged MovieLens)")
     format: Literal["auto", "recbole", "unisrec", "dslabs", "microlens", "csv", "tsv", "parquet",
                     "jsonl"] = (
@@ -49,6 +72,7 @@ class DataConfig(Section):
         None, ge=1, description="train on each user's most recent windows of max_seq_len items "
         "only (1 = SASRec.pytorch); default: every training item is a target once"
     )
+    ctr: CTRDataConfig = Field(default_factory=CTRDataConfig)
 
 
 class TrainConfig(Section):
@@ -66,6 +90,10 @@ class TrainConfig(Section):
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     monitor: str = Field("NDCG@10", description="validation metric for early stopping")
     eval_every: int = Field(1, ge=1, description="validate every N epochs")
+    drop_last: bool = Field(False, description="drop each epoch's incomplete last batch")
+    warmup_start: float = Field(
+        0.0, ge=0, description="learning rate at the first warm-up step (ATFLRec: 1e-9)"
+    )
     time_budget_minutes: float | None = Field(
         None, gt=0, description="stop after this many minutes of training steps (validation not "
         "counted), mid-epoch if need be; the best validated weights so far are evaluated"
@@ -258,15 +286,28 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         config = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(_describe(err, RunConfig)) from None
-    prefix = "sampled_" if config.eval.protocol == "sampled" else ""
-    reported = [f"{prefix}{m}@{k}" for k in config.eval.ks for m in ("HR", "NDCG")]
+    if config.data.task == "ctr":
+        reported = ["AUC", "LogLoss"]
+        if "monitor" not in config.train.model_fields_set:
+            config.train.monitor = "AUC"
+    else:
+        prefix = "sampled_" if config.eval.protocol == "sampled" else ""
+        reported = [f"{prefix}{m}@{k}" for k in config.eval.ks for m in ("HR", "NDCG")]
     if config.train.monitor not in reported:
         raise ConfigError(
             f"train.monitor: {config.train.monitor!r} is not reported with "
-            f"eval.ks={config.eval.ks} and eval.protocol={config.eval.protocol}; "
-            f"choose one of {reported}"
+            f"data.task={config.data.task}, eval.ks={config.eval.ks} and "
+            f"eval.protocol={config.eval.protocol}; choose one of {reported}"
         )
     model_cfg = config.model_config_obj()  # validates the model section too
+    from recadapt.registry import get_model
+
+    entry = get_model(str(config.model.get("name") or DEFAULT_MODEL))
+    if config.data.task not in entry.model_class.tasks:
+        raise ConfigError(
+            f"model.name: {entry.model_class.name!r} does not do data.task={config.data.task!r} "
+            f"(it does {sorted(entry.model_class.tasks)}); choose another model or task"
+        )
     config.model = {"name": config.model.get("name") or DEFAULT_MODEL, **model_cfg.model_dump()}
     return config
 

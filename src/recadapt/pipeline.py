@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from recadapt.config import RunConfig, validate_config
+from recadapt.data.ctr import CTRSplit, ctr_split
 from recadapt.data.dataset import Dataset
 from recadapt.data.splits import NextItemSplit, leave_one_out
 from recadapt.errors import RecAdaptError
@@ -19,7 +20,11 @@ from recadapt.registry import get_model
 @dataclass
 class Prepared:
     dataset: Dataset
-    split: NextItemSplit
+    split: NextItemSplit | CTRSplit
+
+    @property
+    def is_ctr(self) -> bool:
+        return isinstance(self.split, CTRSplit)
 
 
 def resolve_source(config: RunConfig) -> RunConfig:
@@ -46,6 +51,13 @@ def prepare_data(config: RunConfig) -> Prepared:
     )
     if data.k_core > 0:
         dataset = k_core(dataset, data.k_core)
+    if data.task == "ctr":
+        ctr = data.ctr
+        split = ctr_split(dataset, history_len=ctr.history_len,
+                          label_threshold=ctr.label_threshold, negatives=ctr.negatives,
+                          ratios=tuple(ctr.split), k_shot_train=ctr.k_shot, seed=ctr.seed,
+                          max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed)
+        return Prepared(dataset, split)
     return Prepared(dataset, leave_one_out(dataset))
 
 
@@ -54,7 +66,7 @@ def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
     return entry.model_class.create(config.model_config_obj(), dataset, config)
 
 
-def item_counts_tensor(split: NextItemSplit) -> torch.Tensor:
+def item_counts_tensor(split: NextItemSplit | CTRSplit) -> torch.Tensor:
     return torch.from_numpy(split.item_counts()).float()
 
 

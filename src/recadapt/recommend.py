@@ -40,6 +40,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     prepared = prepare_data(config)
     model = build_model(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
+    if prepared.is_ctr:
+        model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
     model.load_state_dict(load_weights(weights))
     model.eval()
     return LoadedRun(config, prepared, model)
@@ -52,6 +54,9 @@ def recommend(run: LoadedRun, history: np.ndarray, k: int) -> list[dict]:
         raise RecAdaptError(f"-k must be positive, got {k}")
     if len(history) == 0:
         raise RecAdaptError("the user has no history to recommend from")
+    if run.prepared.is_ctr:
+        raise RecAdaptError(f"{run.config.model['name']!r} was trained for data.task=ctr: it "
+                            "scores given (user, item) pairs and cannot rank the catalogue")
     dataset = run.prepared.dataset
     batch = {
         "history": torch.from_numpy(left_pad(history, run.config.data.max_seq_len)).unsqueeze(0),

@@ -3,6 +3,7 @@
 * ``full`` (default, IISAN V-C / CROSSAN 5): the target's rank among **all** items; the user's
   other history items are masked out (they would otherwise crowd the top of any model that
   repeats history; RecBole masks the same way), the target itself never is.
+* ``ctr``: one probability per labelled sample (``recadapt.data.ctr``); AUC and LogLoss.
 * ``sampled``: the target's rank among itself and N uniformly sampled items the user never
   interacted with; metric keys carry a ``sampled_`` prefix so they cannot pass for full ranking.
 """
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from recadapt.config import EvalConfig
 from recadapt.data.batching import eval_batches
+from recadapt.data.ctr import CTRSamples, ctr_batches
 from recadapt.data.splits import EvalSet
 from recadapt.eval import metrics
 from recadapt.models.base import Recommender
@@ -23,10 +26,36 @@ from recadapt.models.base import Recommender
 
 @dataclass
 class EvalResult:
+    """Metrics plus per-user (next-item: ``ranks``) or per-sample (CTR: ``probs`` with
+    ``items``/``labels``) values for paired significance tests."""
+
     metrics: dict[str, float]
     users: np.ndarray
     ranks: np.ndarray
     protocol: str
+    probs: np.ndarray | None = None
+    items: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+@torch.no_grad()
+def evaluate_ctr(model: Recommender, samples: CTRSamples, batch_size: int,
+                 device: torch.device | None = None, progress: bool = False) -> EvalResult:
+    """AUC and LogLoss of ``sigmoid(model.score(batch))`` over every sample."""
+    device = device or next(iter(model.buffers()), torch.zeros(0)).device
+    was_training = model.training
+    model.eval()
+    probs = []
+    batches = ctr_batches(samples, batch_size)
+    total = -(-len(samples) // batch_size)
+    for batch in tqdm(batches, total=total, desc="evaluate", leave=False, disable=not progress):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        probs.append(torch.sigmoid(model.score(batch).float()).cpu())
+    model.train(was_training)
+    p = torch.cat(probs).numpy().astype(np.float64)
+    values = {"AUC": metrics.auc(samples.labels, p), "LogLoss": metrics.logloss(samples.labels, p)}
+    return EvalResult(values, samples.users, np.zeros(0, np.int64), "ctr", probs=p,
+                      items=samples.items, labels=samples.labels)
 
 
 @torch.no_grad()

@@ -8,6 +8,11 @@ Batches are dicts of tensors. Next-item models use:
 * evaluation: ``target``: ``LongTensor[B]``, the held-out item;
 * ``user``: ``LongTensor[B]``, user indices (for models or masks that need them).
 
+CTR models (``data.task: ctr``, :class:`CTRRecommender`) get one labelled sample per row:
+``user``, ``item`` (the target, ``LongTensor[B]``), ``label`` (``FloatTensor[B]``, 0/1), and the
+behaviours before it: ``history`` (left-padded), ``history_label`` and ``history_rating``
+(``FloatTensor[B, L]``, 0 at padding); see ``recadapt.data.ctr``.
+
 Full ranking over all items is then one matrix product:
 ``user_embeddings(batch) @ item_embeddings().T``; ``score`` returns exactly that by default,
 so evaluation and serving share one code path.
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from recadapt.config import RunConfig
+    from recadapt.data.ctr import CTRSamples
     from recadapt.data.dataset import Dataset
 
 
@@ -35,6 +41,8 @@ class Recommender(nn.Module):
     name: ClassVar[str] = ""
     #: ``False`` for models with nothing to train (popularity), so the loop skips training
     trainable: ClassVar[bool] = True
+    #: the ``data.task`` values the model handles
+    tasks: ClassVar[frozenset[str]] = frozenset({"next_item"})
 
     @classmethod
     def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig) -> Recommender:
@@ -74,3 +82,29 @@ class Recommender(nn.Module):
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, num_items + 1]`` scores of every item for each user (column 0 = padding)."""
         return self.user_embeddings(batch) @ self.item_embeddings().T
+
+
+class CTRRecommender(Recommender):
+    """Base of CTR models: :meth:`ctr_logits` gives one logit per sample; the default loss is
+    binary cross-entropy on it, and the predicted probability is its sigmoid (for LLM scorers
+    the logit is ``log p(Yes) - log p(No)``, so the sigmoid is the Yes/No softmax)."""
+
+    tasks: ClassVar[frozenset[str]] = frozenset({"ctr"})
+
+    @classmethod
+    def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig) -> Recommender:
+        return cls(config, dataset, run)  # type: ignore[call-arg]
+
+    def fit_training_samples(self, samples: CTRSamples) -> None:
+        """Receive the training samples before training (graph models build their graph from
+        them). Default: nothing to do."""
+
+    def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(
+            self.ctr_logits(batch).float(), batch["label"].float())
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.ctr_logits(batch)

@@ -13,6 +13,7 @@ Run directory layout::
     metrics.json         {"valid": {...}, "test": {...}} of the best weights
     efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params
     ranks.json           per-user test ranks (for paired significance tests between runs)
+    predictions.json     CTR task instead of ranks.json: per-sample user, item, label, probability
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from recadapt.data.batching import (
     collate_windows,
     train_windows,
 )
+from recadapt.data.ctr import CTRDataset, CTRSplit, collate_ctr
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.eval.protocols import EvalResult, evaluate
+from recadapt.eval.protocols import EvalResult, evaluate, evaluate_ctr
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
 from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare_data
@@ -63,12 +65,16 @@ class RunResult:
     history: list[dict[str, Any]]
 
 
-def warmup_linear(warmup: int, total: int, decay: bool) -> Callable[[int], float]:
-    """lr multiplier: linear warm-up from 0 over ``warmup`` steps, then constant or linear
-    decay to 0 at ``total`` steps."""
+def warmup_linear(warmup: int, total: int, decay: bool,
+                  start: float = 0.0) -> Callable[[int], float]:
+    """lr multiplier: linear warm-up over ``warmup`` steps, then constant or linear decay to 0
+    at ``total`` steps. The warm-up starts at ``(step + 1) / warmup`` (``start`` = 0), or at
+    exactly ``start`` (a multiplier, e.g. ATFLRec's 1e-9 / lr) rising to 1 at step ``warmup``."""
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
+            if start > 0:
+                return start + (1 - start) * step / warmup
             return (step + 1) / warmup
         if not decay:
             return 1.0
@@ -95,6 +101,8 @@ def train_run(
     set_seed(config.train.seed)
     model = build_model(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
+    if prepared.is_ctr:
+        model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(config))
     return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
@@ -138,6 +146,11 @@ class _Loop:
     # -- evaluation -----------------------------------------------------------------------
     def _evaluate(self, part: str, protocol: str | None = None) -> EvalResult:
         split = self.prepared.split
+        if isinstance(split, CTRSplit):
+            return evaluate_ctr(self.accelerator.unwrap_model(self.model),
+                                split.valid if part == "valid" else split.test,
+                                self.config.eval.batch_size, device=self.accelerator.device,
+                                progress=self.progress)
         return evaluate(
             self.accelerator.unwrap_model(self.model),
             split.valid if part == "valid" else split.test,
@@ -154,7 +167,7 @@ class _Loop:
             raise ConfigError(
                 f"train.monitor: {key!r} is not a validation metric; choose one of {sorted(values)}"
             )
-        return values[key]
+        return -values[key] if key == "LogLoss" else values[key]  # higher is better
 
     # -- training -------------------------------------------------------------------------
     def run(self, resume: bool) -> RunResult:
@@ -184,10 +197,16 @@ class _Loop:
             "stopped": self.stopped if self.history else "not_trained",
         }
         if self.accelerator.is_main_process:
-            users = self.prepared.dataset.user_ids[test.users]
-            write_json(self.run_dir / "ranks.json", {"protocol": test.protocol,
-                                                    "users": [str(u) for u in users],
-                                                    "ranks": test.ranks.tolist()})
+            users = [str(u) for u in self.prepared.dataset.user_ids[test.users]]
+            if test.probs is not None:
+                items = self.prepared.dataset.item_ids[test.items]
+                write_json(self.run_dir / "predictions.json", {
+                    "protocol": test.protocol, "users": users, "items": [str(i) for i in items],
+                    "labels": test.labels.tolist(), "probs": test.probs.tolist()})
+            else:
+                write_json(self.run_dir / "ranks.json", {"protocol": test.protocol,
+                                                        "users": users,
+                                                        "ranks": test.ranks.tolist()})
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
             unwrapped.write_analysis(self.run_dir)
@@ -195,15 +214,12 @@ class _Loop:
 
     def _train(self, resume: bool) -> None:
         cfg, acc = self.train_cfg, self.accelerator
-        data = self.config.data
-        windows = train_windows(self.prepared.split.train, data.max_seq_len,
-                                data.max_windows_per_user)
-        if len(windows) == 0:
-            raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
-        lengths = (windows.history > 0).sum(axis=1)
-        sampler = EpochPermutation(len(windows), cfg.seed, lengths, cfg.batch_size)
-        loader = torch.utils.data.DataLoader(WindowDataset(windows), batch_size=cfg.batch_size,
-                                             sampler=sampler, collate_fn=collate_windows)
+        dataset, collate, sampler = self._training_data()
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                             collate_fn=collate, drop_last=cfg.drop_last)
+        if len(loader) == 0:
+            raise RecAdaptError(f"{len(dataset)} training samples make no batch of "
+                                f"{cfg.batch_size} with train.drop_last; lower train.batch_size")
         optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         optimizer = optim_cls(
             self.model.parameter_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -211,7 +227,8 @@ class _Loop:
         steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum_steps)
         total_steps = steps_per_epoch * cfg.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_linear(cfg.warmup_steps, total_steps, cfg.schedule == "linear")
+            optimizer, warmup_linear(cfg.warmup_steps, total_steps, cfg.schedule == "linear",
+                                     cfg.warmup_start / cfg.lr)
         )
         self.model, optimizer, loader, scheduler = acc.prepare(
             self.model, optimizer, loader, scheduler
@@ -282,6 +299,20 @@ class _Loop:
                 self.on_epoch_end(epoch + 1, record)
             if stop:
                 break
+
+    def _training_data(self) -> tuple[torch.utils.data.Dataset, Callable, EpochPermutation]:
+        """The task's training rows, collate function and epoch-seeded sampler."""
+        cfg, split = self.train_cfg, self.prepared.split
+        if isinstance(split, CTRSplit):
+            return (CTRDataset(split.train), collate_ctr,
+                    EpochPermutation(len(split.train), cfg.seed))
+        data = self.config.data
+        windows = train_windows(split.train, data.max_seq_len, data.max_windows_per_user)
+        if len(windows) == 0:
+            raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
+        lengths = (windows.history > 0).sum(axis=1)
+        sampler = EpochPermutation(len(windows), cfg.seed, lengths, cfg.batch_size)
+        return WindowDataset(windows), collate_windows, sampler
 
     def _seconds_per_epoch(self) -> float:
         """Mean seconds per full epoch; with a partial (time-budget) epoch, seconds per step

@@ -1,0 +1,77 @@
+"""ID-based CTR scorers over the user's behaviour sequence: SASRec and GRU4Rec as CTR models
+(ATFLRec Table II, RecLoRA's ID baselines).
+
+A sample's history items are embedded with their label (liked / disliked) — ID CTR models see
+every behaviour field, as RecLoRA's appendix B keeps all fields for them — and run through
+the library's causal sequence encoder (``nn/sequence.py``); the last position is the user
+vector ``u``. The target's embedding ``v`` and ``u`` meet in a small MLP over
+``[u, v, u * v]`` (the interaction features of DIN/NCF-style heads) giving one logit; binary
+cross-entropy trains it. An empty history gives ``u = 0``: the model falls back on the target.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from recadapt.models.base import CTRRecommender
+from recadapt.nn.sequence import GRU4RecEncoder, SASRecEncoder
+from recadapt.registry import register_model
+
+
+class SequenceCTRConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_size: int = Field(64, ge=1, description="item embedding and encoder width")
+    mlp_size: int = Field(64, ge=1, description="hidden width of the scoring MLP")
+    num_layers: int = Field(2, ge=1, description="encoder blocks (SASRec) or GRU layers")
+    num_heads: int = Field(2, ge=1, description="SASRec attention heads")
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class SequenceCTR(CTRRecommender):
+    """Behaviour sequence → user vector; ``MLP([u, v, u*v])`` → logit (module docstring)."""
+
+    def __init__(self, config: SequenceCTRConfig, num_items: int, encoder: nn.Module) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.items = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.feedback = nn.Embedding(2, d)  # disliked / liked behaviour
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.Linear(3 * d, config.mlp_size), nn.ReLU(),
+                                  nn.Dropout(config.dropout), nn.Linear(config.mlp_size, 1))
+        nn.init.normal_(self.items.weight, std=0.02)
+        nn.init.normal_(self.feedback.weight, std=0.02)
+
+    def user_vector(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        history = batch["history"]
+        valid = history > 0
+        liked = (batch["history_label"] >= 0.5).long()
+        vectors = (self.items(history) + self.feedback(liked)) * valid.unsqueeze(-1)
+        return self.encoder(vectors, valid)[:, -1]
+
+    def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        u = self.user_vector(batch)
+        v = self.items(batch["item"])
+        return self.head(torch.cat([u, v, u * v], dim=-1)).squeeze(-1)
+
+
+@register_model("sasrec-ctr", SequenceCTRConfig)
+class SASRecCTR(SequenceCTR):
+    """SASRec's self-attentive encoder as a CTR scorer."""
+
+    def __init__(self, config: SequenceCTRConfig, dataset, run) -> None:
+        encoder = SASRecEncoder(config.hidden_size, config.num_layers, config.num_heads,
+                                config.dropout, run.data.ctr.history_len)
+        super().__init__(config, dataset.num_items, encoder)
+
+
+@register_model("gru4rec-ctr", SequenceCTRConfig)
+class GRU4RecCTR(SequenceCTR):
+    """GRU4Rec's recurrent encoder as a CTR scorer."""
+
+    def __init__(self, config: SequenceCTRConfig, dataset, run) -> None:
+        encoder = GRU4RecEncoder(config.hidden_size, 2 * config.hidden_size, config.num_layers,
+                                 config.dropout)
+        super().__init__(config, dataset.num_items, encoder)
