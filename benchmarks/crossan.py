@@ -30,6 +30,7 @@ run of its section (``p_vs``).
     python benchmarks/crossan.py --only popularity sasrec "crossan T+I" --batch-size 32 \
         --patience 15 --name crossan_tuning      # a tuning pass
     python benchmarks/crossan.py --quick          # tiny synthetic set, 1 epoch per run
+    python benchmarks/crossan.py --users 10000 --patience 10 --resume   # continue a stopped run
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="skip methods whose row (same setting) is already in the results file")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-crossan"),
                         help="synthetic data, state caches and kept runs")
     args = parser.parse_args()
@@ -183,7 +186,11 @@ def main() -> None:
     for section, method, subset, model, reference in synthetic_runs():
         if section not in args.sections or (args.only and method not in args.only):
             continue
-        raw = {**base, "model": {"hidden_size": 64, **model},
+        if args.resume and any(r["method"] == method and r["setting"] == setting for r in rows):
+            print(f"kept from an earlier run: {method}", file=sys.stderr)
+            continue
+        width = {} if model["name"] == "popularity" else {"hidden_size": 64}
+        raw = {**base, "model": {**width, **model},
                "encoders": [ENCODERS[m] for m in subset]}
         row = quality_row(raw, data.name, method, setting, runs_dir / slug(method))
         record({**row, "section": section, "reference": reference})
