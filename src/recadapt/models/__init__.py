@@ -1,3 +1,3 @@
 """Recommenders; importing this package registers every built-in model."""
 
-from recadapt.models import crossan, ctr, epeft, frozen, idrec, iisan, iisan_e  # noqa: F401
+from recadapt.models import crossan, ctr, epeft, frozen, graph_ctr, idrec, iisan, iisan_e  # noqa: F401
