@@ -43,6 +43,8 @@ def evaluate_ctr(model: Recommender, samples: CTRSamples, batch_size: int,
                  device: torch.device | None = None, progress: bool = False) -> EvalResult:
     """AUC and LogLoss of ``sigmoid(model.score(batch))`` over every sample."""
     device = device or next(iter(model.buffers()), torch.zeros(0)).device
+    # LLM scorers cap their batch (a 1024-prompt batch would not fit in memory)
+    batch_size = min(batch_size, getattr(model, "eval_batch_size", None) or batch_size)
     was_training = model.training
     model.eval()
     probs = []

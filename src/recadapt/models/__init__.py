@@ -1,3 +1,13 @@
 """Recommenders; importing this package registers every built-in model."""
 
-from recadapt.models import crossan, ctr, epeft, frozen, graph_ctr, idrec, iisan, iisan_e  # noqa: F401
+from recadapt.models import (  # noqa: F401
+    crossan,
+    ctr,
+    epeft,
+    frozen,
+    graph_ctr,
+    idrec,
+    iisan,
+    iisan_e,
+    tallrec,
+)

@@ -22,7 +22,8 @@ figures. A parameter shared with the path (an ``lm_head`` tied to the token embe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -173,20 +174,26 @@ def default_lora_targets(backbone: nn.Module) -> list[str]:
 
 
 def add_lora(backbone: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0.1,
-             targets: Sequence[str] | None = None) -> list[str]:
+             targets: Sequence[str] | None = None, adapter_name: str = "default") -> list[str]:
     """Inject peft LoRA layers into ``backbone`` in place; only ``lora_A``/``lora_B`` train.
 
     peft keeps module paths stable (the original layer becomes ``<name>.base_layer``), so a
     model built the same way loads a saved ``state_dict`` strictly. ``lora_B`` starts at zero:
     the backbone's output is unchanged until training moves it. Returns the wrapped modules.
+    A second call with another ``adapter_name`` adds a second adapter beside the first (ATFLRec's
+    dual LoRA); :func:`active_lora` chooses which one a forward pass uses.
     """
+    import warnings
+
     from peft import LoraConfig, inject_adapter_in_model
 
     chosen = list(targets) if targets else default_lora_targets(backbone)
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=chosen,
                         bias="none")
     try:
-        inject_adapter_in_model(config, backbone)
+        with warnings.catch_warnings():  # "multiple adapters": intended for a second adapter
+            warnings.filterwarnings("ignore", message=".*multiple adapters.*")
+            inject_adapter_in_model(config, backbone, adapter_name=adapter_name)
     except (ValueError, TypeError, AssertionError, NotImplementedError) as err:
         raise ConfigError(
             f"model.lora_targets: peft could not add LoRA to {chosen} in "
@@ -196,6 +203,29 @@ def add_lora(backbone: nn.Module, r: int = 8, alpha: float = 16, dropout: float 
     # inject_adapter_in_model leaves only adapter weights trainable; be explicit regardless
     _set_trainable(backbone, lambda n: ".lora_A." in n or ".lora_B." in n)
     return [n for n, m in backbone.named_modules() if hasattr(m, "lora_A")]
+
+
+@contextmanager
+def active_lora(backbone: nn.Module, name: str) -> Iterator[None]:
+    """Run ``backbone`` with only the LoRA adapter ``name`` active.
+
+    peft's ``set_adapter`` also switches ``requires_grad`` off for the other adapters, which
+    would stop the gradient of an adapter used earlier in the same step; this sets the active
+    adapter alone and restores the previous choice afterwards.
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in backbone.modules() if isinstance(m, BaseTunerLayer)]
+    if not layers or any(name not in m.lora_A for m in layers):  # type: ignore[operator]
+        raise ValueError(f"no LoRA adapter named {name!r} in {type(backbone).__name__}")
+    before = [m._active_adapter for m in layers]
+    try:
+        for m in layers:
+            m._active_adapter = [name]
+        yield
+    finally:
+        for m, previous in zip(layers, before, strict=True):
+            m._active_adapter = previous
 
 
 class HoulsbyLinear(nn.Module):

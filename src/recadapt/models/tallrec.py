@@ -1,0 +1,180 @@
+"""TALLRec (Bao et al. 2023; RecLoRA 2.3 and appendix B.2): a causal LLM rec-tuned with LoRA to
+answer "Yes" or "No" to "will the user like the target item?".
+
+* The prompt comes from ``data/prompts.py`` (template as config: TALLRec's by default; ATFLRec's
+  Table I and RecLoRA's Figure 2 are built in). The tokenizer's chat template is applied when
+  the model has one (``chat_template: auto``), otherwise the Alpaca wrapper.
+* LoRA from peft on the q/v projections (r 8, alpha 16); every LLM weight stays frozen.
+* Training: causal-LM loss on the answer tokens only (the answer word, the rest of the output
+  text such as ".", and EOS), as in TALLRec's alpaca-lora code.
+* Scoring (RecLoRA eq. 4): the softmax over the logits of the answer words "Yes" and "No" at the
+  first answer position, i.e. the logit ``z_yes - z_no`` whose sigmoid is that softmax. Their
+  token ids are read from the tokenizer (the word encoded alone, without special tokens); a
+  tokenizer that splits either word into several tokens is refused with a clear error, since a
+  one-position softmax would then be meaningless.
+* Prompts longer than ``max_length`` tokens lose their *beginning* (the question about the target
+  is at the end); the history length (``data.ctr.history_len``) keeps them short in practice.
+* Only the hidden states of the positions that carry a loss or a score go through the LM head
+  (the full ``[batch, length, vocabulary]`` logits would dominate memory on CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from recadapt.data.prompts import PromptBuilder
+from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.models.base import CTRRecommender
+from recadapt.nn.peft_methods import add_lora
+from recadapt.registry import register_model
+
+
+class TALLRecConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str = Field("smollm2-135m", description="causal LM: hf:ID, a local folder, or a "
+                     "packaged name (smollm2-135m, gemma3-270m)")
+    template: str | dict[str, Any] = Field(
+        "tallrec", description="prompt template: a built-in name (tallrec, atflrec, reclora), a "
+        "YAML file, or a mapping (base: NAME plus fields to override)")
+    chat_template: Literal["auto", "yes", "no"] = Field(
+        "auto", description="wrap prompts with the tokenizer's chat template (auto: when it has "
+        "one); otherwise the template's own wrapper (Alpaca)")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] | None = Field(
+        None, description="module-name suffixes for LoRA (default: q and v projections)")
+    max_length: int = Field(512, ge=16, description="prompt + answer tokens (longer prompts "
+                            "lose their beginning)")
+    eval_batch_size: int = Field(16, ge=1, description="samples per scoring forward pass")
+
+
+def answer_token_id(tokenizer: Any, word: str) -> int:
+    """The single token id of ``word`` (encoded alone); several tokens are refused."""
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ConfigError(
+            f"model.template: the tokenizer splits the answer word {word!r} into {len(ids)} "
+            f"tokens {ids}; the Yes/No softmax needs one token each: choose answer words "
+            "(template yes/no) that are single tokens for this LLM")
+    return int(ids[0])
+
+
+class LLMPrompts:
+    """Turns CTR batches into token ids for a causal LM: prompt (+ answer) per sample."""
+
+    def __init__(self, builder: PromptBuilder, tokenizer: Any, chat: str, max_length: int) -> None:
+        self.builder, self.tokenizer, self.max_length = builder, tokenizer, max_length
+        has_chat = bool(getattr(tokenizer, "chat_template", None))
+        if chat == "yes" and not has_chat:
+            raise ConfigError("model.chat_template: yes, but the LLM's tokenizer has no chat "
+                              "template; use auto or no")
+        self.chat = has_chat and chat != "no"
+        template = builder.template
+        self.yes_id = answer_token_id(tokenizer, template.yes)
+        self.no_id = answer_token_id(tokenizer, template.no)
+        if self.yes_id == self.no_id:
+            raise ConfigError("model.template: yes and no map to the same token")
+        # the output text after the answer word ("Yes." → "."), then EOS
+        rest = template.output.format(answer="\0").split("\0", 1)[1]
+        tail = tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else []
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        self.tail = [int(t) for t in tail] + eos
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+            eos[0] if eos else 0)
+
+    def prompt_ids(self, batch: dict[str, torch.Tensor], row: int) -> list[int]:
+        history = batch["history"][row]
+        keep = history > 0
+        args = (int(batch["user"][row]), history[keep].tolist(),
+                batch["history_label"][row][keep].tolist(), int(batch["item"][row]),
+                batch["history_rating"][row][keep].tolist())
+        if self.chat:
+            text = self.tokenizer.apply_chat_template(self.builder.messages(*args),
+                                                      add_generation_prompt=True, tokenize=False)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(self.builder.build(*args))["input_ids"])
+
+    def encode(self, batch: dict[str, torch.Tensor], with_answer: bool
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``input_ids``, ``attention_mask`` (right-padded), the index of each row's last
+        prompt token, and the answer token ids ``[B, 1 + len(tail)]`` (Yes/No first)."""
+        rows, answers = [], []
+        budget = self.max_length - (1 + len(self.tail) if with_answer else 0)
+        for row in range(batch["item"].shape[0]):
+            ids = self.prompt_ids(batch, row)[-budget:]
+            liked = with_answer and float(batch["label"][row]) >= 0.5
+            answer = [self.yes_id if liked else self.no_id, *self.tail]
+            rows.append(ids + (answer if with_answer else []))
+            answers.append(answer)
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        last = torch.empty(len(rows), dtype=torch.long)
+        for i, ids in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            mask[i, : len(ids)] = 1
+            last[i] = len(ids) - 1 - (len(answers[i]) if with_answer else 0)
+        return input_ids, mask, last, torch.tensor(answers, dtype=torch.long)
+
+
+@register_model("tallrec", TALLRecConfig)
+class TALLRec(CTRRecommender):
+    """A frozen causal LLM + LoRA answering Yes/No (module docstring)."""
+
+    def __init__(self, config: TALLRecConfig, dataset, run) -> None:
+        super().__init__()
+        self.lm, tokenizer = load_causal_lm(config.llm)
+        for param in self.lm.parameters():
+            param.requires_grad_(False)
+        add_lora(self.lm, config.lora_r, config.lora_alpha, config.lora_dropout,
+                 config.lora_targets)
+        builder = PromptBuilder(dataset, config.template, run.data.ctr.history_len)
+        self.prompts = LLMPrompts(builder, tokenizer, config.chat_template, config.max_length)
+        self.eval_batch_size = config.eval_batch_size
+
+    def _hidden(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from recadapt.encoders.llm import base_decoder
+
+        device = next(self.lm.parameters()).device
+        out = base_decoder(self.lm)(input_ids=input_ids.to(device),
+                                    attention_mask=mask.to(device), use_cache=False)
+        return out.last_hidden_state
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm.get_output_embeddings()(hidden)
+
+    def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        input_ids, mask, last, _ = self.prompts.encode(batch, with_answer=False)
+        hidden = self._hidden(input_ids, mask)
+        at = hidden[torch.arange(len(last), device=hidden.device), last.to(hidden.device)]
+        logits = self._head(at)
+        return logits[:, self.prompts.yes_id] - logits[:, self.prompts.no_id]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        input_ids, mask, last, answers = self.prompts.encode(batch, with_answer=True)
+        hidden = self._hidden(input_ids, mask)
+        steps = torch.arange(answers.shape[1])
+        positions = (last.unsqueeze(1) + steps.unsqueeze(0)).to(hidden.device)  # [B, A]
+        rows = torch.arange(len(last), device=hidden.device).unsqueeze(1)
+        logits = self._head(hidden[rows, positions]).float()  # [B, A, vocab]
+        targets = answers.to(hidden.device).flatten()
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets)
+
+
+def load_causal_lm(source: str) -> tuple[nn.Module, Any]:
+    """A causal LM with its head and tokenizer (fresh, never shared: LoRA changes it)."""
+    from recadapt.config import EncoderSpec
+    from recadapt.encoders import load_encoder
+
+    encoder = load_encoder(EncoderSpec(name="llm", model=source, kind="llm"))
+    lm = getattr(encoder, "causal_lm", None)
+    if lm is None:
+        raise RecAdaptError(f"model.llm: {source!r} has no language-model head (it loads as a "
+                            "bare decoder); give a ...ForCausalLM checkpoint")
+    return lm, encoder.tokenizer

@@ -1,0 +1,97 @@
+"""TALLRec on the packaged SmolLM2-135M: Yes/No tokens, prompts, LoRA-only training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recadapt.config import validate_config
+from recadapt.errors import ConfigError
+from recadapt.train.loop import train_run
+
+WORDS = ["apple", "river", "garden", "candle", "forest", "violin", "harbor", "meadow"]
+
+
+def planted_csv(path, users=12, seed=0):
+    """Items are "sunny X" (every user rates them 5) or "rainy X" (rated 1): the target's title
+    alone decides the label, a pattern a rec-tuned LLM must pick up."""
+    rng = np.random.default_rng(seed)
+    titles = {f"i{k}": f"{'sunny' if k % 2 else 'rainy'} {WORDS[k % len(WORDS)]}"
+              for k in range(16)}
+    rows = ["user_id,item_id,timestamp,rating"]
+    for user in range(users):
+        for step, item in enumerate(rng.choice(16, size=6, replace=False)):
+            rows.append(f"u{user},i{item},{step * 100 + user},{5 if item % 2 else 1}")
+    (path / "inter.csv").write_text("\n".join(rows) + "\n")
+    items = ["item_id,title"] + [f"{k},{t}" for k, t in titles.items()]
+    (path / "items.csv").write_text("\n".join(items) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tallrec_config(tmp_path_factory):
+    folder = planted_csv(tmp_path_factory.mktemp("tallrec"))
+
+    def make(**model):
+        return validate_config({
+            "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
+                     "title_field": "title", "task": "ctr",
+                     "ctr": {"history_len": 2, "split": [0.6, 0.2, 0.2]}},
+            "model": {"name": "tallrec", "chat_template": "no",
+                      "template": {"base": "tallrec", "wrapper": "plain"}, **model},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "patience": 3, "seed": 0},
+        })
+
+    return make
+
+
+def test_answer_tokens_resolve_to_single_ids(tallrec_config):
+    from recadapt.models.tallrec import answer_token_id, load_causal_lm
+
+    _, tokenizer = load_causal_lm("smollm2-135m")
+    yes, no = answer_token_id(tokenizer, "Yes"), answer_token_id(tokenizer, "No")
+    assert yes != no
+    assert tokenizer.decode([yes]) == "Yes" and tokenizer.decode([no]) == "No"
+    with pytest.raises(ConfigError, match="splits the answer word"):
+        answer_token_id(tokenizer, "Affirmatively-yes")
+
+
+def test_tallrec_learns_a_planted_pattern_with_lora_only(tallrec_config, tmp_path):
+    from recadapt.pipeline import build_model, prepare_data
+
+    config = tallrec_config()
+    before = build_model(config, prepare_data(config).dataset)
+    base_before = {n: p.detach().clone() for n, p in before.named_parameters()
+                   if "lora_" not in n}
+    result = train_run(config, tmp_path / "run", progress=False)
+    assert result.metrics["test"]["AUC"] > 0.75
+    trained = result.efficiency["trainable_params"]
+    # LoRA r=8 on q and v of 30 layers: 30 * (8 * (576 + 576) + 8 * (576 + 192)) = 460,800
+    assert trained == 460_800
+    from safetensors.torch import load_file
+
+    state = load_file(tmp_path / "run" / "model.safetensors")
+    checked = [name for name in base_before if name in state]
+    assert len(checked) > 100
+    for name in checked:  # the LLM itself is bit-identical after training
+        assert torch.equal(state[name], base_before[name]), name
+
+
+def test_prompt_ends_where_the_answer_is_scored(tallrec_config):
+    from recadapt.pipeline import build_model, prepare_data
+
+    config = tallrec_config()
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    from recadapt.data.ctr import ctr_batches
+
+    batch = next(ctr_batches(prepared.split.test, 4))
+    ids, mask, last, answers = model.prompts.encode(batch, with_answer=True)
+    for row in range(len(last)):
+        position = int(last[row]) + 1  # the first answer token follows the prompt
+        assert int(ids[row, position]) == int(answers[row, 0])
+        assert int(answers[row, 0]) in {model.prompts.yes_id, model.prompts.no_id}
+        assert int(mask[row].sum()) == position + answers.shape[1]
+    text = model.prompts.tokenizer.decode(ids[0, : int(last[0]) + 1])
+    assert "Whether the user will like the target movie" in text
