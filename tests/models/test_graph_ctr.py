@@ -99,3 +99,37 @@ def test_scoring_before_the_graph_is_built_fails_clearly(tmp_path):
     batch = collate_ctr([CTRDataset(prepared.split.train)[0]])
     with pytest.raises(Exception, match="fit_training_samples"):
         model.ctr_logits(batch)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "graphsage"])
+def test_history_fold_in_replaces_only_cold_users(tmp_path, name):
+    config = graph_config(tmp_path, name=name)
+    prepared = prepare_data(config)
+    train = prepared.split.train
+    cold_user = 3
+    torch.manual_seed(0)
+    plain = build_model(config, prepared.dataset)
+    plain.fit_training_samples(train.subset(train.users != cold_user))
+    folding = build_model(graph_config(tmp_path, name=name, cold_users="history"),
+                          prepared.dataset)
+    folding.fit_training_samples(train.subset(train.users != cold_user))
+    folding.load_state_dict(plain.state_dict())
+    plain.eval(), folding.eval()
+
+    rows = [*np.flatnonzero(train.users == cold_user)[-3:], *np.flatnonzero(train.users == 4)[-3:]]
+    batch = collate_ctr([CTRDataset(train)[i] for i in rows])
+    with torch.no_grad():
+        same = plain.ctr_logits(batch), folding.ctr_logits(batch)
+        z = plain.node_embeddings()
+    warm = batch["user"] == 4
+    assert torch.allclose(same[0][warm], same[1][warm])
+    row = int((~warm).nonzero()[-1])
+    liked = (batch["history_label"][row] >= 0.5) & (batch["history"][row] > 0)
+    assert liked.any()
+    folded = z[plain.num_users + batch["history"][row][liked]].mean(0)
+    if name == "graphsage":
+        folded = torch.nn.functional.normalize(folded, dim=0)
+    z_item = z[plain.num_users + batch["item"][row]]
+    expected = plain.similarity_scale() * folded @ z_item + plain.bias
+    assert torch.allclose(same[1][row], expected.squeeze(), atol=1e-5)
+    assert not torch.allclose(same[0][row], same[1][row])
