@@ -183,7 +183,10 @@ class _Loop:
             unwrapped.load_state_dict(load_weights(best_path))
         else:  # nothing trained (popularity, epochs=0): the current weights are the model
             save_weights(best_path, unwrapped.state_dict())
-        valid, test = self._evaluate("valid"), self._evaluate("test")
+        valid = self._evaluate("valid")
+        started = time.perf_counter()
+        test = self._evaluate("test")
+        test_seconds = time.perf_counter() - started
         metrics = {"valid": valid.metrics, "test": test.metrics,
                    "protocol": test.protocol, "dataset": self.prepared.dataset.name}
         trainable, total = parameter_counts(unwrapped)
@@ -195,7 +198,15 @@ class _Loop:
             "trainable_params": trainable if unwrapped.trainable else 0,
             "total_params": total,
             "stopped": self.stopped if self.history else "not_trained",
+            "test_eval_seconds": test_seconds,
         }
+        if isinstance(self.prepared.split, CTRSplit):  # per-sample costs (LLM tables)
+            split = self.prepared.split
+            steps = sum(int(r.get("steps", 0)) for r in self.history)
+            samples = steps * self.train_cfg.batch_size
+            efficiency["seconds_per_train_sample"] = (
+                float(sum(self.epoch_seconds)) / samples if samples else 0.0)
+            efficiency["seconds_per_inference_sample"] = test_seconds / max(1, len(split.test))
         if self.accelerator.is_main_process:
             users = [str(u) for u in self.prepared.dataset.user_ids[test.users]]
             if test.probs is not None:
