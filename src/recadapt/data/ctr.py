@@ -201,6 +201,17 @@ def collate_ctr(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def prompt_args(batch: dict[str, torch.Tensor], row: int
+                ) -> tuple[int, list[int], list[float], int, list[float]]:
+    """One sample of a CTR batch as ``PromptBuilder`` arguments: user, history items (padding
+    dropped, oldest first), their labels, the target item, their ratings."""
+    history = batch["history"][row].cpu()
+    keep = history > 0
+    return (int(batch["user"][row]), history[keep].tolist(),
+            batch["history_label"][row].cpu()[keep].tolist(), int(batch["item"][row]),
+            batch["history_rating"][row].cpu()[keep].tolist())
+
+
 def ctr_batches(samples: CTRSamples, batch_size: int):
     """Evaluation batches in sample order."""
     data = CTRDataset(samples)

@@ -70,6 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder, wrap
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
@@ -333,12 +334,7 @@ class ATFLRec(CTRRecommender):
         """The plain prompt of every sample (instruction and input on their own lines)."""
         texts = []
         for row in range(batch["item"].shape[0]):
-            history = batch["history"][row].cpu()
-            keep = history > 0
-            text = self.builder.input_text(
-                int(batch["user"][row]), history[keep].tolist(),
-                batch["history_label"][row].cpu()[keep].tolist(), int(batch["item"][row]),
-                batch["history_rating"][row].cpu()[keep].tolist())
+            text = self.builder.input_text(*prompt_args(batch, row))
             texts.append(wrap(self.builder.template.instruction, text, "plain"))
         return texts
 

@@ -26,6 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import CTRRecommender
@@ -89,11 +90,7 @@ class LLMPrompts:
             eos[0] if eos else 0)
 
     def prompt_ids(self, batch: dict[str, torch.Tensor], row: int) -> list[int]:
-        history = batch["history"][row]
-        keep = history > 0
-        args = (int(batch["user"][row]), history[keep].tolist(),
-                batch["history_label"][row][keep].tolist(), int(batch["item"][row]),
-                batch["history_rating"][row][keep].tolist())
+        args = prompt_args(batch, row)
         if self.chat:
             text = self.tokenizer.apply_chat_template(self.builder.messages(*args),
                                                       add_generation_prompt=True, tokenize=False)
