@@ -177,18 +177,3 @@ class ContentModels:
 @pytest.fixture
 def content_models():
     return ContentModels
-
-
-def write_planted_ratings(path: Path, likes, users: int, items: int, per_user: int,
-                          seed: int = 0) -> Path:
-    """A CTR ratings CSV (``user_id,item_id,timestamp,rating``): each user rates ``per_user``
-    random items, 5 where ``likes(user, item)`` holds and 1 elsewhere, so the planted rule is
-    the only signal."""
-    rng = np.random.default_rng(seed)
-    rows = ["user_id,item_id,timestamp,rating"]
-    for user in range(users):
-        for step, item in enumerate(rng.choice(items, size=per_user, replace=False)):
-            rating = 5 if likes(user, int(item)) else 1
-            rows.append(f"u{user},i{item},{step * 1000 + user},{rating}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from conftest import write_planted_ratings
 from recadapt.config import validate_config
 from recadapt.errors import ConfigError
 from recadapt.train.loop import train_run
@@ -15,7 +15,15 @@ from recadapt.train.loop import train_run
 def planted_ctr_csv(path, users=120, items=40, seed=0):
     """Each user likes the even or the odd items (rating 5) and dislikes the other half
     (rating 1): the history's liked items reveal the user's parity, which decides the label."""
-    return write_planted_ratings(path, lambda u, i: i % 2 == u % 2, users, items, 12, seed)
+    rng = np.random.default_rng(seed)
+    rows = ["user_id,item_id,timestamp,rating"]
+    for user in range(users):
+        parity = user % 2
+        for step, item in enumerate(rng.choice(items, size=12, replace=False)):
+            rating = 5 if item % 2 == parity else 1
+            rows.append(f"u{user},i{item},{step * 1000 + user},{rating}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 def ctr_config(tmp_path, **model):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import write_planted_ratings
 from recadapt.config import validate_config
 from recadapt.data.ctr import CTRDataset, collate_ctr
 from recadapt.models.graph_ctr import training_edges
@@ -18,8 +17,15 @@ from recadapt.train.loop import train_run
 def community_csv(path, users=60, items=40, per_user=16, seed=0):
     """Two user communities: community c rates the items of half c with 5 and the other half
     with 1. No single item or user is informative on its own; who liked what with whom is."""
-    return write_planted_ratings(path, lambda u, i: i * 2 // items == u % 2, users, items,
-                                 per_user, seed)
+    rng = np.random.default_rng(seed)
+    rows = ["user_id,item_id,timestamp,rating"]
+    for user in range(users):
+        community = user % 2
+        for step, item in enumerate(rng.choice(items, size=per_user, replace=False)):
+            rating = 5 if item * 2 // items == community else 1
+            rows.append(f"u{user},i{item},{step * 1000 + user},{rating}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 def graph_config(tmp_path, **model):
