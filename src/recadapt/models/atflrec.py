@@ -72,6 +72,7 @@ from tqdm.auto import tqdm
 
 from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder, wrap
+from recadapt.encoders.text import pool_tokens
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
 from recadapt.nn.peft_methods import active_lora, add_lora
@@ -242,11 +243,6 @@ def _fuse(a: torch.Tensor, b: torch.Tensor, how: str) -> torch.Tensor:
     return (a + b) / 2
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
 @register_model("atflrec", ATFLRecConfig)
 class ATFLRec(CTRRecommender):
     """Frozen text model + LoRA over prompts and FBank audio tokens (module docstring)."""
@@ -393,7 +389,7 @@ class ATFLRec(CTRRecommender):
         attend = torch.where(empty.unsqueeze(1), torch.ones_like(mask), mask)
         with active_lora(self.text_model, adapter):
             hidden = self.text_model(attention_mask=attend, **inputs).last_hidden_state
-        pooled = _mean_pool(hidden, mask)
+        pooled = pool_tokens(hidden, mask, "mean")
         return torch.where(empty.unsqueeze(1), torch.zeros_like(pooled), pooled)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
