@@ -95,7 +95,7 @@ def evaluate(
     part: Annotated[str, typer.Option(help="test or valid.")] = "test",
 ) -> None:
     """Evaluate a trained run again, under the full-ranking or the sampled protocol."""
-    from recadapt.eval.protocols import evaluate as run_eval
+    from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json
     from recadapt.recommend import load_run
 
@@ -107,17 +107,9 @@ def evaluate(
     eval_cfg = run.config.eval
     if negatives is not None:
         eval_cfg = eval_cfg.model_copy(update={"num_negatives": negatives})
-    split = run.prepared.split
-    if run.prepared.is_ctr:  # one protocol: AUC/LogLoss over the labelled samples
-        from recadapt.eval.protocols import evaluate_ctr
-
-        protocol = "ctr"
-        result = evaluate_ctr(run.model, split.test if part == "test" else split.valid,
-                              eval_cfg.batch_size, progress=True)
-    else:
-        result = run_eval(run.model, split.test if part == "test" else split.valid,
-                          run.prepared.dataset.num_items, eval_cfg,
-                          run.config.data.max_seq_len, protocol=protocol)
+    result = evaluate_part(run.model, run.prepared.split, part, eval_cfg,
+                           run.config.data.max_seq_len, protocol=protocol, progress=True)
+    protocol = result.protocol  # CTR runs have one protocol: AUC/LogLoss
     output = {"protocol": protocol, "part": part, "metrics": result.metrics}
     if protocol == "sampled":
         output["num_negatives"] = eval_cfg.num_negatives

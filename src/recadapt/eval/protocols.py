@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from recadapt.config import EvalConfig
 from recadapt.data.batching import eval_batches
-from recadapt.data.ctr import CTRSamples, ctr_batches
-from recadapt.data.splits import EvalSet
+from recadapt.data.ctr import CTRSamples, CTRSplit, ctr_batches
+from recadapt.data.splits import EvalSet, NextItemSplit
 from recadapt.eval import metrics
 from recadapt.models.base import Recommender
 
@@ -91,3 +91,17 @@ def evaluate(
     all_ranks = torch.cat(ranks).cpu() if ranks else torch.zeros(0, dtype=torch.long)
     values = metrics.ranking_metrics(all_ranks, ks=tuple(config.ks), sampled=protocol != "full")
     return EvalResult(values, eval_set.users, all_ranks.numpy(), protocol)
+
+
+def evaluate_part(model: Recommender, split: NextItemSplit | CTRSplit, part: str,
+                  config: EvalConfig, max_len: int, device: torch.device | None = None,
+                  protocol: str | None = None, progress: bool = False) -> EvalResult:
+    """Evaluate ``split.valid`` or ``split.test`` under the task's protocol: AUC/LogLoss for
+    CTR splits, ranking (``protocol``, default ``config.protocol``) for next-item splits."""
+    if part not in {"valid", "test"}:
+        raise ValueError(f"part must be valid or test, got {part!r}")
+    if isinstance(split, CTRSplit):
+        samples = split.valid if part == "valid" else split.test
+        return evaluate_ctr(model, samples, config.batch_size, device, progress)
+    eval_set = split.valid if part == "valid" else split.test
+    return evaluate(model, eval_set, split.dataset.num_items, config, max_len, device, protocol)

@@ -42,7 +42,7 @@ from recadapt.data.batching import (
 )
 from recadapt.data.ctr import CTRDataset, CTRSplit, collate_ctr
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.eval.protocols import EvalResult, evaluate, evaluate_ctr
+from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
 from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare_data
@@ -144,22 +144,10 @@ class _Loop:
         self.stopped = "max_epochs"
 
     # -- evaluation -----------------------------------------------------------------------
-    def _evaluate(self, part: str, protocol: str | None = None) -> EvalResult:
-        split = self.prepared.split
-        if isinstance(split, CTRSplit):
-            return evaluate_ctr(self.accelerator.unwrap_model(self.model),
-                                split.valid if part == "valid" else split.test,
-                                self.config.eval.batch_size, device=self.accelerator.device,
-                                progress=self.progress)
-        return evaluate(
-            self.accelerator.unwrap_model(self.model),
-            split.valid if part == "valid" else split.test,
-            self.prepared.dataset.num_items,
-            self.config.eval,
-            self.config.data.max_seq_len,
-            device=self.accelerator.device,
-            protocol=protocol,
-        )
+    def _evaluate(self, part: str) -> EvalResult:
+        return evaluate_part(self.accelerator.unwrap_model(self.model), self.prepared.split,
+                             part, self.config.eval, self.config.data.max_seq_len,
+                             device=self.accelerator.device, progress=self.progress)
 
     def _monitor(self, values: dict[str, float]) -> float:
         key = self.train_cfg.monitor
