@@ -50,7 +50,7 @@ def test_train_writes_a_run_and_prints_metrics(trained_run):
 def test_evaluate_sampled_is_labelled_sampled(trained_run):
     result = invoke("evaluate", trained_run, "--protocol", "sampled", "--negatives", "10")
     assert result.exit_code == 0, result.output
-    output = json.loads(result.output)
+    output = json.loads(result.stdout)  # the progress bar goes to stderr
     assert output["protocol"] == "sampled"
     assert set(output["metrics"]) == {"sampled_HR@5", "sampled_NDCG@5"}
     assert (trained_run / "eval_test_sampled.json").exists()

@@ -72,6 +72,10 @@ class DataConfig(Section):
         None, ge=1, description="train on each user's most recent windows of max_seq_len items "
         "only (1 = SASRec.pytorch); default: every training item is a target once"
     )
+    k_shot_users: int | None = Field(
+        None, ge=1, description="next-item few-shot: train on K users' sequences only (drawn "
+        "once with train.seed); every user is still evaluated"
+    )
     ctr: CTRDataConfig = Field(default_factory=CTRDataConfig)
 
 
@@ -113,6 +117,10 @@ class EvalConfig(Section):
     ks: list[int] = Field(default_factory=lambda: [10, 20], description="cut-offs for HR/NDCG")
     num_negatives: int = Field(100, ge=1, description="negatives per user (sampled protocol)")
     batch_size: int = Field(1024, ge=1)
+    max_users: int | None = Field(
+        None, ge=1, description="evaluate a seeded subsample of this many valid/test users "
+        "(LLM rankers cost seconds per user); every model of a comparison gets the same users"
+    )
     seed: int = 0
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -11,7 +12,7 @@ import yaml
 from recadapt.config import RunConfig, validate_config
 from recadapt.data.ctr import CTRSplit, ctr_split
 from recadapt.data.dataset import Dataset
-from recadapt.data.splits import NextItemSplit, leave_one_out
+from recadapt.data.splits import NextItemSplit, k_shot_users, leave_one_out, subsample_users
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
 from recadapt.registry import get_model
@@ -58,7 +59,14 @@ def prepare_data(config: RunConfig) -> Prepared:
                           ratios=tuple(ctr.split), k_shot_train=ctr.k_shot, seed=ctr.seed,
                           max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed)
         return Prepared(dataset, split)
-    return Prepared(dataset, leave_one_out(dataset))
+    split = leave_one_out(dataset)
+    if data.k_shot_users is not None:
+        split = k_shot_users(split, data.k_shot_users, config.train.seed)
+    if config.eval.max_users is not None:
+        n, seed = config.eval.max_users, config.eval.seed
+        split = replace(split, valid=subsample_users(split.valid, n, seed),
+                        test=subsample_users(split.test, n, seed))
+    return Prepared(dataset, split)
 
 
 def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
@@ -75,3 +83,18 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         raise RecAdaptError(f"{run_dir} is not a run directory: {path.name} is missing")
     return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
+#: training settings a prerequisite run inherits from the run that needs it
+INHERITED_TRAIN = ("seed", "num_threads", "cpu", "mixed_precision", "monitor")
+
+
+def stage_config(run: RunConfig, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
+    """The config of a prerequisite run (``Recommender.prerequisites``): the same data,
+    encoders, cache and evaluation as ``run``, another ``model`` section, and ``train``
+    settings over the defaults (seed, threads, device, precision and the monitored metric
+    are inherited unless ``train`` sets them)."""
+    raw = run.model_dump(mode="json")
+    raw["model"] = dict(model)
+    raw["train"] = {**{k: raw["train"][k] for k in INHERITED_TRAIN}, **train}
+    return validate_config(raw)

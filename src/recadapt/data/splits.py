@@ -197,3 +197,29 @@ def cold_user_split(dataset: Dataset, n_interactions: int = 3) -> tuple[Dataset,
         targets=np.asarray([sequences[u][-1] for u in cold], dtype=np.int64),
     )
     return train, eval_set
+
+
+def k_shot_users(split: NextItemSplit, k: int, seed: int) -> NextItemSplit:
+    """Few-shot next-item training (A-LLMRec 5.2.4): only ``k`` users, drawn once with
+    ``seed`` (:func:`k_shot` over users who have training items), keep their training
+    sequences; every other user's training sequence is emptied. Validation and test are
+    unchanged, so models meet many items they never saw in training."""
+    trainable = np.array([u for u, seq in enumerate(split.train) if len(seq) >= 2])
+    if len(trainable) < k:
+        raise DataError(f"data.k_shot_users: {k} users asked, but only {len(trainable)} have "
+                        "the 2 training items a training sequence needs")
+    chosen = set(k_shot(trainable, k, seed).tolist())
+    empty = np.zeros(0, dtype=np.int64)
+    train = [seq if u in chosen else empty for u, seq in enumerate(split.train)]
+    return replace(split, train=train)
+
+
+def subsample_users(eval_set: EvalSet, n: int, seed: int) -> EvalSet:
+    """A fixed random subset of ``n`` users of an evaluation set (all when it has fewer), in
+    their original order: LLM scorers cost seconds per user, so their tables evaluate on a
+    seeded subsample that every model of the table shares."""
+    if n >= len(eval_set):
+        return eval_set
+    rows = np.sort(np.random.default_rng(seed).permutation(len(eval_set))[:n])
+    return EvalSet(eval_set.users[rows], [eval_set.histories[i] for i in rows],
+                   eval_set.targets[rows])

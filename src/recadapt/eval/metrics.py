@@ -135,15 +135,29 @@ def sampled_ranks(scores: torch.Tensor, targets: ArrayLike, negatives: ArrayLike
         raise ValueError(f"negatives must be item indices in 1..{width - 1} (0 is padding)")
     if (negatives == targets[:, None]).any():
         raise ValueError("negatives contain the user's own target item")
-    target_scores = scores.gather(1, targets[:, None])
-    negative_scores = scores.gather(1, negatives)
-    return 1 + (negative_scores >= target_scores).sum(dim=1)
+    return candidate_ranks(scores.gather(1, torch.cat([targets[:, None], negatives], dim=1)))
+
+
+def candidate_ranks(candidate_scores: torch.Tensor) -> torch.Tensor:
+    """1-based rank of column 0 (the target) among the columns of ``[B, 1 + N]`` scores:
+    ``1 + #(other columns with score >= target score)`` (pessimistic tie rule, so a model
+    that scores every candidate alike ranks the target last, not first)."""
+    if candidate_scores.dim() != 2 or candidate_scores.shape[1] < 1:
+        shape = tuple(candidate_scores.shape)
+        raise ValueError(f"candidate scores must be [B, 1 + N], got {shape}")
+    scores = candidate_scores.float()
+    return 1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
 
 
 def sample_negatives(
-    num_items: int, exclude: Sequence[Iterable[int]], n: int, seed: int
+    num_items: int, exclude: Sequence[Iterable[int]], n: int, seed: int,
+    keys: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Uniform negatives per user, without replacement, fixed by ``seed`` (numpy RNG).
+
+    With ``keys`` (e.g. user indices) each row draws from its own generator
+    ``default_rng([seed, key])``, so a user's negatives do not depend on which other users
+    share its batch: every model of a comparison ranks the same candidate lists.
 
     Args:
         num_items: items are ``1..num_items`` (0 = padding, never sampled).
@@ -161,9 +175,12 @@ def sample_negatives(
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    rng = np.random.default_rng(seed)
+    if keys is not None and len(keys) != len(exclude):
+        raise ValueError(f"keys has {len(keys)} entries for {len(exclude)} users")
+    shared = np.random.default_rng(seed)
     out = np.zeros((len(exclude), n), dtype=np.int64)
     for b, items in enumerate(exclude):
+        rng = shared if keys is None else np.random.default_rng([seed, int(keys[b])])
         if isinstance(items, (torch.Tensor, np.ndarray)):
             items = items.reshape(-1).tolist()
         banned = {int(i) for i in items if 1 <= int(i) <= num_items}

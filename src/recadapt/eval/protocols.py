@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,22 @@ def evaluate_ctr(model: Recommender, samples: CTRSamples, batch_size: int,
                       items=samples.items, labels=samples.labels)
 
 
+def candidate_lists(eval_set: EvalSet, batch: dict[str, torch.Tensor],
+                    histories: Sequence[np.ndarray], num_items: int, config: EvalConfig,
+                    interacted: Sequence[np.ndarray] | None = None) -> torch.Tensor:
+    """``[B, 1 + N]`` candidates of the sampled protocol: the target first, then N items the
+    user never interacted with (``interacted[user]``: the whole sequence when known, else the
+    history), drawn by a generator seeded with ``(eval.seed, user)`` so that every model of a
+    comparison ranks exactly the same lists whatever its batch size."""
+    users = batch["user"].tolist()
+    targets = batch["target"].tolist()
+    exclude = [np.append(interacted[u] if interacted is not None else h, t)
+               for u, h, t in zip(users, histories, targets, strict=True)]
+    negatives = metrics.sample_negatives(num_items, exclude, config.num_negatives, config.seed,
+                                         keys=users)
+    return torch.cat([batch["target"][:, None].cpu(), negatives], dim=1)
+
+
 @torch.no_grad()
 def evaluate(
     model: Recommender,
@@ -69,27 +86,46 @@ def evaluate(
     max_len: int,
     device: torch.device | None = None,
     protocol: str | None = None,
+    interacted: Sequence[np.ndarray] | None = None,
+    generate: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
-    """Rank every target of ``eval_set`` under ``protocol`` (default: ``config.protocol``)."""
+    """Rank every target of ``eval_set`` under ``protocol`` (default: ``config.protocol``).
+
+    ``interacted`` (per user index, e.g. ``dataset.sequences()``) keeps every item a user ever
+    interacted with out of its sampled negatives. With ``generate`` and a model that can
+    *generate* its choice (``generate_choices``, A-LLMRec), the sampled protocol also reports
+    the generated choice's hit rate and how often the generation matched no candidate."""
     protocol = protocol or config.protocol
     device = device or next(iter(model.buffers()), torch.zeros(0)).device
+    batch_size = min(config.batch_size, getattr(model, "eval_batch_size", None) or
+                     config.batch_size)
+    generator = getattr(model, "generate_choices", None) if generate else None
     was_training = model.training
     model.eval()
-    ranks = []
-    for begin_batch, histories in eval_batches(eval_set, max_len, config.batch_size):
+    ranks, hits, unmatched = [], [], []
+    batches = eval_batches(eval_set, max_len, batch_size)
+    total = -(-len(eval_set) // batch_size)
+    for begin_batch, histories in tqdm(batches, total=total, desc="evaluate", leave=False,
+                                       disable=not progress):
         batch = {k: v.to(device) for k, v in begin_batch.items()}
-        scores = model.score(batch).float()
         targets = batch["target"]
         if protocol == "full":
-            ranks.append(metrics.full_ranks(scores, targets, histories))
-        else:
-            exclude = [np.append(h, t) for h, t in zip(histories, targets.tolist(), strict=True)]
-            seed = config.seed + len(ranks)
-            negatives = metrics.sample_negatives(num_items, exclude, config.num_negatives, seed)
-            ranks.append(metrics.sampled_ranks(scores, targets, negatives.to(device)))
+            ranks.append(metrics.full_ranks(model.score(batch).float(), targets, histories))
+            continue
+        candidates = candidate_lists(eval_set, begin_batch, histories, num_items, config,
+                                     interacted).to(device)
+        ranks.append(metrics.candidate_ranks(model.score_candidates(batch, candidates)).cpu())
+        if generator is not None:
+            chosen = generator(batch, candidates).to(device)
+            hits.append((chosen == targets).cpu())
+            unmatched.append((chosen == 0).cpu())
     model.train(was_training)
     all_ranks = torch.cat(ranks).cpu() if ranks else torch.zeros(0, dtype=torch.long)
     values = metrics.ranking_metrics(all_ranks, ks=tuple(config.ks), sampled=protocol != "full")
+    if hits:
+        values["sampled_generated_HR@1"] = float(torch.cat(hits).double().mean())
+        values["generated_unmatched"] = float(torch.cat(unmatched).double().mean())
     return EvalResult(values, eval_set.users, all_ranks.numpy(), protocol)
 
 
@@ -104,4 +140,6 @@ def evaluate_part(model: Recommender, split: NextItemSplit | CTRSplit, part: str
         samples = split.valid if part == "valid" else split.test
         return evaluate_ctr(model, samples, config.batch_size, device, progress)
     eval_set = split.valid if part == "valid" else split.test
-    return evaluate(model, eval_set, split.dataset.num_items, config, max_len, device, protocol)
+    return evaluate(model, eval_set, split.dataset.num_items, config, max_len, device, protocol,
+                    interacted=split.dataset.sequences(), generate=part == "test",
+                    progress=progress)
