@@ -45,6 +45,14 @@ class Recommender(nn.Module):
     tasks: ClassVar[frozenset[str]] = frozenset({"next_item"})
 
     @classmethod
+    def prerequisites(cls, config: BaseModel, run: RunConfig) -> dict[str, RunConfig]:
+        """Runs that must be trained before this model can be built, keyed by the field of the
+        model config that receives the trained run's directory (A-LLMRec: the frozen
+        collaborative model, then stage 1). ``train_run`` trains each into
+        ``RUN/stages/FIELD`` (or reuses it there) and fills the field. Default: none."""
+        return {}
+
+    @classmethod
     def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig) -> Recommender:
         """Build the model for a dataset. ID models need only the catalogue size; content
         models override this to load their encoders and caches (models/content.py)."""
@@ -58,6 +66,12 @@ class Recommender(nn.Module):
         """Optimizer parameter groups: one group at ``lr`` by default; models that fine-tune a
         pretrained backbone give it its own (smaller) learning rate."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def windows_per_user(self) -> int | None:
+        """Most recent training windows per user this model trains on (``None``: all, the
+        ``data.max_windows_per_user`` setting decides). A-LLMRec trains on each user's last
+        item only, so it asks for 1."""
+        return None
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -82,6 +96,13 @@ class Recommender(nn.Module):
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, num_items + 1]`` scores of every item for each user (column 0 = padding)."""
         return self.user_embeddings(batch) @ self.item_embeddings().T
+
+    def score_candidates(self, batch: dict[str, torch.Tensor],
+                         candidates: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` scores of each user's candidate items (``candidates [B, C]``), for the
+        sampled protocol. Default: read them off :meth:`score`; models that cannot score the
+        whole catalogue (an LLM choosing among listed titles) override this."""
+        return self.score(batch).gather(1, candidates)
 
 
 class CTRRecommender(Recommender):

@@ -33,7 +33,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from recadapt.config import RunConfig, dump_config
+from recadapt.config import RunConfig, dump_config, validate_config
 from recadapt.data.batching import (
     EpochPermutation,
     WindowDataset,
@@ -46,6 +46,7 @@ from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
 from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare_data
+from recadapt.registry import get_model
 from recadapt.train.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -94,10 +95,15 @@ def train_run(
 ) -> RunResult:
     """Train ``config`` into ``run_dir`` (see module docstring); resume from its checkpoint."""
     run_dir = Path(run_dir)
+    if not resume and (run_dir / "config.yaml").exists():
+        _check_run_dir(run_dir, config, resume)  # fail before training any prerequisite
+    config, stages = plan_stages(config, run_dir)
     _check_run_dir(run_dir, config, resume)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     prepared = prepared or prepare_data(config)  # data errors surface before anything is written
+    for stage in stages:  # prerequisites on the same data reuse this split
+        _train_stage(stage, progress, prepared if stage.config.data == config.data else None)
     set_seed(config.train.seed)
     model = build_model(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
@@ -106,6 +112,46 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(config))
     return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
+
+
+@dataclass
+class Stage:
+    """A prerequisite run (see ``Recommender.prerequisites``) and where it lives."""
+
+    field: str
+    config: RunConfig
+    run_dir: Path
+
+
+def plan_stages(config: RunConfig, run_dir: Path) -> tuple[RunConfig, list[Stage]]:
+    """The model's prerequisite runs, each placed in ``run_dir/stages/FIELD``, and ``config``
+    with those directories filled into the model fields (nothing is trained here)."""
+    entry = get_model(str(config.model["name"]))
+    needs = entry.model_class.prerequisites(config.model_config_obj(), config)
+    if not needs:
+        return config, []
+    stages = [Stage(field, sub, run_dir / "stages" / field) for field, sub in needs.items()]
+    raw = config.model_dump(mode="json")
+    for stage in stages:
+        raw["model"][stage.field] = str(stage.run_dir.resolve())
+    return validate_config(raw), stages
+
+
+def _train_stage(stage: Stage, progress: bool, prepared: Prepared | None) -> None:
+    """Train a prerequisite run, resume it, or reuse it when it finished with this config."""
+    folder = stage.run_dir
+    if (folder / "metrics.json").is_file():
+        filled, _ = plan_stages(stage.config, folder)
+        stored = (folder / "config.yaml").read_text(encoding="utf-8")
+        if stored != dump_config(filled):
+            raise RecAdaptError(
+                f"{folder} holds a finished {stage.field} run of another config; delete that "
+                "folder to retrain it, or choose another --out")
+        return
+    if progress:
+        tqdm.write(f"training prerequisite {stage.field} into {folder}")
+    resume = (folder / "checkpoints" / "last.safetensors").is_file()
+    train_run(stage.config, folder, resume=resume, progress=progress, prepared=prepared)
 
 
 def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
@@ -306,7 +352,9 @@ class _Loop:
             return (CTRDataset(split.train), collate_ctr,
                     EpochPermutation(len(split.train), cfg.seed))
         data = self.config.data
-        windows = train_windows(split.train, data.max_seq_len, data.max_windows_per_user)
+        limits = [n for n in (data.max_windows_per_user, self.model.windows_per_user())
+                  if n is not None]
+        windows = train_windows(split.train, data.max_seq_len, min(limits) if limits else None)
         if len(windows) == 0:
             raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
         lengths = (windows.history > 0).sum(axis=1)
