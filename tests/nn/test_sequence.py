@@ -3,15 +3,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recadapt.nn.sequence import GRU4RecEncoder, SASRecEncoder
+from recadapt.nn.sequence import GRU4RecEncoder, NextItNetEncoder, SASRecEncoder
 
 
-@pytest.fixture(params=["sasrec", "gru4rec"])
+@pytest.fixture(params=["sasrec", "gru4rec", "nextitnet"])
 def encoder(request):
     torch.manual_seed(0)
     if request.param == "sasrec":
         return SASRecEncoder(hidden_size=8, num_layers=2, num_heads=2, dropout=0.0, max_len=6)
+    if request.param == "nextitnet":
+        return NextItNetEncoder(hidden_size=8, kernel_size=3, dilations=[1, 2], num_blocks=2)
     return GRU4RecEncoder(hidden_size=8, gru_size=12, dropout=0.0)
+
+
+def test_output_shape(encoder):
+    out = encoder(torch.randn(3, 6, 8), torch.ones(3, 6, dtype=torch.bool))
+    assert out.shape == (3, 6, 8)
 
 
 def test_outputs_are_causal(encoder):
@@ -45,6 +52,28 @@ def test_gru_left_padded_rows_match_unpadded_run():
     out = gru(x, valid)
     alone = gru(x[:1, 2:], torch.ones(1, 3, dtype=torch.bool))
     assert torch.allclose(out[0, 2:], alone[0], atol=1e-6)
+
+
+def test_nextitnet_left_padded_rows_match_unpadded_run():
+    # the receptive field (1 + 2 · (1 + 2 + 2 + 4) · 2 = 37) spans every padded column, so
+    # padding that leaked through any convolution would change the real positions
+    torch.manual_seed(0)
+    net = NextItNetEncoder(hidden_size=8, dilations=[1, 2], num_blocks=2).eval()
+    x = torch.randn(2, 7, 8)
+    x[0, :3] = torch.randn(3, 8) * 100  # garbage in the padded slots
+    valid = torch.tensor([[False, False, False, True, True, True, True], [True] * 7])
+    out = net(x, valid)
+    alone = net(x[:1, 3:], torch.ones(1, 4, dtype=torch.bool))
+    assert torch.allclose(out[0, 3:], alone[0], atol=1e-5)
+    assert torch.all(out[0, :3] == 0)
+
+
+def test_nextitnet_gradients_reach_every_block():
+    net = NextItNetEncoder(hidden_size=8, dilations=[1, 4], num_blocks=2)
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    net(x, torch.ones(2, 5, dtype=torch.bool)).sum().backward()
+    assert len(net.blocks) == 4
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
 def test_trimming_all_padding_columns_changes_nothing(encoder):

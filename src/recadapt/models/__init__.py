@@ -10,5 +10,6 @@ from recadapt.models import (  # noqa: F401
     idrec,
     iisan,
     iisan_e,
+    ncf,
     tallrec,
 )

@@ -1,11 +1,14 @@
-"""ID-based next-item recommenders: popularity, SASRec, GRU4Rec.
+"""ID-based next-item recommenders: popularity, SASRec, GRU4Rec, NextItNet.
 
-SASRec and GRU4Rec share one class: an item-ID embedding table (also the output layer, tied as
-in SASRec/RecBole) as the item tower of :class:`~recadapt.models.sequential.SequentialRecommender`,
-feeding a sequence encoder from ``nn/sequence.py``.
+SASRec, GRU4Rec and NextItNet share one class: an item-ID embedding table (also the output
+layer, tied as in SASRec/RecBole) as the item tower of
+:class:`~recadapt.models.sequential.SequentialRecommender`, feeding a sequence encoder from
+``nn/sequence.py``. NCF, which ignores order, is in ``models/ncf.py``.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +20,7 @@ from recadapt.models.sequential import (
     SequentialConfig,
     SequentialRecommender,
 )
-from recadapt.nn.sequence import GRU4RecEncoder, SASRecEncoder
+from recadapt.nn.sequence import GRU4RecEncoder, NextItNetEncoder, SASRecEncoder
 from recadapt.registry import register_model
 
 
@@ -50,6 +53,17 @@ class GRU4RecConfig(SequentialConfig):
     gru_size: int = Field(128, ge=1)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
+
+
+class NextItNetConfig(SequentialConfig):
+    """RecBole's NextItNet defaults (hidden 64, kernel 3, dilations [1, 4] × 5 blocks, CE)."""
+
+    kernel_size: int = Field(3, ge=2, description="width of each causal convolution")
+    dilations: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 4], min_length=1,
+        description="one residual block per entry (its convolutions dilate by d, then 2d)")
+    num_blocks: int = Field(5, ge=1, description="how many times the dilations are repeated")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the input item vectors")
 
 
 class IDSequentialRecommender(SequentialRecommender):
@@ -86,4 +100,16 @@ class GRU4Rec(IDSequentialRecommender):
     def __init__(self, config: GRU4RecConfig, num_items: int, max_seq_len: int) -> None:
         encoder = GRU4RecEncoder(config.hidden_size, config.gru_size, config.num_layers,
                                  config.dropout)
+        super().__init__(config, num_items, encoder)
+
+
+@register_model("nextitnet", NextItNetConfig)
+class NextItNet(IDSequentialRecommender):
+    """NextItNet (Yuan et al. 2019), a CNN backbone of A-LLMRec's Table 9; trained on every
+    position at once like the other sequence models (RecBole makes one sample per prefix: the
+    same targets at more compute)."""
+
+    def __init__(self, config: NextItNetConfig, num_items: int, max_seq_len: int) -> None:
+        encoder = NextItNetEncoder(config.hidden_size, config.kernel_size, config.dilations,
+                                   config.num_blocks, config.dropout)
         super().__init__(config, num_items, encoder)

@@ -115,3 +115,65 @@ class GRU4RecEncoder(nn.Module):
         to_right = (steps.unsqueeze(0) - (length - lengths).unsqueeze(1)) % length
         output = output.gather(1, to_right.unsqueeze(-1).expand(-1, -1, output.shape[-1]))
         return self.project(output) * valid.unsqueeze(-1)
+
+
+class _NextItNetBlock(nn.Module):
+    """Residual block (b) of NextItNet: two causal convolutions (dilation ``d`` then ``2d``),
+    each followed by LayerNorm + ReLU, added to the input. Padded positions are zeroed before
+    every convolution, so with left padding they act exactly like the convolution's own causal
+    zero padding and real positions never see anything a shorter, unpadded row would not."""
+
+    def __init__(self, hidden_size: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.conv1 = nn.Conv1d(hidden_size, hidden_size, kernel_size, dilation=dilation)
+        self.norm1 = nn.LayerNorm(hidden_size, eps=1e-8)
+        self.conv2 = nn.Conv1d(hidden_size, hidden_size, kernel_size, dilation=2 * dilation)
+        self.norm2 = nn.LayerNorm(hidden_size, eps=1e-8)
+
+    def _causal_conv(self, conv: nn.Conv1d, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[B, L, d]`` → ``[B, L, d]``; left-padding by ``(k - 1) · dilation`` makes position
+        ``t`` read only positions ``<= t``."""
+        h = (x * mask).transpose(1, 2)
+        h = nn.functional.pad(h, ((self.kernel_size - 1) * conv.dilation[0], 0))
+        return conv(h).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.norm1(self._causal_conv(self.conv1, x, mask)))
+        out = torch.relu(self.norm2(self._causal_conv(self.conv2, out, mask)))
+        return (out + x) * mask
+
+
+class NextItNetEncoder(nn.Module):
+    """NextItNet (Yuan et al. 2019) as a causal encoder: stacked residual blocks of dilated
+    causal 1-D convolutions, then a linear layer (RecBole's layout and defaults: residual block
+    (b), kernel 3, dilations ``[1, 4]`` repeated ``num_blocks = 5`` times, i.e. 10 residual
+    blocks whose convolutions dilate by 1, 2, 4, 8, 1, 2, ...: a receptive field of 151 items;
+    RecBole has no dropout, so the default is 0).
+    ``dropout`` acts on the input item vectors, as GRU4Rec's embedding dropout."""
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        kernel_size: int = 3,
+        dilations: tuple[int, ...] | list[int] = (1, 4),
+        num_blocks: int = 5,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            _NextItNetBlock(hidden_size, kernel_size, d)
+            for _ in range(num_blocks) for d in dilations
+        )
+        self.project = nn.Linear(hidden_size, hidden_size)
+        nn.init.xavier_normal_(self.project.weight)  # RecBole's NextItNet initialisation
+        nn.init.constant_(self.project.bias, 0.1)
+
+    def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``item_vectors [B, L, d]``, ``valid [B, L]`` (False at padding) → ``[B, L, d]``."""
+        mask = valid.unsqueeze(-1).to(item_vectors.dtype)
+        hidden = self.dropout(item_vectors) * mask
+        for block in self.blocks:
+            hidden = block(hidden, mask)
+        return self.project(hidden) * mask
