@@ -447,3 +447,97 @@ __all__ = [
     "wrap",
     "write_alpaca",
 ]
+
+
+# ----------------------------------------------------------------------------- candidate lists
+
+
+class CandidateTemplate(BaseModel):
+    """A-LLMRec's next-item prompt (Figure 3; Figure 5 without embeddings): the history and a
+    list of candidate titles; the LLM answers with the chosen title.
+
+    ``text`` holds ``{history}`` and ``{candidates}``; each entry is ``item`` (over item
+    columns, ``{title}`` as in :class:`PromptTemplate`) joined by ``separator``; ``answer`` is
+    the target text the LLM learns to write (then EOS). ``user`` follows the user token when
+    the prompt has one (A-LLMRec, MLP-LLM)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    user: str = " is a user representation."
+    item: str = '"{title}"'
+    separator: str = ","
+    answer: str = '"{title}"'
+
+    @field_validator("text")
+    @classmethod
+    def _lists(cls, value: str) -> str:
+        names = placeholders(value)
+        if sorted(names) != ["candidates", "history"]:
+            raise ValueError("text must hold {history} and {candidates} once each, and no other "
+                             f"placeholder (got {names})")
+        return value
+
+
+#: the paper's prompts; "movies" (Amazon Movies / MovieLens) and "items" (purchases)
+CANDIDATE_TEMPLATES: dict[str, CandidateTemplate] = {
+    "movies": CandidateTemplate(
+        text="This user has watched {history} in the previous. Recommend one next movie for "
+             "this user to watch next from the following movie title set, {candidates}. The "
+             "recommendation is "),
+    "items": CandidateTemplate(
+        text="This user has bought {history} in the previous. Recommend one next item for "
+             "this user to buy next from the following item title set, {candidates}. The "
+             "recommendation is "),
+}
+
+
+def resolve_candidate_template(spec: str | Mapping[str, Any] | CandidateTemplate
+                               ) -> CandidateTemplate:
+    """A built-in name, or a mapping (``base: NAME`` plus fields to override)."""
+    if isinstance(spec, CandidateTemplate):
+        return spec
+    if isinstance(spec, str):
+        if spec not in CANDIDATE_TEMPLATES:
+            raise ConfigError(f"model.template: unknown candidate template {spec!r}; choose one "
+                              f"of {sorted(CANDIDATE_TEMPLATES)} or give a mapping")
+        return CANDIDATE_TEMPLATES[spec]
+    fields = dict(spec)
+    base = fields.pop("base", None)
+    merged = {**(CANDIDATE_TEMPLATES[base].model_dump() if base in CANDIDATE_TEMPLATES else {}),
+              **fields}
+    try:
+        return CandidateTemplate(**merged)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, CandidateTemplate, prefix="model.template.")) from None
+
+
+def item_texts(dataset: Dataset, fmt: str) -> list[str]:
+    """``fmt`` (``str.format`` over item columns; ``{title}`` falls back to the dataset's
+    ``title_field``) filled for every item index (row 0, the padding item, gives ``""``)."""
+    features = dataset.item_features
+    columns: dict[str, np.ndarray] = {}
+    for name in placeholders(fmt):
+        column = name if name in features.columns else (
+            dataset.title_field if name == "title" else None)
+        if column is None or column not in features.columns:
+            available = ", ".join(map(str, features.columns)) or "none"
+            raise ConfigError(f"item format {fmt!r} uses {{{name}}} but dataset "
+                              f"{dataset.name!r} has no such item column (available: "
+                              f"{available})")
+        columns[name] = features[column].to_numpy(dtype=object)
+    out = [""]
+    for row in range(1, dataset.num_items + 1):
+        values = {k: _cell(v[row]) for k, v in columns.items()}
+        out.append(fmt.format(**values))
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()

@@ -1,6 +1,7 @@
 """Recommenders; importing this package registers every built-in model."""
 
 from recadapt.models import (  # noqa: F401
+    a_llmrec,
     atflrec,
     crossan,
     ctr,

@@ -88,7 +88,9 @@ class SequentialRecommender(Recommender):
         if self.training or torch.is_grad_enabled():
             return self.all_item_vectors()
         if self._item_table is None:  # evaluation: compute once, reuse for every batch
-            self._item_table = self.all_item_vectors()
+            # detached: an ID model's table is its Parameter, and assigning a Parameter to
+            # a module attribute would register it (and put it into the state dict)
+            self._item_table = self.all_item_vectors().detach()
         return self._item_table
 
     def encode(self, history: torch.Tensor) -> torch.Tensor:

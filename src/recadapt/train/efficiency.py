@@ -12,8 +12,11 @@ from torch import nn
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters; buffers are not parameters and are not counted."""
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameters; buffers are not parameters and are not counted. A model
+    that holds a frozen backbone outside its module tree (kept out of checkpoints) reports it
+    through ``frozen_parameter_count()`` so the total stays honest."""
+    extra = getattr(model, "frozen_parameter_count", None)
+    total = sum(p.numel() for p in model.parameters()) + (int(extra()) if extra else 0)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
 

@@ -1,0 +1,837 @@
+"""A-LLMRec (Kim et al., KDD 2024): a frozen collaborative model aligned into a frozen LLM.
+
+**Stage 1** (:class:`ALLMRecStage1`, section 4.1). A trained next-item model of the library
+(SASRec by default; GRU4Rec, NextItNet, NCF — any model with ``item_embeddings`` and
+``user_embeddings``) is frozen. Its item embeddings ``E_i`` and a sentence encoder's embedding
+``Q_i`` of the item text (``"Title: …, Description: …"``; the packaged MiniLM, **fine-tuned**)
+meet in a ``d' = 128`` latent space through an item encoder ``f_I`` and a text encoder ``f_T``
+with decoders. Loss (eq. 6) = matching (eq. 2) + α item reconstruction (eq. 3) + β text
+reconstruction (eq. 4) + the recommendation loss (eq. 5: the user representation ``x_u`` of the
+frozen model against the *decoded* embeddings of the next item and of a sampled negative).
+Choices (the paper says "1-layer MLP"): each encoder is ``Linear → sigmoid`` and each decoder
+one ``Linear``, as in the authors' code; each loss averages over the positive and the negative
+items of the batch; by default only each user's last training item trains (``all_items``:
+every position, section 5.4.2).
+
+**Stage 2** (:class:`ALLMRec`, section 4.2). ``F_U`` and ``F_I``, two 2-layer MLPs (``Linear,
+LayerNorm, LeakyReLU, Linear``, as the authors' code), project ``x_u`` and the joint embeddings
+``e_i = f_I(E_i)`` into the LLM's token-embedding space. The prompt (Figure 3) starts with the
+user token and puts each item's projected embedding right after its title; 20 candidates (the
+target and 19 items the user never interacted with, shuffled) are listed; the LLM (frozen) is
+trained to write the target's title (eq. 8). Only the projections train.
+
+**Inference** gives more than Hit@1: every candidate is scored by the log-likelihood of its
+answer text under the prompt (the prompt runs once; its key/value cache is shared by the
+candidates), so Hit@1/3/5 and NDCG come from one pass; on the test part the title is also
+*generated* greedily and mapped to a candidate (exact, then normalised match; a miss is wrong
+and counted as ``generated_unmatched``).
+
+The same class, configured, gives the baselines of the paper's harness: ``mlp-llm`` (the frozen
+model's raw ``E_i`` and ``x_u`` through the MLPs, no stage 1), ``llm-only`` (the Figure 5
+prompt, nothing trained) and ``tallrec-list`` (the Figure 5 prompt, the LLM tuned with LoRA);
+and the ablations of Table 7 (``user_token: false``, ``item_embedding: none | random``) and
+A-LLMRec (SBERT) (``item_embedding: text``: ``q_i = f_T(Q_i)`` for every item).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
+from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.models.base import Recommender
+from recadapt.registry import register_model
+
+if TYPE_CHECKING:
+    from recadapt.config import RunConfig
+    from recadapt.data.dataset import Dataset
+
+ItemEmbedding = Literal["joint", "text", "auto", "cf", "random", "none"]
+
+
+# ----------------------------------------------------------------------------- frozen runs
+
+
+def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommender, RunConfig]:
+    """A finished run's model (its best weights), frozen and in eval mode."""
+    from recadapt.pipeline import build_model, read_run_config
+    from recadapt.train.checkpoint import load_weights
+
+    folder = Path(run_dir)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise RecAdaptError(f"{key}: {folder} holds no trained model (model.safetensors); train "
+                            "it first or leave the field empty to train it here")
+    config = read_run_config(folder)
+    model = build_model(config, dataset)
+    model.load_state_dict(load_weights(weights))
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model.eval(), config
+
+
+def cf_user_states(cf: Recommender, batch: dict[str, torch.Tensor],
+                   all_positions: bool) -> torch.Tensor:
+    """The frozen model's user representation ``x_u``: ``[B, d]`` after the last history item,
+    or ``[B, L, d]`` after every position (sequential models; a non-sequential model's user
+    vector is repeated)."""
+    if not all_positions:
+        return cf.user_embeddings(batch)
+    encode = getattr(cf, "encode", None)
+    if encode is not None:
+        return encode(batch["history"])
+    user = cf.user_embeddings(batch)
+    return user.unsqueeze(1).expand(-1, batch["history"].shape[1], -1)
+
+
+class _FrozenCFMixin:
+    """Keeps the frozen collaborative model in eval mode (no dropout) whatever the loop does."""
+
+    cf: Recommender
+
+    def train(self, mode: bool = True):  # type: ignore[override]
+        super().train(mode)  # type: ignore[misc]
+        if hasattr(self, "cf"):
+            self.cf.eval()
+        return self
+
+
+# ----------------------------------------------------------------------------- stage 1
+
+
+class ALLMRecStage1Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cf_run: str | None = Field(None, description="a trained next-item run (frozen); empty: "
+                               "train model.cf first into RUN/stages/cf_run")
+    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"},
+                               description="the collaborative model's model section")
+    cf_train: dict[str, Any] = Field(default_factory=dict,
+                                     description="train settings of the collaborative model")
+    text_model: str = Field("minilm", description="sentence encoder (SBERT role): packaged "
+                            "name, hf:ID or a folder")
+    text_format: str | None = Field(
+        None, description="item text over item columns; default 'Title: {title}, "
+        "Description: <the other text fields>'")
+    text_max_length: int = Field(128, ge=8)
+    finetune_text: bool = Field(True, description="fine-tune the sentence encoder (Table 6 "
+                                "'Freeze SBERT': false)")
+    latent_dim: int = Field(128, ge=1, description="d' of the joint embedding")
+    alpha: float = Field(0.5, ge=0, description="weight of the item reconstruction (eq. 3)")
+    beta: float = Field(0.2, ge=0, description="weight of the text reconstruction (eq. 4)")
+    matching: bool = Field(True, description="use the matching loss (eq. 2)")
+    reconstruction: bool = Field(True, description="use both reconstruction losses")
+    rec_loss: bool = Field(True, description="use the recommendation loss (eq. 5)")
+    all_items: bool = Field(False, description="train on every item of each sequence (5.4.2), "
+                            "not only the last")
+
+
+def default_item_text(dataset: Dataset) -> list[str]:
+    """``"Title: …, Description: …"`` per item (index 0 = ``""``): the title column, then the
+    other text fields joined as the description (ML-100K: year and genres)."""
+    title_field = dataset.title_field or (dataset.text_fields[0] if dataset.text_fields else None)
+    if title_field is None:
+        raise ConfigError(f"dataset {dataset.name!r} has no item text; A-LLMRec needs titles "
+                          "(set data.title_field / data.text_fields)")
+    titles = item_texts(dataset, "{" + title_field + "}")
+    others = [f for f in dataset.text_fields if f != title_field]
+    if not others:
+        return ["" if i == 0 else f"Title: {t}" for i, t in enumerate(titles)]
+    described = item_texts(dataset, ". ".join("{" + f + "}" for f in others))
+    return ["" if i == 0 else f"Title: {t}, Description: {d}"
+            for i, (t, d) in enumerate(zip(titles, described, strict=True))]
+
+
+@dataclass
+class Stage1Losses:
+    matching: torch.Tensor
+    item_recon: torch.Tensor
+    text_recon: torch.Tensor
+    rec: torch.Tensor
+
+
+@register_model("a-llmrec-stage1", ALLMRecStage1Config)
+class ALLMRecStage1(_FrozenCFMixin, Recommender):
+    """Stage 1: the autoencoders that align the frozen model's items with their texts."""
+
+    @classmethod
+    def prerequisites(cls, config: ALLMRecStage1Config, run: RunConfig) -> dict[str, RunConfig]:
+        from recadapt.pipeline import stage_config
+
+        if config.cf_run is not None:
+            return {}
+        return {"cf_run": stage_config(run, config.cf, config.cf_train)}
+
+    @classmethod
+    def create(cls, config: ALLMRecStage1Config, dataset: Dataset, run: RunConfig
+               ) -> ALLMRecStage1:
+        if config.cf_run is None:
+            raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
+        cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
+        return cls(config, dataset, cf)
+
+    def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
+        super().__init__()
+        from recadapt.config import EncoderSpec
+        from recadapt.encoders import load_encoder
+
+        self.config = config
+        self.cf = cf
+        with torch.no_grad():
+            table = cf.item_embeddings().detach().float()
+        self.cf_dim = int(table.shape[1])
+        self.texts = (item_texts(dataset, config.text_format) if config.text_format
+                      else default_item_text(dataset))
+        self.text_encoder = load_encoder(EncoderSpec(
+            name="text", model=config.text_model, kind="text",
+            max_length=config.text_max_length))
+        for param in self.text_encoder.parameters():
+            param.requires_grad_(config.finetune_text)
+        text_dim = int(self.text_encoder.info.dim)
+        latent = config.latent_dim
+        self.item_encoder = nn.Sequential(nn.Linear(self.cf_dim, latent), nn.Sigmoid())
+        self.item_decoder = nn.Linear(latent, self.cf_dim)
+        self.text_encoder_mlp = nn.Sequential(nn.Linear(text_dim, latent), nn.Sigmoid())
+        self.text_decoder = nn.Linear(latent, text_dim)
+        self.num_items = dataset.num_items
+
+    def train(self, mode: bool = True):  # type: ignore[override]
+        super().train(mode)
+        if not self.config.finetune_text:
+            self.text_encoder.eval()
+        return self
+
+    def windows_per_user(self) -> int | None:
+        return None if self.config.all_items else 1
+
+    # -- pieces ---------------------------------------------------------------------------
+    def cf_items(self, items: torch.Tensor) -> torch.Tensor:
+        """``E_i`` of the frozen model (no gradient)."""
+        with torch.no_grad():
+            return self.cf.item_embeddings()[items].float()
+
+    def text_embeddings(self, items: torch.Tensor) -> torch.Tensor:
+        """``Q_i``: the sentence encoder's (mean-pooled, last layer) embedding of each text."""
+        texts = [self.texts[i] for i in items.tolist()]
+        encoder = self.text_encoder
+        inputs = {k: v.to(encoder.device) for k, v in encoder.prepare(texts).items()}
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.finetune_text):
+            return encoder.hidden_states(inputs, [encoder.info.num_layers])[0].float()
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> Stage1Losses:
+        """The four terms of eq. 6 on the batch's positives (each user's last training item,
+        or every position with ``all_items``) and one uniform negative per positive."""
+        target = batch["target"]
+        if self.config.all_items:
+            states = cf_user_states(self.cf, batch, all_positions=True)
+            rows = target > 0
+            users, positives = states[rows], target[rows]
+        else:
+            users, positives = cf_user_states(self.cf, batch, all_positions=False), target[:, -1]
+        offsets = torch.randint(1, self.num_items, positives.shape, device=positives.device)
+        negatives = (positives - 1 + offsets) % self.num_items + 1  # uniform, never the positive
+        items = torch.cat([positives, negatives])
+        unique, inverse = torch.unique(items, return_inverse=True)
+        cf_vectors = self.cf_items(unique)
+        text_vectors = self.text_embeddings(unique)
+        e = self.item_encoder(cf_vectors)
+        q = self.text_encoder_mlp(text_vectors)
+        decoded = self.item_decoder(e)
+        mse = nn.functional.mse_loss
+        matching = mse(e, q)
+        item_recon = mse(decoded, cf_vectors)
+        text_recon = mse(self.text_decoder(q), text_vectors)
+        n = len(positives)
+        pos = decoded[inverse[:n]]
+        neg = decoded[inverse[n:]]
+        x = users.float()
+        pos_logits, neg_logits = (x * pos).sum(-1), (x * neg).sum(-1)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        rec = (bce(pos_logits, torch.ones_like(pos_logits))
+               + bce(neg_logits, torch.zeros_like(neg_logits)))
+        return Stage1Losses(matching, item_recon, text_recon, rec)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        parts = self.losses(batch)
+        total = parts.rec if c.rec_loss else parts.rec * 0
+        if c.matching:
+            total = total + parts.matching
+        if c.reconstruction:
+            total = total + c.alpha * parts.item_recon + c.beta * parts.text_recon
+        return total
+
+    # -- what stage 2 reads, and a ranking to validate stage 1 on ---------------------------
+    @torch.no_grad()
+    def joint_tables(self, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """``e = f_I(E)`` and ``q = f_T(Q)`` for every item, ``[num_items + 1, d']`` each."""
+        was_training = self.training
+        self.eval()
+        device = next(self.item_encoder.parameters()).device
+        items = torch.arange(self.num_items + 1, device=device)
+        e = self.item_encoder(self.cf_items(items))
+        q = torch.cat([self.text_encoder_mlp(self.text_embeddings(items[i:i + batch_size]))
+                       for i in range(0, len(items), batch_size)])
+        self.train(was_training)
+        return e, q
+
+    def item_embeddings(self) -> torch.Tensor:
+        """``f_I^dec(f_I^enc(E))``: the items as the recommendation loss scores them."""
+        return self.item_decoder(self.item_encoder(self.cf.item_embeddings().float()))
+
+    def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return cf_user_states(self.cf, batch, all_positions=False).float()
+
+
+# ----------------------------------------------------------------------------- the prompt
+
+
+@dataclass
+class PromptLayout:
+    """Token ids of one prompt, with the positions whose embeddings are replaced: the user
+    token and, after each title, that item's projected embedding (placeholders hold pad ids)."""
+
+    ids: list[int]
+    user_slot: int | None = None
+    item_slots: list[tuple[int, int]] = field(default_factory=list)  # (position, item)
+    shown: list[int] = field(default_factory=list)  # candidates in prompt order
+
+
+class CandidatePrompts:
+    """Writes Figure 3 / Figure 5 prompts as token ids, piece by piece, so every soft token
+    lands at a known position."""
+
+    def __init__(self, template: CandidateTemplate, titles: Sequence[str], tokenizer: Any,
+                 user_token: bool, item_tokens: bool) -> None:
+        self.template, self.tokenizer = template, tokenizer
+        self.user_token, self.item_tokens = user_token, item_tokens
+        self.titles = list(titles)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+            tokenizer.eos_token_id or 0)
+        self.eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        self.prefix = list(tokenizer("")["input_ids"])  # BOS when the tokenizer adds one
+        self._cache: dict[str, list[int]] = {}
+        text = template.text
+        at_history, at_candidates = text.index("{history}"), text.index("{candidates}")
+        if at_history > at_candidates:
+            raise ConfigError("model.template.text: {history} must come before {candidates}")
+        self.head = text[:at_history]
+        self.middle = text[at_history + len("{history}"):at_candidates]
+        self.tail = text[at_candidates + len("{candidates}"):]
+
+    def tokens(self, text: str) -> list[int]:
+        if text not in self._cache:
+            self._cache[text] = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._cache[text]
+
+    def entry(self, item: int) -> str:
+        return self.template.item.format(title=self.titles[item])
+
+    def answer(self, item: int) -> list[int]:
+        """The target text's tokens, then EOS (what eq. 8 trains and scoring measures)."""
+        return self.tokens(self.template.answer.format(title=self.titles[item])) + self.eos
+
+    def layout(self, history: Sequence[int], candidates: Sequence[int]) -> PromptLayout:
+        out = PromptLayout(ids=list(self.prefix), shown=list(candidates))
+        if self.user_token:
+            out.user_slot = len(out.ids)
+            out.ids.append(self.pad_id)
+            out.ids += self.tokens(self.template.user)
+        out.ids += self.tokens(self.head)
+        self._items(out, history)
+        out.ids += self.tokens(self.middle)
+        self._items(out, candidates)
+        out.ids += self.tokens(self.tail)
+        return out
+
+    def _items(self, out: PromptLayout, items: Sequence[int]) -> None:
+        for n, item in enumerate(items):
+            if n:
+                out.ids += self.tokens(self.template.separator)
+            out.ids += self.tokens(self.entry(item))
+            if self.item_tokens:
+                out.item_slots.append((len(out.ids), int(item)))
+                out.ids.append(self.pad_id)
+
+
+def normalise_title(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
+
+
+def match_candidate(generated: str, answers: dict[int, str]) -> int:
+    """The candidate whose answer text the generation is: exact (surrounding whitespace
+    ignored), then after normalisation (case, punctuation, spacing); ``0`` when none matches.
+    ``answers`` maps item → answer text in prompt order; among equal answers the first shown
+    wins."""
+    text = generated.strip()
+    for item, answer in answers.items():
+        if text == answer.strip():
+            return item
+    norm = normalise_title(text)
+    for item, answer in answers.items():
+        if norm and norm == normalise_title(answer):
+            return item
+    return 0
+
+
+# ----------------------------------------------------------------------------- stage 2
+
+
+class CandidateLLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str = Field("smollm2-135m", description="causal LM: hf:ID, a folder or a packaged name")
+    template: str | dict[str, Any] = Field(
+        "movies", description="candidate prompt: movies, items, or a mapping (base + fields)")
+    history_len: int = Field(10, ge=1, description="most recent history items in the prompt")
+    train_negatives: int = Field(19, ge=1, description="negatives listed with each training "
+                                 "target (the paper: 19)")
+    user_token: bool = Field(True, description="put the projected user representation first")
+    item_embedding: ItemEmbedding = Field(
+        "joint", description="embedding after each title: joint (e = f_I(E)), text (q = "
+        "f_T(Q), A-LLMRec (SBERT)), auto (e for items with training interactions, else q), cf "
+        "(the frozen model's E: MLP-LLM), random (Table 7 row 4), none (titles only)")
+    lora: bool = Field(False, description="tune the LLM with LoRA (TALLRec)")
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    scoring: Literal["sum", "mean"] = Field(
+        "sum", description="candidate score: summed (log-likelihood) or per-token mean log-prob")
+    generate: bool = Field(True, description="also generate the title on the test part")
+    max_new_tokens: int = Field(64, ge=1)
+    eval_batch_size: int = Field(8, ge=1)
+    stage1_run: str | None = Field(None, description="a trained a-llmrec-stage1 run; empty: "
+                                   "trained first into RUN/stages/stage1_run")
+    stage1: dict[str, Any] = Field(default_factory=dict, description="stage-1 model settings")
+    stage1_train: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 10, "lr": 1e-4, "batch_size": 32},
+        description="stage-1 train settings (the paper: 10 epochs, batch 32)")
+    cf_run: str | None = Field(None, description="a trained next-item run (frozen)")
+    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"})
+    cf_train: dict[str, Any] = Field(default_factory=dict)
+
+
+class MLPLLMConfig(CandidateLLMConfig):
+    item_embedding: ItemEmbedding = "cf"
+
+
+class LLMOnlyConfig(CandidateLLMConfig):
+    user_token: bool = False
+    item_embedding: ItemEmbedding = "none"
+    generate: bool = True
+
+
+class TALLRecListConfig(CandidateLLMConfig):
+    user_token: bool = False
+    item_embedding: ItemEmbedding = "none"
+    lora: bool = True
+
+
+def projection(width_in: int, width_out: int) -> nn.Module:
+    """A 2-layer MLP into the token space (the authors' ``Linear, LayerNorm, LeakyReLU,
+    Linear``)."""
+    return nn.Sequential(nn.Linear(width_in, width_out), nn.LayerNorm(width_out),
+                         nn.LeakyReLU(), nn.Linear(width_out, width_out))
+
+
+class CandidateLLM(_FrozenCFMixin, Recommender):
+    """An LLM that picks the next item from a listed candidate set (module docstring)."""
+
+    needs_stage1: ClassVar[frozenset[str]] = frozenset({"joint", "text", "auto"})
+
+    @classmethod
+    def _needs_cf(cls, config: CandidateLLMConfig) -> bool:
+        return config.user_token or config.item_embedding == "cf"
+
+    @classmethod
+    def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig) -> dict[str, RunConfig]:
+        from recadapt.pipeline import stage_config
+
+        if config.item_embedding in cls.needs_stage1:
+            if config.stage1_run is not None:
+                return {}
+            stage1 = {"name": "a-llmrec-stage1", "cf": config.cf, "cf_train": config.cf_train,
+                      **({"cf_run": config.cf_run} if config.cf_run else {}), **config.stage1}
+            return {"stage1_run": stage_config(run, stage1, config.stage1_train)}
+        if cls._needs_cf(config) and config.cf_run is None:
+            return {"cf_run": stage_config(run, config.cf, config.cf_train)}
+        return {}
+
+    @classmethod
+    def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig
+               ) -> CandidateLLM:
+        if run.eval.protocol != "sampled":
+            raise ConfigError(f"eval.protocol: {cls.name} ranks the candidates it lists; set "
+                              "eval.protocol: sampled (eval.num_negatives: 19 as in A-LLMRec)")
+        nothing = (not config.lora and not config.user_token and config.item_embedding == "none")
+        if nothing and cls.trainable:
+            raise ConfigError(f"model: {cls.name} with user_token false, item_embedding none "
+                              "and lora false has nothing to train; use llm-only")
+        cf, e, q = None, None, None
+        if config.item_embedding in cls.needs_stage1:
+            if config.stage1_run is None:
+                raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
+            stage1, _ = load_trained_run(config.stage1_run, dataset, "model.stage1_run")
+            e, q = stage1.joint_tables()
+            cf = stage1.cf
+        elif cls._needs_cf(config):
+            if config.cf_run is None:
+                raise ConfigError("model.cf_run: give a trained next-item run")
+            cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
+        return cls(config, dataset, run, cf, e, q)
+
+    def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
+                 cf: Recommender | None, joint: torch.Tensor | None,
+                 text: torch.Tensor | None) -> None:
+        super().__init__()
+        from recadapt.encoders.llm import ensure_pad_token
+        from recadapt.models.tallrec import load_causal_lm
+        from recadapt.nn.peft_methods import add_lora
+
+        self.config = config
+        self.num_items = dataset.num_items
+        self.eval_seed = run.eval.seed
+        self.eval_batch_size = config.eval_batch_size
+        lm, self.tokenizer = load_causal_lm(config.llm)
+        ensure_pad_token(self.tokenizer)
+        for param in lm.parameters():
+            param.requires_grad_(False)
+        if config.lora:
+            add_lora(lm, config.lora_r, config.lora_alpha, config.lora_dropout)
+            self.lm = lm
+        else:  # frozen and outside the module tree: not in checkpoints, always eval
+            self._held_lm = (lm.eval(),)
+        token_dim = int(lm.get_input_embeddings().weight.shape[1])
+        if cf is not None:
+            self.cf = cf
+        self.user_proj = (projection(self._cf_dim(cf), token_dim) if config.user_token else None)
+        self.item_proj: nn.Module | None = None
+        table = self._item_table(config.item_embedding, cf, joint, text)
+        if table is not None:
+            self.register_buffer("item_table", table, persistent=False)
+            self.register_buffer("text_table", text if text is not None else table,
+                                 persistent=False)
+            self.item_proj = projection(int(table.shape[1]), token_dim)
+        titles = item_texts(dataset, "{title}") if dataset.title_field else (
+            item_texts(dataset, "{" + dataset.text_fields[0] + "}"))
+        self.prompts = CandidatePrompts(resolve_candidate_template(config.template), titles,
+                                        self.tokenizer, config.user_token, table is not None)
+        self._sequences = dataset.sequences()
+
+    # -- construction helpers -------------------------------------------------------------
+    @staticmethod
+    def _cf_dim(cf: Recommender | None) -> int:
+        if cf is None:
+            raise ConfigError("model.user_token needs a collaborative model (cf_run)")
+        with torch.no_grad():
+            return int(cf.item_embeddings().shape[1])
+
+    def _item_table(self, how: str, cf: Recommender | None, joint: torch.Tensor | None,
+                    text: torch.Tensor | None) -> torch.Tensor | None:
+        if how == "none":
+            return None
+        if how == "joint":
+            return joint
+        if how in ("text", "auto"):
+            return text if how == "text" else joint  # auto: mixed in fit_statistics
+        if how == "cf":
+            with torch.no_grad():
+                return cf.item_embeddings().detach().float().clone()  # type: ignore[union-attr]
+        # random (Table 7 row 4): fixed uniform vectors in the joint space's range (0, 1)
+        width = int(joint.shape[1]) if joint is not None else 128
+        generator = torch.Generator().manual_seed(0)
+        return torch.rand(self.num_items + 1, width, generator=generator)
+
+    def fit_statistics(self, item_counts: torch.Tensor) -> None:
+        """``auto``: e for items the training split has interactions of, q for the others."""
+        if self.config.item_embedding == "auto":
+            seen = (item_counts > 0).to(self.item_table.device).unsqueeze(1)
+            self.item_table = torch.where(seen, self.item_table, self.text_table)
+
+    @property
+    def llm(self) -> nn.Module:
+        return self.lm if self.config.lora else self._held_lm[0]
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
+        if not self.config.lora:
+            self._held_lm[0]._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def frozen_parameter_count(self) -> int:
+        """Parameters of the frozen LLM held outside the module tree (efficiency reports)."""
+        return 0 if self.config.lora else sum(p.numel() for p in self.llm.parameters())
+
+    def train(self, mode: bool = True):  # type: ignore[override]
+        super().train(mode)
+        if not self.config.lora:
+            self._held_lm[0].eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise RecAdaptError(f"{self.name} ranks listed candidates only: evaluate it with "
+                            "--protocol sampled (eval.protocol: sampled)")
+
+    def windows_per_user(self) -> int | None:
+        return 1  # eq. 8: each user's last item (section 4.2.2)
+
+    # -- prompts --------------------------------------------------------------------------
+    def _history(self, batch: dict[str, torch.Tensor], row: int) -> list[int]:
+        items = [int(i) for i in batch["history"][row].tolist() if i]
+        return items[-self.config.history_len:]
+
+    def _users(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.user_proj is None:
+            return None
+        x = cf_user_states(self.cf, batch, all_positions=False).float()
+        return self.user_proj(x.detach())
+
+    def embed(self, layouts: Sequence[PromptLayout], users: torch.Tensor | None,
+              extra: Sequence[Sequence[int]] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``inputs_embeds [B, T, D]`` (right-padded) and ``attention_mask``: token embeddings
+        with the projected user / item vectors written at the layouts' slots; ``extra`` token
+        ids are appended to each row (the answer, in training)."""
+        rows = [list(lay.ids) + list(extra[i] if extra else []) for i, lay in enumerate(layouts)]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.prompts.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.tensor(r)
+            mask[i, :len(r)] = 1
+        device = self.device
+        embeds = self.llm.get_input_embeddings()(ids.to(device))
+        slot_rows, slot_cols, values = [], [], []
+        if users is not None:
+            for i, lay in enumerate(layouts):
+                slot_rows.append(i)
+                slot_cols.append(lay.user_slot)
+            values.append(users.to(embeds.dtype))
+        if self.item_proj is not None:
+            items = [(i, pos, item) for i, lay in enumerate(layouts) for pos, item in
+                     lay.item_slots]
+            if items:
+                item_ids = torch.tensor([it for _, _, it in items], device=device)
+                values.append(self.item_proj(self.item_table[item_ids]).to(embeds.dtype))
+                slot_rows += [i for i, _, _ in items]
+                slot_cols += [pos for _, pos, _ in items]
+        if values:
+            embeds = embeds.index_put((torch.tensor(slot_rows, device=device),
+                                       torch.tensor(slot_cols, device=device)),
+                                      torch.cat(values))
+        return embeds, mask.to(device)
+
+    def _decoder(self) -> nn.Module:
+        from recadapt.encoders.llm import base_decoder
+
+        return base_decoder(self.llm)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.llm.get_output_embeddings()(hidden)
+
+    # -- training (eq. 8) -----------------------------------------------------------------
+    def _training_candidates(self, history: list[int], full_history: list[int],
+                             target: int) -> list[int]:
+        banned = set(full_history) | {target}
+        if self.num_items - len(banned) < self.config.train_negatives:
+            raise RecAdaptError(f"a user interacted with all but {self.num_items - len(banned)}"
+                                f" items: too few for {self.config.train_negatives} negatives")
+        negatives: list[int] = []
+        while len(negatives) < self.config.train_negatives:
+            for i in torch.randint(1, self.num_items + 1, (2 * self.config.train_negatives,)
+                                   ).tolist():
+                if i not in banned and i not in negatives:
+                    negatives.append(i)
+                    if len(negatives) == self.config.train_negatives:
+                        break
+        candidates = [target, *negatives]
+        order = torch.randperm(len(candidates)).tolist()
+        return [candidates[i] for i in order]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        targets = batch["target"][:, -1].tolist()
+        layouts, answers = [], []
+        for row, target in enumerate(targets):
+            full = [int(i) for i in batch["history"][row].tolist() if i]
+            candidates = self._training_candidates(full[-self.config.history_len:], full, target)
+            layouts.append(self.prompts.layout(full[-self.config.history_len:], candidates))
+            answers.append(self.prompts.answer(target))
+        embeds, mask = self.embed(layouts, self._users(batch), answers)
+        hidden = self._decoder()(inputs_embeds=embeds, attention_mask=mask,
+                                 use_cache=False).last_hidden_state
+        rows, cols, labels = [], [], []
+        for i, (lay, answer) in enumerate(zip(layouts, answers, strict=True)):
+            start = len(lay.ids) - 1  # the last prompt position predicts the first answer token
+            rows += [i] * len(answer)
+            cols += list(range(start, start + len(answer)))
+            labels += answer
+        logits = self._head(hidden[torch.tensor(rows), torch.tensor(cols)]).float()
+        return nn.functional.cross_entropy(logits, torch.tensor(labels, device=logits.device))
+
+    # -- inference ------------------------------------------------------------------------
+    def _shown(self, user: int, candidates: list[int]) -> list[int]:
+        """The candidates in prompt order: a permutation seeded by (eval.seed, user), so the
+        target's position is random but the same for every model and call."""
+        order = np.random.default_rng([self.eval_seed, user]).permutation(len(candidates))
+        return [candidates[i] for i in order]
+
+    def _prompt_pass(self, batch: dict[str, torch.Tensor], row: int, candidates: list[int],
+                     users: torch.Tensor | None) -> tuple[Any, torch.Tensor, PromptLayout]:
+        """Run one prompt; its key/value cache and the next-token log-probabilities."""
+        shown = self._shown(int(batch["user"][row]), candidates)
+        layout = self.prompts.layout(self._history(batch, row), shown)
+        embeds, mask = self.embed([layout], None if users is None else users[row:row + 1])
+        out = self._decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        logp = torch.log_softmax(self._head(out.last_hidden_state[:, -1]).float(), dim=-1)
+        return out.past_key_values, logp[0], layout
+
+    @torch.no_grad()
+    def score_candidates(self, batch: dict[str, torch.Tensor],
+                         candidates: torch.Tensor) -> torch.Tensor:
+        users = self._users(batch)
+        scores = torch.empty(candidates.shape, dtype=torch.float32)
+        for row in range(candidates.shape[0]):
+            items = [int(i) for i in candidates[row].tolist()]
+            past, first, layout = self._prompt_pass(batch, row, items, users)
+            scores[row] = self._answer_scores(past, first, len(layout.ids), items)
+        return scores.to(candidates.device)
+
+    def _answer_scores(self, past: Any, first: torch.Tensor, prompt_len: int,
+                       items: list[int]) -> torch.Tensor:
+        """Log-likelihood of each item's answer tokens after the prompt (the cache is
+        repeated once per candidate; the first token's probability comes from the prompt)."""
+        answers = [self.prompts.answer(i) for i in items]
+        n, width = len(answers), max(len(a) for a in answers)
+        ids = torch.full((n, width), self.prompts.pad_id, dtype=torch.long)
+        valid = torch.zeros((n, width), dtype=torch.bool)
+        for i, a in enumerate(answers):
+            ids[i, :len(a)] = torch.tensor(a)
+            valid[i, :len(a)] = True
+        device = first.device
+        ids, valid = ids.to(device), valid.to(device)
+        logp = torch.zeros((n, width), device=device)
+        logp[:, 0] = first[ids[:, 0]]
+        if width > 1:
+            past.batch_repeat_interleave(n)
+            mask = torch.cat([torch.ones((n, prompt_len), dtype=torch.long, device=device),
+                              valid[:, :-1].long()], dim=1)
+            out = self._decoder()(input_ids=ids[:, :-1], attention_mask=mask,
+                                  past_key_values=past, use_cache=True)
+            rest = torch.log_softmax(self._head(out.last_hidden_state).float(), dim=-1)
+            logp[:, 1:] = rest.gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        logp = logp * valid
+        total = logp.sum(1)
+        if self.config.scoring == "mean":
+            total = total / valid.sum(1)
+        return total.cpu()
+
+    @torch.no_grad()
+    def generate_choices(self, batch: dict[str, torch.Tensor],
+                         candidates: torch.Tensor) -> torch.Tensor:
+        """Greedy generation mapped to a candidate (``match_candidate``); 0 = no match."""
+        if not self.config.generate:
+            return torch.zeros(candidates.shape[0], dtype=torch.long)
+        users = self._users(batch)
+        chosen = torch.zeros(candidates.shape[0], dtype=torch.long)
+        for row in range(candidates.shape[0]):
+            items = [int(i) for i in candidates[row].tolist()]
+            past, first, layout = self._prompt_pass(batch, row, items, users)
+            answers = {i: self.prompts.template.answer.format(title=self.prompts.titles[i])
+                       for i in layout.shown}
+            text = self._greedy(past, first, len(layout.ids), set(answers.values()))
+            chosen[row] = match_candidate(text, answers)
+        return chosen
+
+    def _greedy(self, past: Any, first: torch.Tensor, prompt_len: int,
+                stop_texts: set[str] | None = None) -> str:
+        tokens: list[int] = []
+        logp = first
+        eos = self.tokenizer.eos_token_id
+        for _ in range(self.config.max_new_tokens):
+            token = int(logp.argmax())
+            if token == eos:
+                break
+            tokens.append(token)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            if stop_texts and text.strip() in stop_texts:
+                break
+            mask = torch.ones((1, prompt_len + len(tokens)), dtype=torch.long,
+                              device=first.device)
+            out = self._decoder()(input_ids=torch.tensor([[token]], device=first.device),
+                                  attention_mask=mask, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logp = torch.log_softmax(self._head(out.last_hidden_state[:, -1]).float(), -1)[0]
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def describe_user(self, user: int, history: Sequence[int], question: str) -> str:
+        """Free text about a user (5.4.4 favourite genres): the user token and the history
+        with its embeddings as in the recommendation prompt, then ``question``."""
+        was_training = self.training
+        self.eval()
+        hist = [int(i) for i in history if i][-self.config.history_len:]
+        layout = PromptLayout(ids=list(self.prompts.prefix))
+        p = self.prompts
+        if p.user_token:
+            layout.user_slot = len(layout.ids)
+            layout.ids += [p.pad_id, *p.tokens(p.template.user)]
+        layout.ids += p.tokens(p.head)
+        p._items(layout, hist)
+        layout.ids += p.tokens(question)
+        batch = {"history": torch.tensor([hist or [0]], device=self.device),
+                 "user": torch.tensor([user], device=self.device)}
+        embeds, mask = self.embed([layout], self._users(batch))
+        out = self._decoder()(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+        first = torch.log_softmax(self._head(out.last_hidden_state[:, -1]).float(), -1)[0]
+        text = self._greedy(out.past_key_values, first, len(layout.ids))
+        self.train(was_training)
+        return text.strip()
+
+    def write_analysis(self, run_dir: Path) -> None:
+        """``generations.json``: favourite-genre answers (5.4.4) for a few users."""
+        from recadapt.io import write_json
+
+        question = " in the previous. Which movie genres does this user like most? Answer: "
+        rows = []
+        for user in range(min(5, len(self._sequences))):
+            seq = self._sequences[user]
+            if len(seq) < 2:
+                continue
+            rows.append({"user": user, "history": [self.prompts.titles[i] for i in
+                                                   seq[-self.config.history_len:]],
+                         "favourite_genres": self.describe_user(user, seq, question)})
+        write_json(run_dir / "generations.json", rows)
+
+
+@register_model("a-llmrec", CandidateLLMConfig)
+class ALLMRec(CandidateLLM):
+    """A-LLMRec stage 2 (joint embeddings from stage 1, user token)."""
+
+
+@register_model("mlp-llm", MLPLLMConfig)
+class MLPLLM(CandidateLLM):
+    """MLP-LLM: the frozen model's raw item embeddings and user vector straight into the LLM."""
+
+
+@register_model("tallrec-list", TALLRecListConfig)
+class TALLRecList(CandidateLLM):
+    """TALLRec on A-LLMRec's task: the Figure 5 prompt, the LLM tuned with LoRA."""
+
+
+@register_model("llm-only", LLMOnlyConfig)
+class LLMOnly(CandidateLLM):
+    """LLM-Only: the Figure 5 prompt to the untouched LLM; nothing trains."""
+
+    trainable = False
