@@ -76,6 +76,10 @@ class DataConfig(Section):
         None, ge=1, description="next-item few-shot: train on K users' sequences only (drawn "
         "once with train.seed); every user is still evaluated"
     )
+    cold_users: int | None = Field(
+        None, ge=1, description="next-item cold-user scenario: hold out this many users, train "
+        "without them and test on their first cold_user_interactions items")
+    cold_user_interactions: int = Field(3, ge=2, description="a cold user's interactions")
     ctr: CTRDataConfig = Field(default_factory=CTRDataConfig)
 
 

@@ -12,7 +12,13 @@ import yaml
 from recadapt.config import RunConfig, validate_config
 from recadapt.data.ctr import CTRSplit, ctr_split
 from recadapt.data.dataset import Dataset
-from recadapt.data.splits import NextItemSplit, k_shot_users, leave_one_out, subsample_users
+from recadapt.data.splits import (
+    NextItemSplit,
+    cold_users,
+    k_shot_users,
+    leave_one_out,
+    subsample_users,
+)
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
 from recadapt.registry import get_model
@@ -59,7 +65,12 @@ def prepare_data(config: RunConfig) -> Prepared:
                           ratios=tuple(ctr.split), k_shot_train=ctr.k_shot, seed=ctr.seed,
                           max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed)
         return Prepared(dataset, split)
-    split = leave_one_out(dataset)
+    if data.cold_users is not None:  # valid: warm users (early stopping); test: cold users
+        train_data, cold = cold_users(dataset, data.cold_users, data.cold_user_interactions,
+                                      config.train.seed)
+        split = replace(leave_one_out(train_data), dataset=dataset, test=cold)
+    else:
+        split = leave_one_out(dataset)
     if data.k_shot_users is not None:
         split = k_shot_users(split, data.k_shot_users, config.train.seed)
     if config.eval.max_users is not None:

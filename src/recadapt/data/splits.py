@@ -223,3 +223,29 @@ def subsample_users(eval_set: EvalSet, n: int, seed: int) -> EvalSet:
     rows = np.sort(np.random.default_rng(seed).permutation(len(eval_set))[:n])
     return EvalSet(eval_set.users[rows], [eval_set.histories[i] for i in rows],
                    eval_set.targets[rows])
+
+
+def cold_users(dataset: Dataset, count: int, n_interactions: int = 3,
+               seed: int = 0) -> tuple[Dataset, EvalSet]:
+    """Cold users (A-LLMRec 5.2.3), ``count`` of them (fewer if fewer exist), drawn with
+    ``seed``: users with exactly ``n_interactions`` when the data has any
+    (:func:`cold_user_split`); on k-core data that has none (ML-100K: >= 20 ratings; Amazon
+    Scientific: >= 5), users with more are held out and **truncated** to their first
+    ``n_interactions`` items — a user who has just arrived. Either way none of a cold user's
+    interactions trains; each is evaluated on its ``n_interactions``-th item with the earlier
+    ones as history. The returned dataset keeps the index spaces (as ``cold_user_split``)."""
+    sequences = dataset.sequences()
+    exact = [u for u, seq in enumerate(sequences) if len(seq) == n_interactions]
+    pool = exact or [u for u, seq in enumerate(sequences) if len(seq) > n_interactions]
+    if not pool:
+        raise DataError(f"data.cold_users: no user of {dataset.name!r} has "
+                        f">= {n_interactions} interactions")
+    chosen = np.sort(np.random.default_rng(seed).permutation(pool)[:count])
+    is_cold = np.zeros(dataset.num_users, dtype=bool)
+    is_cold[chosen] = True
+    inter = dataset.interactions
+    train = replace(dataset, interactions=inter[~is_cold[inter["user"].to_numpy()]]
+                    .reset_index(drop=True))
+    firsts = [sequences[u][:n_interactions] for u in chosen]
+    return train, EvalSet(users=chosen.astype(np.int64), histories=[s[:-1] for s in firsts],
+                          targets=np.asarray([s[-1] for s in firsts], dtype=np.int64))
