@@ -400,6 +400,9 @@ class CandidateLLMConfig(BaseModel):
         "joint", description="embedding after each title: joint (e = f_I(E)), text (q = "
         "f_T(Q), A-LLMRec (SBERT)), auto (e for items with training interactions, else q), cf "
         "(the frozen model's E: MLP-LLM), random (Table 7 row 4), none (titles only)")
+    inference_embedding: Literal["same", "text"] = Field(
+        "same", description="text: evaluate with q = f_T(Q) for every item although training "
+        "used item_embedding (A-LLMRec (SBERT), section 5.2.2)")
     lora: bool = Field(False, description="tune the LLM with LoRA (TALLRec)")
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
@@ -557,6 +560,13 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
             seen = (item_counts > 0).to(self.item_table.device).unsqueeze(1)
             self.item_table = torch.where(seen, self.item_table, self.text_table)
 
+    def items_in_use(self) -> torch.Tensor:
+        """The table whose rows go after the titles: ``item_table``, or in evaluation with
+        ``inference_embedding: text`` the text encoder's ``q`` table."""
+        if not self.training and self.config.inference_embedding == "text":
+            return self.text_table
+        return self.item_table
+
     @property
     def llm(self) -> nn.Module:
         return self.lm if self.config.lora else self._held_lm[0]
@@ -624,7 +634,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
                      lay.item_slots]
             if items:
                 item_ids = torch.tensor([it for _, _, it in items], device=device)
-                values.append(self.item_proj(self.item_table[item_ids]).to(embeds.dtype))
+                values.append(self.item_proj(self.items_in_use()[item_ids]).to(embeds.dtype))
                 slot_rows += [i for i, _, _ in items]
                 slot_cols += [pos for _, pos, _ in items]
         if values:
@@ -750,22 +760,30 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
             past, first, layout = self._prompt_pass(batch, row, items, users)
             answers = {i: self.prompts.template.answer.format(title=self.prompts.titles[i])
                        for i in layout.shown}
-            text = self._greedy(past, first, len(layout.ids), set(answers.values()))
+            limit = max(len(self.prompts.answer(i)) for i in items) + 4
+            text = self._greedy(past, first, len(layout.ids), list(answers.values()), limit)
             chosen[row] = match_candidate(text, answers)
         return chosen
 
     def _greedy(self, past: Any, first: torch.Tensor, prompt_len: int,
-                stop_texts: set[str] | None = None) -> str:
+                answers: list[str] | None = None, limit: int | None = None) -> str:
+        """Greedy decoding until EOS or ``max_new_tokens`` (or ``limit``). With ``answers`` it
+        also stops once the text *is* one of them, or once it can no longer become one even
+        after normalisation (its normalised form is no prefix of any normalised answer): the
+        rest could not change which candidate, if any, it matches."""
         tokens: list[int] = []
         logp = first
         eos = self.tokenizer.eos_token_id
-        for _ in range(self.config.max_new_tokens):
+        exact = {a.strip() for a in answers} if answers else set()
+        normalised = [normalise_title(a) for a in answers] if answers else []
+        for _ in range(min(self.config.max_new_tokens, limit or self.config.max_new_tokens)):
             token = int(logp.argmax())
             if token == eos:
                 break
             tokens.append(token)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            if stop_texts and text.strip() in stop_texts:
+            if answers and (text.strip() in exact or not any(
+                    n.startswith(normalise_title(text)) for n in normalised)):
                 break
             mask = torch.ones((1, prompt_len + len(tokens)), dtype=torch.long,
                               device=first.device)
