@@ -1,0 +1,386 @@
+"""A-LLMRec (Kim et al. 2024) against its baselines in one harness, on ML-100K and Amazon
+Scientific, with the packaged SmolLM2-135M as the frozen LLM and MiniLM as the sentence encoder.
+
+Protocol (the paper's, labelled as sampled): leave-one-out; each test user's target is ranked
+among itself and 19 items the user never interacted with (``eval.protocol: sampled``,
+``num_negatives: 19``), the same lists for every model (seeded by user); Hit@1 is the headline
+(``sampled_HR@1``), Hit@3/5 and NDCG come from the same pass (candidate log-likelihoods for the
+LLM models). LLM scoring costs about a second per user on 2 CPU cores, so every model of a
+dataset is evaluated on the same seeded subsample of ``--max-users`` valid and test users (the
+setting column says so), and the LLM's stage 2 trains ``--llm-epochs`` epochs (the paper: 5)
+or until ``--llm-budget-minutes``.
+
+Sections (``--sections``):
+
+* ``overall`` — Table 1: SASRec, GRU4Rec, MoRec (SASRec over frozen MiniLM features), LLM-Only,
+  TALLRec (the Figure 5 prompt + LoRA), MLP-LLM, A-LLMRec, A-LLMRec (SBERT); each row also
+  splits its test users by the target's popularity (Table 2: warm = top 35 % of items by
+  training interactions, cold = bottom 35 %: ``HR@1_warm`` / ``HR@1_cold``), and carries the
+  training and inference times (Table 8: A-LLMRec's stage 2 against TALLRec, side by side in
+  one run; ``stage1_seconds`` adds stage 1).
+* ``coldusers`` — Table 3: ``--max-users`` users held out of training, tested on their
+  first 3 interactions (neither dataset has users with exactly 3: they are truncated, see
+  ``recadapt.data.splits.cold_users``).
+* ``fewshot`` — Table 4: every model trained on K users only (``data.k_shot_users``).
+* ``ablations`` — Table 6 (stage 1 without matching / reconstructions / rec loss, frozen
+  SBERT) and Table 7 (stage 2 without the user token, without / with random joint embeddings).
+* ``backbones`` — Table 9: NextItNet, GRU4Rec and NCF alone and as A-LLMRec's frozen model.
+
+Trained prerequisite runs (the SASRec run, stage 1) are kept under ``--work-dir`` and reused by
+the rows that share them (``--resume`` also skips finished rows).
+
+    python benchmarks/a_llmrec.py --quick
+    python benchmarks/a_llmrec.py --datasets ml-100k --sections overall
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from common import REPO, format_table, shared_data, write_results
+from recadapt.config import validate_config
+from recadapt.train.loop import train_run
+
+DATASETS = {
+    "ml-100k": {"template": "movies", "stage1": {}},
+    "amazon_scientific": {"template": "items",
+                          "stage1": {"text_format": "Title: {title}, Description: "
+                                                    "{categories}. {brand}"}},
+}
+
+
+def base_config(dataset: str, args: argparse.Namespace, k_shot: int | None = None
+                ) -> dict[str, Any]:
+    data: dict[str, Any] = {"source": str(shared_data(dataset)), "max_seq_len": 50}
+    if k_shot:
+        data["k_shot_users"] = k_shot
+    return {"data": data,
+            "eval": {"protocol": "sampled", "num_negatives": 19, "ks": [1, 3, 5],
+                     "max_users": args.max_users, "batch_size": 256},
+            "train": {"monitor": "sampled_HR@1", "num_threads": args.threads, "seed": 0}}
+
+
+def cf_train(args: argparse.Namespace) -> dict[str, Any]:
+    return {"epochs": 3 if args.quick else 200, "batch_size": 128, "lr": 1e-3,
+            "patience": 10, "eval_every": 1}
+
+
+def stage1_train(args: argparse.Namespace) -> dict[str, Any]:
+    """The paper: 10 epochs, batch 32 (lr 1e-4 in its Table 11; we use 1e-3, see docs)."""
+    train = {"epochs": 1 if args.quick else 10, "batch_size": 32, "lr": args.stage1_lr,
+             "patience": 10}
+    if args.quick:
+        train["time_budget_minutes"] = 0.3  # a few steps: the same code path
+    return train
+
+
+def llm_train(args: argparse.Namespace) -> dict[str, Any]:
+    """Stage 2 / TALLRec / MLP-LLM: batch 4 (the paper's), Adam."""
+    train = {"epochs": 1 if args.quick else args.llm_epochs, "batch_size": 4,
+             "lr": args.llm_lr, "patience": 5}
+    if args.quick:
+        train["time_budget_minutes"] = 0.2
+    elif args.llm_budget_minutes:
+        train["time_budget_minutes"] = args.llm_budget_minutes
+    return train
+
+
+def llm_model(name: str, dataset: str, args: argparse.Namespace, **extra: Any
+              ) -> dict[str, Any]:
+    model = {"name": name, "template": DATASETS[dataset]["template"],
+             "eval_batch_size": 8}
+    if args.quick:
+        model.update(history_len=4, max_new_tokens=24)
+    return {**model, **extra}
+
+
+class Runner:
+    """Trains rows into kept run folders (so later rows can reuse them) and collects rows."""
+
+    def __init__(self, args: argparse.Namespace, name: str) -> None:
+        self.args, self.name = args, name
+        self.work = Path(args.work_dir) / ("quick" if args.quick else "full")
+        self.path = REPO / "benchmarks" / "results" / f"{name}.json"
+        self.rows: list[dict[str, Any]] = (
+            json.loads(self.path.read_text()) if self.path.exists() and args.resume else [])
+
+    def folder(self, dataset: str, key: str) -> Path:
+        return self.work / dataset / key.replace(" ", "_").replace("/", "-")
+
+    def train(self, raw: dict[str, Any], dataset: str, key: str) -> Path:
+        """Train (or reuse a finished) run; returns its folder."""
+        run_dir = self.folder(dataset, key)
+        config = validate_config(raw)
+        if (run_dir / "metrics.json").is_file():
+            return run_dir
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        train_run(config, run_dir, progress=sys.stderr.isatty())
+        return run_dir
+
+    def row(self, raw: dict[str, Any], dataset: str, method: str, section: str,
+            key: str | None = None, reuse: tuple[str, dict[str, Any]] | None = None
+            ) -> dict[str, Any] | None:
+        """One result row: train ``raw`` — or, with ``reuse`` (a trained row's key and
+        config), evaluate that run's weights again under ``raw`` (A-LLMRec (SBERT): the same
+        model with q at inference)."""
+        setting = self.setting(raw)
+        if self.args.only and method not in self.args.only:
+            return None
+        if any(r["method"] == method and r["dataset"] == dataset and r["section"] == section
+               and r["setting"] == setting for r in self.rows):
+            return None
+        if reuse is not None:
+            source = self.train(reuse[1], dataset, reuse[0])
+            run_dir = reevaluate(source, raw, self.folder(dataset, f"{section} {method}"))
+        else:
+            run_dir = self.train(raw, dataset, key or f"{section} {method}")
+        row = {"dataset": dataset, "method": method, "setting": setting, "section": section,
+               **collect(run_dir)}
+        self.rows = [r for r in self.rows if not (r["method"] == method and
+                                                  r["dataset"] == dataset and
+                                                  r["section"] == section)] + [row]
+        write_results(self.name, self.rows)
+        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+        return row
+
+    def setting(self, raw: dict[str, Any]) -> str:
+        eval_cfg = raw["eval"]
+        k = raw["data"].get("k_shot_users")
+        cold = raw["data"].get("cold_users")
+        parts = [f"sampled 1+19, valid/test subsample {eval_cfg['max_users']} users",
+                 f"K={k} users" if k else ("cold users (first 3 items)" if cold else
+                                           "all users"),
+                 f"train {json.dumps(raw['train'], sort_keys=True)}"]
+        return ", ".join(parts) + (" (quick)" if self.args.quick else "")
+
+
+def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
+    """A copy of the finished run ``source`` whose test metrics come from its weights loaded
+    into the model ``raw`` describes (same data and weights, other inference settings)."""
+    import time
+
+    import torch
+
+    from recadapt.config import dump_config
+    from recadapt.eval.protocols import evaluate_part
+    from recadapt.io import write_json, write_text
+    from recadapt.pipeline import build_model, prepare_data, read_run_config
+    from recadapt.train.checkpoint import load_weights
+
+    trained = read_run_config(source)
+    raw = {**raw, "model": {**trained.model, **{k: v for k, v in raw["model"].items()
+                                                  if k not in ("stage1_run", "cf_run")}}}
+    config = validate_config(raw)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoints", "stages"))
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(torch.from_numpy(prepared.split.item_counts()).float())
+    model.load_state_dict(load_weights(source / "model.safetensors"))
+    results = {}
+    for part in ("valid", "test"):
+        started = time.perf_counter()
+        results[part] = evaluate_part(model, prepared.split, part, config.eval,
+                                      config.data.max_seq_len)
+        seconds = time.perf_counter() - started
+    metrics = json.loads((source / "metrics.json").read_text())
+    metrics.update(valid=results["valid"].metrics, test=results["test"].metrics)
+    write_json(target / "metrics.json", metrics)
+    efficiency = json.loads((source / "efficiency.json").read_text())
+    efficiency["test_eval_seconds"] = seconds
+    write_json(target / "efficiency.json", efficiency)
+    ranks = json.loads((source / "ranks.json").read_text())
+    ranks["ranks"] = results["test"].ranks.tolist()
+    write_json(target / "ranks.json", ranks)
+    write_text(target / "config.yaml", dump_config(config))
+    return target
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """metrics.json (test) + efficiency.json + the warm/cold split of the test users, and the
+    prerequisite stages' training seconds."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    efficiency = json.loads((run_dir / "efficiency.json").read_text())
+    out = {**metrics["test"], "valid": metrics["valid"], **efficiency}
+    out.update(warm_cold(run_dir))
+    stage1 = run_dir / "stages" / "stage1_run" / "efficiency.json"
+    if stage1.is_file():
+        out["stage1_seconds"] = json.loads(stage1.read_text())["total_train_seconds"]
+    generations = run_dir / "generations.json"
+    if generations.is_file():
+        out["generations"] = json.loads(generations.read_text())[:3]
+    users = len(json.loads((run_dir / "ranks.json").read_text())["ranks"])
+    out["seconds_per_test_user"] = efficiency["test_eval_seconds"] / max(1, users)
+    return out
+
+
+def warm_cold(run_dir: Path) -> dict[str, Any]:
+    """Table 2 from the test ranks: Hit@1 of the users whose target is a warm / cold item."""
+    import numpy as np
+
+    from recadapt.data.splits import item_popularity_buckets
+    from recadapt.pipeline import prepare_data, read_run_config
+
+    config = read_run_config(run_dir)
+    prepared = prepare_data(config)
+    split = prepared.split
+    warm, cold = item_popularity_buckets(split)
+    ranks = np.asarray(json.loads((run_dir / "ranks.json").read_text())["ranks"])
+    targets = split.test.targets
+    out: dict[str, Any] = {}
+    for label, bucket in (("warm", warm), ("cold", cold)):
+        chosen = np.isin(targets, bucket)
+        out[f"n_{label}"] = int(chosen.sum())
+        out[f"HR@1_{label}"] = float((ranks[chosen] == 1).mean()) if chosen.any() else None
+    return out
+
+
+def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
+    sections = args.sections
+    base = base_config(dataset, args)
+    stage1_extra = DATASETS[dataset]["stage1"]
+    # the frozen collaborative model: also the SASRec row of Table 1
+    sasrec = {**base, "model": {"name": "sasrec"}, "train": {**base["train"], **cf_train(args)}}
+    cf_dir = runner.train(sasrec, dataset, "cf sasrec")
+    stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_dir), **stage1_extra}
+    stage1_dir = runner.train({**base, "model": stage1,
+                               "train": {**base["train"], **stage1_train(args)}},
+                              dataset, "stage1")
+    llm = {**base, "train": {**base["train"], **llm_train(args)}}
+
+    def a_llmrec(**extra: Any) -> dict[str, Any]:
+        return {**llm, "model": llm_model("a-llmrec", dataset, args,
+                                          stage1_run=str(stage1_dir), **extra)}
+
+    if "overall" in sections:
+        runner.row(sasrec, dataset, "SASRec", "overall", key="cf sasrec")
+        runner.row({**base, "model": {"name": "gru4rec"},
+                    "train": {**base["train"], **cf_train(args)}}, dataset, "GRU4Rec",
+                   "overall")
+        morec = {**base, "encoders": [{"name": "text", "model": "minilm", "max_length": 64}],
+                 "model": {"name": "frozen", "loss": "ce"},
+                 "train": {**base["train"], **cf_train(args)}}
+        runner.row(morec, dataset, "MoRec", "overall")
+        runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
+                   "LLM-Only", "overall")
+        runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+                   "TALLRec", "overall")
+        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args, cf_run=str(cf_dir))},
+                   dataset, "MLP-LLM", "overall")
+        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall")
+        runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
+                   "overall", reuse=("overall A-LLMRec", a_llmrec()))
+    if "ablations" in sections:
+        for method, change in [("w/o L_matching", {"matching": False}),
+                               ("w/o L_item-recon & L_text-recon", {"reconstruction": False}),
+                               ("w/o L_rec", {"rec_loss": False}),
+                               ("Freeze SBERT", {"finetune_text": False})]:
+            own = runner.train({**base, "model": {**stage1, **change},
+                                "train": {**base["train"], **stage1_train(args)}},
+                               dataset, f"stage1 {method}")
+            runner.row({**llm, "model": llm_model("a-llmrec", dataset, args,
+                                                   stage1_run=str(own))},
+                       dataset, f"A-LLMRec {method}", "ablations")
+        runner.row(a_llmrec(user_token=False), dataset, "A-LLMRec w/o user representation",
+                   "ablations")
+        runner.row(a_llmrec(item_embedding="none"), dataset, "A-LLMRec w/o joint embedding",
+                   "ablations")
+        runner.row(a_llmrec(item_embedding="random"), dataset,
+                   "A-LLMRec with random joint embedding", "ablations")
+    if "fewshot" in sections:
+        for k in ([64] if args.quick else args.ks):
+            few = base_config(dataset, args, k_shot=k)
+            few_llm = {**few, "train": {**few["train"], **llm_train(args)}}
+            sas = {**few, "model": {"name": "sasrec"},
+                   "train": {**few["train"], **cf_train(args)}}
+            few_cf = runner.train(sas, dataset, f"fewshot cf K={k}")
+            runner.row(sas, dataset, f"SASRec K={k}", "fewshot", key=f"fewshot cf K={k}")
+            runner.row({**few_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+                       f"TALLRec K={k}", "fewshot")
+            few_stage1 = runner.train({**few, "model": {**stage1, "cf_run": str(few_cf)},
+                                       "train": {**few["train"], **stage1_train(args)}},
+                                      dataset, f"fewshot stage1 K={k}")
+            trained = {**few_llm, "model": llm_model("a-llmrec", dataset, args,
+                                                      stage1_run=str(few_stage1))}
+            runner.row(trained, dataset, f"A-LLMRec K={k}", "fewshot")
+            sbert = {**trained, "model": {**trained["model"], "inference_embedding": "text"}}
+            runner.row(sbert, dataset, f"A-LLMRec (SBERT) K={k}", "fewshot",
+                       reuse=(f"fewshot A-LLMRec K={k}", trained))
+    if "coldusers" in sections:
+        cold = base_config(dataset, args)
+        cold["data"]["cold_users"] = args.max_users
+        cold_llm = {**cold, "train": {**cold["train"], **llm_train(args)}}
+        sas = {**cold, "model": {"name": "sasrec"}, "train": {**cold["train"], **cf_train(args)}}
+        cold_cf = runner.train(sas, dataset, "coldusers cf")
+        runner.row(sas, dataset, "SASRec", "coldusers", key="coldusers cf")
+        runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+                   "TALLRec", "coldusers")
+        runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
+                                                    cf_run=str(cold_cf))},
+                   dataset, "MLP-LLM", "coldusers")
+        cold_stage1 = runner.train({**cold, "model": {**stage1, "cf_run": str(cold_cf)},
+                                    "train": {**cold["train"], **stage1_train(args)}},
+                                   dataset, "coldusers stage1")
+        runner.row({**cold_llm, "model": llm_model("a-llmrec", dataset, args,
+                                                    stage1_run=str(cold_stage1))},
+                   dataset, "A-LLMRec", "coldusers")
+    if "backbones" in sections:
+        for cf_name in ["nextitnet", "gru4rec", "ncf"]:
+            raw = {**base, "model": {"name": cf_name},
+                   "train": {**base["train"], **cf_train(args)}}
+            cf = runner.train(raw, dataset, f"cf {cf_name}")
+            runner.row(raw, dataset, cf_name, "backbones", key=f"cf {cf_name}")
+            own = runner.train({**base, "model": {**stage1, "cf_run": str(cf)},
+                                "train": {**base["train"], **stage1_train(args)}},
+                               dataset, f"stage1 {cf_name}")
+            runner.row({**llm, "model": llm_model("a-llmrec", dataset, args,
+                                                   stage1_run=str(own))},
+                       dataset, f"A-LLMRec ({cf_name})", "backbones")
+
+
+COLUMNS = ["section", "sampled_HR@1", "sampled_HR@3", "sampled_NDCG@5", "HR@1_warm",
+           "HR@1_cold", "sampled_generated_HR@1", "generated_unmatched", "epochs",
+           "seconds_per_epoch", "stage1_seconds", "seconds_per_test_user", "trainable_params"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    sections = ["overall", "ablations", "coldusers", "fewshot", "backbones"]
+    parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
+    parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
+    parser.add_argument("--max-users", type=int, default=None,
+                        help="valid/test users per run (default 200; quick 8)")
+    parser.add_argument("--ks", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--llm-epochs", type=int, default=1)
+    parser.add_argument("--llm-lr", type=float, default=1e-4)
+    parser.add_argument("--stage1-lr", type=float, default=1e-3)
+    parser.add_argument("--llm-budget-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--resume", action="store_true", help="keep finished rows")
+    parser.add_argument("--name", default="a_llmrec")
+    parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-a-llmrec"))
+    args = parser.parse_args()
+    if args.max_users is None:
+        args.max_users = 8 if args.quick else 200
+    name = f"{args.name}_quick" if args.quick else args.name
+    if args.quick:
+        args.datasets = ["ml-100k"]
+    runner = Runner(args, name)
+    for dataset in args.datasets:
+        run_dataset(runner, dataset, args)
+    print()
+    print(format_table(runner.rows, COLUMNS))
+    print(f"\nwrote {runner.path}")
+
+
+if __name__ == "__main__":
+    main()
