@@ -100,12 +100,37 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
 INHERITED_TRAIN = ("seed", "num_threads", "cpu", "mixed_precision", "monitor")
 
 
-def stage_config(run: RunConfig, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
+def stage_config(run: RunConfig, model: dict[str, Any], train: dict[str, Any],
+                 data: dict[str, Any] | None = None) -> RunConfig:
     """The config of a prerequisite run (``Recommender.prerequisites``): the same data,
     encoders, cache and evaluation as ``run``, another ``model`` section, and ``train``
     settings over the defaults (seed, threads, device, precision and the monitored metric
-    are inherited unless ``train`` sets them)."""
+    are inherited unless ``train`` sets them); ``data`` overrides part of the data section
+    (RecLoRA's CTR model trains on the full split, not the LLM's K-shot subset)."""
+    from recadapt.config import deep_merge
+
     raw = run.model_dump(mode="json")
+    if data:
+        raw["data"] = deep_merge(raw["data"], data)
     raw["model"] = dict(model)
     raw["train"] = {**{k: raw["train"][k] for k in INHERITED_TRAIN}, **train}
     return validate_config(raw)
+
+
+def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommender, RunConfig]:
+    """A finished run's model (its best weights), frozen and in eval mode: the prerequisite
+    runs a model builds on (A-LLMRec's collaborative model and stage 1, RecLoRA's CTR model);
+    ``key`` names the config field in errors."""
+    from recadapt.train.checkpoint import load_weights
+
+    folder = Path(run_dir)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise RecAdaptError(f"{key}: {folder} holds no trained model (model.safetensors); train "
+                            "it first or leave the field empty to train it here")
+    config = read_run_config(folder)
+    model = build_model(config, dataset)
+    model.load_state_dict(load_weights(weights))
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model.eval(), config

@@ -12,5 +12,6 @@ from recadapt.models import (  # noqa: F401
     iisan,
     iisan_e,
     ncf,
+    reclora,
     tallrec,
 )

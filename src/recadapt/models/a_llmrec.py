@@ -61,24 +61,6 @@ ItemEmbedding = Literal["joint", "text", "auto", "cf", "random", "none"]
 # ----------------------------------------------------------------------------- frozen runs
 
 
-def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommender, RunConfig]:
-    """A finished run's model (its best weights), frozen and in eval mode."""
-    from recadapt.pipeline import build_model, read_run_config
-    from recadapt.train.checkpoint import load_weights
-
-    folder = Path(run_dir)
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        raise RecAdaptError(f"{key}: {folder} holds no trained model (model.safetensors); train "
-                            "it first or leave the field empty to train it here")
-    config = read_run_config(folder)
-    model = build_model(config, dataset)
-    model.load_state_dict(load_weights(weights))
-    for param in model.parameters():
-        param.requires_grad_(False)
-    return model.eval(), config
-
-
 def cf_user_states(cf: Recommender, batch: dict[str, torch.Tensor],
                    all_positions: bool) -> torch.Tensor:
     """The frozen model's user representation ``x_u``: ``[B, d]`` after the last history item,
@@ -176,7 +158,7 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
                ) -> ALLMRecStage1:
         if config.cf_run is None:
             raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
-        cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
+        cf, _ = _load_trained_run(config.cf_run, dataset, "model.cf_run")
         return cls(config, dataset, cf)
 
     def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
@@ -241,8 +223,10 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
         negatives = (positives - 1 + offsets) % self.num_items + 1  # uniform, never the positive
         items = torch.cat([positives, negatives])
         unique, inverse = torch.unique(items, return_inverse=True)
-        cf_vectors = self.cf_items(unique)
-        text_vectors = self.text_embeddings(unique)
+        # each distinct text is encoded once, but every occurrence counts in the losses
+        # (eq. 2-4 average over the users' items, repeats included)
+        cf_vectors = self.cf_items(unique)[inverse]
+        text_vectors = self.text_embeddings(unique)[inverse]
         e = self.item_encoder(cf_vectors)
         q = self.text_encoder_mlp(text_vectors)
         decoded = self.item_decoder(e)
@@ -251,8 +235,7 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
         item_recon = mse(decoded, cf_vectors)
         text_recon = mse(self.text_decoder(q), text_vectors)
         n = len(positives)
-        pos = decoded[inverse[:n]]
-        neg = decoded[inverse[n:]]
+        pos, neg = decoded[:n], decoded[n:]
         x = users.float()
         pos_logits, neg_logits = (x * pos).sum(-1), (x * neg).sum(-1)
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -452,6 +435,16 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     needs_stage1: ClassVar[frozenset[str]] = frozenset({"joint", "text", "auto"})
 
     @classmethod
+    def _check(cls, config: CandidateLLMConfig, run: RunConfig) -> None:
+        if run.eval.protocol != "sampled":
+            raise ConfigError(f"eval.protocol: {cls.name} ranks the candidates it lists; set "
+                              "eval.protocol: sampled (eval.num_negatives: 19 as in A-LLMRec)")
+        nothing = (not config.lora and not config.user_token and config.item_embedding == "none")
+        if nothing and cls.trainable:
+            raise ConfigError(f"model: {cls.name} with user_token false, item_embedding none "
+                              "and lora false has nothing to train; use llm-only")
+
+    @classmethod
     def _needs_cf(cls, config: CandidateLLMConfig) -> bool:
         return config.user_token or config.item_embedding == "cf"
 
@@ -459,6 +452,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig) -> dict[str, RunConfig]:
         from recadapt.pipeline import stage_config
 
+        cls._check(config, run)  # before any prerequisite is trained
         if config.item_embedding in cls.needs_stage1:
             if config.stage1_run is not None:
                 return {}
@@ -472,24 +466,18 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     @classmethod
     def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig
                ) -> CandidateLLM:
-        if run.eval.protocol != "sampled":
-            raise ConfigError(f"eval.protocol: {cls.name} ranks the candidates it lists; set "
-                              "eval.protocol: sampled (eval.num_negatives: 19 as in A-LLMRec)")
-        nothing = (not config.lora and not config.user_token and config.item_embedding == "none")
-        if nothing and cls.trainable:
-            raise ConfigError(f"model: {cls.name} with user_token false, item_embedding none "
-                              "and lora false has nothing to train; use llm-only")
+        cls._check(config, run)
         cf, e, q = None, None, None
         if config.item_embedding in cls.needs_stage1:
             if config.stage1_run is None:
                 raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
-            stage1, _ = load_trained_run(config.stage1_run, dataset, "model.stage1_run")
+            stage1, _ = _load_trained_run(config.stage1_run, dataset, "model.stage1_run")
             e, q = stage1.joint_tables()
             cf = stage1.cf
         elif cls._needs_cf(config):
             if config.cf_run is None:
                 raise ConfigError("model.cf_run: give a trained next-item run")
-            cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
+            cf, _ = _load_trained_run(config.cf_run, dataset, "model.cf_run")
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
@@ -549,8 +537,11 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         if how == "cf":
             with torch.no_grad():
                 return cf.item_embeddings().detach().float().clone()  # type: ignore[union-attr]
-        # random (Table 7 row 4): fixed uniform vectors in the joint space's range (0, 1)
-        width = int(joint.shape[1]) if joint is not None else 128
+        # random (Table 7 row 4): fixed uniform vectors in the joint space's range (0, 1),
+        # as wide as the joint space (stage 1's latent_dim d')
+        latent = ALLMRecStage1Config.model_fields["latent_dim"].default
+        width = int(joint.shape[1]) if joint is not None else int(
+            self.config.stage1.get("latent_dim", latent))
         generator = torch.Generator().manual_seed(0)
         return torch.rand(self.num_items + 1, width, generator=generator)
 
@@ -853,3 +844,9 @@ class LLMOnly(CandidateLLM):
     """LLM-Only: the Figure 5 prompt to the untouched LLM; nothing trains."""
 
     trainable = False
+
+
+def _load_trained_run(run_dir: str, dataset: Dataset, key: str):
+    from recadapt.pipeline import load_trained_run  # here: pipeline imports the models
+
+    return load_trained_run(run_dir, dataset, key)

@@ -51,6 +51,10 @@ class SequenceCTR(CTRRecommender):
         vectors = (self.items(history) + self.feedback(liked)) * valid.unsqueeze(-1)
         return self.encoder(vectors, valid)[:, -1]
 
+    def user_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``u``, the encoded behaviour sequence (RecLoRA's ``R_c``)."""
+        return self.user_vector(batch)
+
     def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         u = self.user_vector(batch)
         v = self.items(batch["item"])

@@ -20,6 +20,7 @@ answer "Yes" or "No" to "will the user like the target item?".
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -129,11 +130,20 @@ class TALLRec(CTRRecommender):
         self.lm, tokenizer = load_causal_lm(config.llm)
         for param in self.lm.parameters():
             param.requires_grad_(False)
-        add_lora(self.lm, config.lora_r, config.lora_alpha, config.lora_dropout,
-                 config.lora_targets)
+        self.adapt(config)
         builder = PromptBuilder(dataset, config.template, run.data.ctr.history_len)
         self.prompts = LLMPrompts(builder, tokenizer, config.chat_template, config.max_length)
         self.eval_batch_size = config.eval_batch_size
+
+    def adapt(self, config: TALLRecConfig) -> None:
+        """Add the trainable adapter to the frozen LLM: peft LoRA (RecLoRA: its meta-LoRA
+        bank)."""
+        add_lora(self.lm, config.lora_r, config.lora_alpha, config.lora_dropout,
+                 config.lora_targets)
+
+    def personalize(self, batch: dict[str, torch.Tensor]) -> AbstractContextManager[Any]:
+        """Per-sample state the LLM's forward pass needs (RecLoRA: gate weights). None."""
+        return nullcontext()
 
     def _hidden(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         from recadapt.encoders.llm import base_decoder
@@ -148,14 +158,16 @@ class TALLRec(CTRRecommender):
 
     def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         input_ids, mask, last, _ = self.prompts.encode(batch, with_answer=False)
-        hidden = self._hidden(input_ids, mask)
+        with self.personalize(batch):
+            hidden = self._hidden(input_ids, mask)
         at = hidden[torch.arange(len(last), device=hidden.device), last.to(hidden.device)]
         logits = self._head(at)
         return logits[:, self.prompts.yes_id] - logits[:, self.prompts.no_id]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         input_ids, mask, last, answers = self.prompts.encode(batch, with_answer=True)
-        hidden = self._hidden(input_ids, mask)
+        with self.personalize(batch):
+            hidden = self._hidden(input_ids, mask)
         steps = torch.arange(answers.shape[1])
         positions = (last.unsqueeze(1) + steps.unsqueeze(0)).to(hidden.device)  # [B, A]
         rows = torch.arange(len(last), device=hidden.device).unsqueeze(1)

@@ -1,0 +1,125 @@
+"""RecLoRA (Zhu et al. 2024): personalized meta-LoRA for an LLM CTR scorer, gated by a
+conventional CTR model, trained with the Few2Many strategy.
+
+* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm``, the library's
+  CTR models) on the **full** training split — a prerequisite run trained first into
+  ``RUN/stages/crm_run`` with ``data.ctr.k_shot`` removed —; stage 2 freezes it and the LLM and
+  trains only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
+* **Personalized LoRA** (3.2, ``nn/lora.py``): ``N_m`` meta-LoRAs (rank 8, alpha 16, dropout 0 as
+  in appendix C) on the q/v projections; the gate reads the CRM's user representation ``R_c``
+  (eq. 12; ``user_representation`` of the CTR model) through ``LN → Linear → ReLU → Linear``
+  (eq. 13) and a softmax with temperature (eq. 14), one mix per sample.
+* Prompts, the answer-token loss and the Yes/No scoring (eq. 16) are TALLRec's
+  (``models/tallrec.py``) with RecLoRA's template (Figure 2). The CRM sees the run's history
+  (``data.ctr.history_len``, the long one, e.g. 60); the prompt shows only the most recent
+  ``prompt_history_len`` behaviours (the short one, e.g. 10).
+
+Ablations (Table 3) are settings: ``num_meta: 1`` is one LoRA without CRM instruction;
+``num_meta: 1, lora_r: 8 * N_m`` the same-parameter single LoRA.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import Field
+
+from recadapt.data.prompts import PromptBuilder
+from recadapt.errors import ConfigError
+from recadapt.models.tallrec import LLMPrompts, TALLRec, TALLRecConfig
+from recadapt.nn.lora import LoRAGate, add_personalized_lora, gating
+from recadapt.registry import register_model
+
+if TYPE_CHECKING:
+    from recadapt.config import RunConfig
+    from recadapt.data.dataset import Dataset
+
+
+class RecLoRAConfig(TALLRecConfig):
+    template: str | dict[str, Any] = "reclora"
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="appendix C: 0")
+    num_meta: int = Field(4, ge=1, description="N_m, meta-LoRAs in the bank (Figure 4: 1-16)")
+    temperature: float = Field(1.0, gt=0, description="tau of the gate's softmax (eq. 14)")
+    gate_hidden: int | None = Field(None, ge=1, description="gate FFN width (default: R_c's)")
+    prompt_history_len: int = Field(10, ge=1, description="behaviours shown in the prompt (the "
+                                    "short history); the CRM reads data.ctr.history_len")
+    crm_run: str | None = Field(None, description="a trained CTR run (frozen); empty: train "
+                                "model.crm first on the full training split")
+    crm: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec-ctr"},
+                                description="the conventional CTR model's model section")
+    crm_train: dict[str, Any] = Field(default_factory=dict,
+                                      description="train settings of the CTR model")
+
+
+@register_model("reclora", RecLoRAConfig)
+class RecLoRA(TALLRec):
+    """TALLRec whose LoRA is a per-user mix of meta-LoRAs gated by a frozen CTR model."""
+
+    @classmethod
+    def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, RunConfig]:
+        from recadapt.pipeline import stage_config
+
+        if config.crm_run is not None:
+            return {}
+        full_split = {"ctr": {"k_shot": None}}  # Few2Many: the CRM sees every sample
+        return {"crm_run": stage_config(run, config.crm, config.crm_train, data=full_split)}
+
+    @classmethod
+    def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig) -> RecLoRA:
+        if config.crm_run is None:
+            raise ConfigError("model.crm_run: give a trained CTR run (train_run fills it)")
+        crm, _ = _load_trained_run(config.crm_run, dataset, "model.crm_run")
+        if not hasattr(crm, "user_representation"):
+            raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
+                              "gate; use sasrec-ctr, gru4rec-ctr or a model of the CTR zoo")
+        return cls(config, dataset, run, crm)
+
+    def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
+                 crm: torch.nn.Module) -> None:
+        super().__init__(config, dataset, run)
+        self.crm = crm
+        builder = PromptBuilder(dataset, config.template, config.prompt_history_len)
+        self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.chat_template,
+                                  config.max_length)
+        with torch.no_grad():
+            probe = self._representation(_probe_batch(run.data.ctr.history_len))
+        self.gate = LoRAGate(int(probe.shape[-1]), config.num_meta, config.gate_hidden,
+                             config.temperature)
+
+    def adapt(self, config: RecLoRAConfig) -> None:  # type: ignore[override]
+        add_personalized_lora(self.lm, config.num_meta, config.lora_r, config.lora_alpha,
+                              config.lora_dropout, config.lora_targets)
+
+    def train(self, mode: bool = True):  # type: ignore[override]
+        super().train(mode)
+        if hasattr(self, "crm"):
+            self.crm.eval()  # frozen: no dropout
+        return self
+
+    def _representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.crm.user_representation(batch).float()  # type: ignore[operator]
+
+    def gates(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``alpha [B, N_m]``: each sample's mix of the meta-LoRAs (eq. 12-14)."""
+        device = next(self.gate.parameters()).device
+        crm_batch = {k: v.to(device) for k, v in batch.items()}
+        return self.gate(self._representation(crm_batch))
+
+    def personalize(self, batch: dict[str, torch.Tensor]):  # type: ignore[override]
+        return gating(self.lm, self.gates(batch))
+
+
+def _probe_batch(history_len: int) -> dict[str, torch.Tensor]:
+    """A one-sample CTR batch (empty history) to read the width of the CRM's representation."""
+    zeros = torch.zeros((1, history_len))
+    return {"user": torch.zeros(1, dtype=torch.long), "item": torch.ones(1, dtype=torch.long),
+            "label": torch.zeros(1), "history": zeros.long(), "history_label": zeros,
+            "history_rating": zeros}
+
+
+def _load_trained_run(run_dir: str, dataset: Dataset, key: str):
+    from recadapt.pipeline import load_trained_run  # here: pipeline imports the models
+
+    return load_trained_run(run_dir, dataset, key)
