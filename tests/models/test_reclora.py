@@ -1,0 +1,124 @@
+"""RecLoRA on the packaged SmolLM2-135M: Few2Many stages, per-sample meta-LoRA gates, and
+which weights train."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from recadapt.config import validate_config
+from recadapt.nn.lora import PersonalizedLoRALinear
+from recadapt.pipeline import build_model, prepare_data
+from recadapt.train.checkpoint import load_weights
+from recadapt.train.loop import train_run
+
+WORDS = ["apple", "river", "garden", "candle", "forest", "violin", "harbor", "meadow"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """"sunny X" items are rated 5, "rainy X" 1: the title decides the label."""
+    folder = tmp_path_factory.mktemp("reclora")
+    rng = np.random.default_rng(0)
+    rows = ["user_id,item_id,timestamp,rating"]
+    for user in range(20):
+        for step, item in enumerate(rng.choice(16, size=8, replace=False)):
+            rows.append(f"u{user},i{item},{step * 100 + user},{5 if item % 2 else 1}")
+    (folder / "inter.csv").write_text("\n".join(rows) + "\n")
+    items = ["item_id,title"] + [f"i{k},{'sunny' if k % 2 else 'rainy'} {WORDS[k % 8]}"
+                                 for k in range(16)]
+    (folder / "items.csv").write_text("\n".join(items) + "\n")
+    return folder
+
+
+def config_for(folder, **model):
+    return validate_config({
+        "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
+                 "title_field": "title", "task": "ctr",
+                 "ctr": {"history_len": 6, "split": [0.6, 0.2, 0.2], "k_shot": 16,
+                         "max_eval_samples": 8}},
+        "model": {"name": "reclora", "chat_template": "no", "num_meta": 3,
+                  "template": {"base": "reclora", "wrapper": "plain"}, "prompt_history_len": 2,
+                  "crm_train": {"epochs": 2, "batch_size": 16}, **model},
+        "train": {"epochs": 1, "batch_size": 8, "lr": 3e-3, "num_threads": 1, "seed": 0},
+    })
+
+
+@pytest.fixture(scope="module")
+def trained(planted, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reclora-run") / "run"
+    result = train_run(config_for(planted), run_dir, progress=False)
+    return run_dir, result
+
+
+def test_few2many_trains_the_crm_on_the_full_split_first(trained):
+    run_dir, result = trained
+    crm_config = (run_dir / "stages" / "crm_run" / "config.yaml").read_text()
+    assert "k_shot: null" in crm_config and "name: sasrec-ctr" in crm_config
+    assert "k_shot: 16" in (run_dir / "config.yaml").read_text()
+    assert str((run_dir / "stages" / "crm_run").resolve()) in (run_dir / "config.yaml").read_text()
+    assert 0.0 <= result.metrics["test"]["AUC"] <= 1.0
+
+
+def test_only_the_gate_and_the_meta_lora_banks_change(trained):
+    run_dir, _ = trained
+    config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    weights = load_weights(run_dir / "model.safetensors")
+    crm = load_weights(run_dir / "stages" / "crm_run" / "model.safetensors")
+    for key, value in crm.items():  # the frozen CTR model is bit-identical
+        assert torch.equal(weights[f"crm.{key}"], value), key
+    fresh = build_model(config, prepare_data(config).dataset).state_dict()
+    changed = {k for k, v in weights.items() if not torch.equal(v, fresh[k])}
+    assert changed, "nothing trained"
+    assert all(k.startswith("gate.") or k.endswith(("lora_A", "lora_B")) for k in changed), changed
+    assert any(k.endswith("lora_B") for k in changed) and any(k.startswith("gate.") for k in
+                                                              changed)
+
+
+def test_the_crm_stage_is_planned_when_no_run_is_given(planted):
+    config = config_for(planted, crm_run=None)
+    from recadapt.train.loop import plan_stages
+
+    filled, stages = plan_stages(config, planted / "unused")
+    assert [s.field for s in stages] == ["crm_run"]
+    assert filled.model["crm_run"].endswith("stages/crm_run")
+
+
+def test_gate_mixes_differ_between_users_and_gradients_reach_only_adapters(trained):
+    run_dir, _ = trained
+    config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    from recadapt.data.ctr import ctr_batches
+
+    batch = next(iter(ctr_batches(prepared.split.train, 6)))
+    alpha = model.gates(batch)
+    assert alpha.shape == (6, 3)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(6))
+    assert alpha.std(dim=0).sum() > 1e-4  # samples with other histories get other mixes
+    model.train()
+    model.loss(batch).backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and all(n.startswith("gate.") or n.endswith(("lora_A", "lora_B"))
+                         for n in grads), grads
+    layers = [m for m in model.lm.modules() if isinstance(m, PersonalizedLoRALinear)]
+    bank = sum(m.lora_A.numel() + m.lora_B.numel() for m in layers)
+    gate = sum(p.numel() for p in model.gate.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == bank + gate
+    r, n_m = 8, 3
+    assert bank == sum(n_m * r * (m.in_features + m.out_features) for m in layers)
+
+
+def test_one_meta_lora_has_a_constant_gate(planted, trained):
+    run_dir, _ = trained
+    crm_run = str(run_dir / "stages" / "crm_run")
+    config = config_for(planted, crm_run=crm_run, num_meta=1)
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    from recadapt.data.ctr import ctr_batches
+
+    batch = next(iter(ctr_batches(prepared.split.train, 4)))
+    torch.testing.assert_close(model.gates(batch), torch.ones(4, 1))
