@@ -118,9 +118,10 @@ class Runner:
         config = validate_config(raw)
         if (run_dir / "metrics.json").is_file():
             return run_dir
-        if run_dir.exists():
+        resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
+        if run_dir.exists() and not resume:
             shutil.rmtree(run_dir)
-        train_run(config, run_dir, progress=sys.stderr.isatty())
+        train_run(config, run_dir, resume=resume, progress=sys.stderr.isatty())
         return run_dir
 
     def row(self, raw: dict[str, Any], dataset: str, method: str, section: str,
@@ -259,8 +260,17 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
         return {**llm, "model": llm_model("a-llmrec", dataset, args,
                                           stage1_run=str(stage1_dir), **extra)}
 
-    if "overall" in sections:
+    if "overall" in sections:  # the headline comparison first: rows land as they finish
         runner.row(sasrec, dataset, "SASRec", "overall", key="cf sasrec")
+        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall")
+        runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
+                   "overall", reuse=("overall A-LLMRec", a_llmrec()))
+        runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+                   "TALLRec", "overall")
+        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args, cf_run=str(cf_dir))},
+                   dataset, "MLP-LLM", "overall")
+        runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
+                   "LLM-Only", "overall")
         runner.row({**base, "model": {"name": "gru4rec"},
                     "train": {**base["train"], **cf_train(args)}}, dataset, "GRU4Rec",
                    "overall")
@@ -268,15 +278,6 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
                  "model": {"name": "frozen", "loss": "ce"},
                  "train": {**base["train"], **cf_train(args)}}
         runner.row(morec, dataset, "MoRec", "overall")
-        runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
-                   "LLM-Only", "overall")
-        runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
-                   "TALLRec", "overall")
-        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args, cf_run=str(cf_dir))},
-                   dataset, "MLP-LLM", "overall")
-        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall")
-        runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
-                   "overall", reuse=("overall A-LLMRec", a_llmrec()))
     if "ablations" in sections:
         for method, change in [("w/o L_matching", {"matching": False}),
                                ("w/o L_item-recon & L_text-recon", {"reconstruction": False}),
