@@ -12,13 +12,17 @@ import pytest
 
 from recadapt.data.dataset import build_dataset
 from recadapt.data.prompts import (
+    CANDIDATE_TEMPLATES,
     TEMPLATES,
     AlpacaRecord,
+    CandidateTemplate,
     PromptBuilder,
     PromptTemplate,
     alpaca_prompt,
+    item_texts,
     label_of,
     read_alpaca,
+    resolve_candidate_template,
     resolve_template,
     to_alpaca,
     write_alpaca,
@@ -188,3 +192,68 @@ def test_label_of() -> None:
     assert label_of('"Sure!"', yes="Sure") == 1
     with pytest.raises(DataError, match=r"'Maybe\.'"):
         label_of("Maybe.")
+
+
+# ----------------------------------------------------------------------------- candidate lists
+
+
+def test_candidate_templates_are_the_papers_prompts() -> None:
+    movies = resolve_candidate_template("movies")
+    assert movies is CANDIDATE_TEMPLATES["movies"]
+    filled = movies.text.format(history='"Heat","Big"', candidates='"Fargo","Alien"')
+    assert filled == ('This user has watched "Heat","Big" in the previous. Recommend one next '
+                      "movie for this user to watch next from the following movie title set, "
+                      '"Fargo","Alien". The recommendation is ')
+    assert movies.item.format(title="Heat") == movies.answer.format(title="Heat") == '"Heat"'
+    assert movies.separator == "," and movies.user == " is a user representation."
+    items = resolve_candidate_template("items")
+    assert "has bought {history}" in items.text and "item title set, {candidates}" in items.text
+
+
+def test_candidate_template_mappings_override_their_base() -> None:
+    template = resolve_candidate_template({"base": "items", "answer": "{title}",
+                                           "separator": "; "})
+    assert isinstance(template, CandidateTemplate)
+    assert template.text == CANDIDATE_TEMPLATES["items"].text
+    assert (template.answer, template.separator, template.item) == ("{title}", "; ", '"{title}"')
+    own = resolve_candidate_template({"text": "Seen: {history}. Pick: {candidates}."})
+    assert own.text == "Seen: {history}. Pick: {candidates}." and own.item == '"{title}"'
+    assert resolve_candidate_template(own) is own
+    assert CANDIDATE_TEMPLATES["items"].answer == '"{title}"'  # the built-in is not changed
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("film", r"unknown candidate template 'film'.*'items', 'movies'"),
+    ({"text": "{history} only"}, r"model\.template\..*\{history\} and \{candidates\} once"),
+    ({"text": "{history} {candidates} {target}"}, "no other placeholder"),
+    ({"text": "{history} {history} {candidates}"}, "once each"),
+    ({"base": "movies", "anwser": "{title}"}, "anwser"),
+])
+def test_candidate_template_errors_are_one_line_config_errors(spec, message) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        resolve_candidate_template(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_item_texts_fill_a_format_per_item_index() -> None:
+    data = make_dataset({"year": {"i1": 1995.0, "i2": np.nan, "i3": 1996.0, "i4": 1979.0,
+                                  "i5": 1988.0},
+                         "genre": {"i1": " Animation ", "i2": "Crime", "i3": None,
+                                   "i4": "Horror", "i5": "Comedy"}})
+    assert item_texts(data, "{title}") == ["", "Toy Story", "Heat", "Fargo", "Alien", "Big"]
+    assert item_texts(data, "{title} ({year}): {genre}") == [
+        "", "Toy Story (1995): Animation", "Heat (): Crime", "Fargo (1996): ",
+        "Alien (1979): Horror", "Big (1988): Comedy"]
+    with pytest.raises(ConfigError, match=r"\{rating\}.*available: title, year, genre"):
+        item_texts(data, "{title} {rating}")
+
+
+def test_item_texts_title_falls_back_to_the_title_field() -> None:
+    inter = pd.DataFrame({"user": ["u1", "u1"], "item": ["a", "b"], "timestamp": [0, 1]})
+    items = pd.DataFrame({"name": {"a": "Heat", "b": "Big"}})
+    data = build_dataset("named", inter, item_table=items, title_field="name")
+    assert item_texts(data, '"{title}"') == ["", '"Heat"', '"Big"']
+    assert item_texts(data, "{name}") == ["", "Heat", "Big"]
+    untitled = build_dataset("untitled", inter, item_table=items)
+    with pytest.raises(ConfigError, match=r"\{title\}"):
+        item_texts(untitled, "{title}")

@@ -14,6 +14,9 @@ from recadapt.data.splits import (
     global_time_split,
     item_popularity_buckets,
     k_shot,
+    k_shot_users,
+    leave_one_out,
+    subsample_users,
 )
 from recadapt.errors import DataError
 
@@ -103,3 +106,59 @@ def test_cold_users_are_held_out_of_training():
     assert train.num_users == 3 and list(train.item_ids) == list(d.item_ids)
     with pytest.raises(DataError, match="no user has exactly 5 interactions"):
         cold_user_split(d, 5)
+
+
+def lengths_split(lengths):
+    """Leave-one-out over users with the given sequence lengths; no item is shared, so the
+    item indices run 1, 2, ... through the users in order."""
+    users, items, stamps = [], [], []
+    for user, length in enumerate(lengths):
+        for step in range(length):
+            users.append(f"u{user}")
+            items.append(f"i{user * 10 + step}")
+            stamps.append(step)
+    inter = pd.DataFrame({"user": users, "item": items, "timestamp": stamps})
+    return leave_one_out(build_dataset("lengths", inter))
+
+
+def test_k_shot_users_keeps_k_users_training_sequences_only():
+    # training items per user: 3, 1, 4, 2 (2 items, too short to evaluate), 1 (3 - 2), 2
+    split = lengths_split([5, 3, 6, 2, 3, 4])
+    trainable = {0, 2, 3, 5}  # the users with the 2 training items a window needs
+    assert {u for u, seq in enumerate(split.train) if len(seq) >= 2} == trainable
+    chosen = set()
+    for seed in range(8):
+        few = k_shot_users(split, 2, seed)
+        kept = {u for u, seq in enumerate(few.train) if len(seq)}
+        assert len(kept) == 2 and kept <= trainable
+        for user, seq in enumerate(few.train):
+            expected = split.train[user] if user in kept else np.zeros(0, dtype=np.int64)
+            assert np.array_equal(seq, expected) and seq.dtype == np.int64
+        assert few.valid is split.valid and few.test is split.test  # everyone is evaluated
+        assert few.dataset is split.dataset and len(few.train) == len(split.train)
+        again = k_shot_users(split, 2, seed)
+        assert [s.tolist() for s in again.train] == [s.tolist() for s in few.train]
+        chosen.add(frozenset(kept))
+    assert len(chosen) > 1  # the seed decides
+    every = k_shot_users(split, 4, 0)
+    assert {u for u, seq in enumerate(every.train) if len(seq)} == trainable
+    assert split.train[1].tolist() == [6]  # the input split is not changed
+    with pytest.raises(DataError, match="5 users asked, but only 4 have"):
+        k_shot_users(split, 5, 0)
+
+
+def test_subsample_users_is_a_seeded_subset_in_original_order():
+    users = np.array([5, 3, 9, 1, 7, 2])
+    eval_set = EvalSet(users, [np.array([u, u + 100]) for u in users], users * 10)
+    sub = subsample_users(eval_set, 3, seed=0)
+    assert len(sub) == 3
+    rows = [users.tolist().index(u) for u in sub.users]
+    assert rows == sorted(rows) and len(set(rows)) == 3  # original order, no repeats
+    for user, history, target in zip(sub.users, sub.histories, sub.targets, strict=True):
+        assert history.tolist() == [user, user + 100] and target == user * 10  # rows aligned
+    again = subsample_users(eval_set, 3, seed=0)
+    assert again.users.tolist() == sub.users.tolist()
+    seen = {tuple(subsample_users(eval_set, 3, seed).users) for seed in range(10)}
+    assert len(seen) > 1
+    assert subsample_users(eval_set, 6, seed=0) is eval_set
+    assert subsample_users(eval_set, 60, seed=0) is eval_set

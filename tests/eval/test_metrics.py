@@ -10,6 +10,7 @@ import torch
 
 from recadapt.eval.metrics import (
     auc,
+    candidate_ranks,
     full_ranks,
     hit_at_k,
     logloss,
@@ -137,6 +138,45 @@ def test_sample_negatives_roughly_uniform():
 def test_sample_negatives_too_few_items():
     with pytest.raises(ValueError, match="cannot sample"):
         sample_negatives(5, [{1, 2, 3}], n=3, seed=0)
+
+
+def test_candidate_ranks_rank_column_zero_with_pessimistic_ties():
+    scores = torch.tensor([[0.5, 0.1, 0.9, 0.5],   # one better, one tie -> 3
+                           [2.0, 1.0, 0.0, -1.0],  # best -> 1
+                           [-3.0, -1.0, -2.0, -4.0],  # log-likelihoods: two better -> 3
+                           [1.0, 1.0, 1.0, 1.0]])  # all alike: last, not first
+    ranks = candidate_ranks(scores)
+    assert ranks.tolist() == [3, 1, 3, 4] and ranks.dtype == torch.long
+    assert candidate_ranks(torch.tensor([[7.0]])).tolist() == [1]  # no negatives
+    assert candidate_ranks(scores.half()).tolist() == [3, 1, 3, 4]
+    with pytest.raises(ValueError, match=r"\[B, 1 \+ N\]"):
+        candidate_ranks(torch.zeros(4))
+    with pytest.raises(ValueError, match=r"\[B, 1 \+ N\]"):
+        candidate_ranks(torch.zeros(2, 0))
+
+
+@pytest.mark.parametrize("num_items", [30, 50_000])
+def test_sample_negatives_with_keys_do_not_depend_on_the_batch(num_items):
+    exclude = [{1, 2, 3}, {4}, {5, 6, 7, 8}, {4}]
+    keys = [10, 11, 12, 13]
+    together = sample_negatives(num_items, exclude, n=6, seed=7, keys=keys)
+    for row, banned in zip(together.tolist(), exclude, strict=True):
+        assert len(set(row)) == 6 and not set(row) & banned
+        assert all(1 <= i <= num_items for i in row)
+    for b in range(len(keys)):  # alone, or in another batch order: the same row
+        alone = sample_negatives(num_items, [exclude[b]], n=6, seed=7, keys=[keys[b]])
+        assert torch.equal(alone[0], together[b])
+    flipped = sample_negatives(num_items, exclude[::-1], n=6, seed=7, keys=keys[::-1])
+    assert torch.equal(flipped, together.flip(0))
+    # the key, not the exclusion, picks the stream: users 11 and 13 exclude the same item
+    assert not torch.equal(together[1], together[3])
+    assert not torch.equal(together, sample_negatives(num_items, exclude, n=6, seed=8,
+                                                      keys=keys))
+    # without keys a row depends on the rows drawn before it
+    shared = sample_negatives(num_items, exclude, n=6, seed=7)
+    assert not torch.equal(shared[1], sample_negatives(num_items, exclude[1:], n=6, seed=7)[0])
+    with pytest.raises(ValueError, match="keys has 3 entries for 4 users"):
+        sample_negatives(num_items, exclude, n=6, seed=7, keys=keys[:3])
 
 
 def test_auc_hand_example_with_ties():

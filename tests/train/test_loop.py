@@ -123,3 +123,120 @@ def test_time_budget_stops_mid_epoch_and_still_evaluates(make_config, tmp_path, 
     assert "valid" in result.history[0] and result.metrics["test"]["HR@10"] >= 0
     full = train_run(make_config(train={"epochs": 1}), tmp_path / "full", progress=False)
     assert full.efficiency["stopped"] == "max_epochs"
+
+
+# ----------------------------------------------------------------------------- prerequisite runs
+
+
+@pytest.fixture
+def needs_run(monkeypatch):
+    """A model registered for one test: SASRec that needs a run trained first (``warm_run``),
+    as A-LLMRec needs its frozen CF model and stage 1."""
+    from pathlib import Path
+
+    from pydantic import Field
+
+    from recadapt import registry
+    from recadapt.errors import ConfigError
+    from recadapt.models.idrec import SASRec, SASRecConfig
+    from recadapt.pipeline import stage_config
+
+    class NeedsRunConfig(SASRecConfig):
+        warm_run: str | None = None
+        warm_model: dict = Field(default_factory=lambda: {"name": "sasrec", "hidden_size": 8})
+        warm_train: dict = Field(default_factory=lambda: {"epochs": 1, "batch_size": 64})
+
+    class NeedsRun(SASRec):
+        name = "test-needs-run"
+
+        @classmethod
+        def prerequisites(cls, config, run):
+            if config.warm_run is not None:
+                return {}
+            return {"warm_run": stage_config(run, config.warm_model, config.warm_train)}
+
+        @classmethod
+        def create(cls, config, dataset, run):
+            if config.warm_run is None or not (Path(config.warm_run) / "metrics.json").is_file():
+                raise ConfigError("model.warm_run: not a finished run")
+            return super().create(config, dataset, run)
+
+    registry.model_names()  # the built-ins first, so this one is only added
+    monkeypatch.setitem(registry._MODELS, NeedsRun.name,
+                        registry.ModelEntry(NeedsRun, NeedsRunConfig))
+    return NeedsRun
+
+
+def needs_config(make_config, **model):
+    return make_config(model={"name": "test-needs-run", "hidden_size": 16, **model},
+                       train={"epochs": 1, "seed": 3})
+
+
+def test_prerequisite_is_trained_into_stages_and_its_folder_filled_in(make_config, tmp_path,
+                                                                      needs_run):
+    import yaml
+
+    from recadapt.pipeline import read_run_config
+
+    config = needs_config(make_config)
+    result = train_run(config, tmp_path / "run", progress=False)
+    stage = tmp_path / "run" / "stages" / "warm_run"
+    assert {"model.safetensors", "metrics.json", "config.yaml"} <= {p.name for p in
+                                                                    stage.iterdir()}
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["model"]["warm_run"] == str(stage.resolve())
+    sub = read_run_config(stage)
+    assert sub.model["name"] == "sasrec" and sub.model["hidden_size"] == 8
+    assert (sub.train.epochs, sub.train.batch_size) == (1, 64)  # its own settings
+    assert (sub.train.seed, sub.train.num_threads) == (3, 1)  # inherited from the run
+    assert sub.data == config.data and sub.eval == config.eval
+    assert len(json.loads((stage / "history.json").read_text())) == 1
+    assert result.metrics["test"]["HR@5"] >= 0
+    # a finished prerequisite is reused: resuming the finished run trains nothing again
+    stamp = (stage / "model.safetensors").stat().st_mtime_ns
+    again = train_run(config, tmp_path / "run", resume=True, progress=False)
+    assert (stage / "model.safetensors").stat().st_mtime_ns == stamp
+    assert again.metrics == result.metrics
+    # a given run is used as is: no stages folder
+    given = needs_config(make_config, warm_run=str(stage))
+    assert loop_plan(given, tmp_path / "other") == (given, [])
+    train_run(given, tmp_path / "other", progress=False)
+    assert not (tmp_path / "other" / "stages").exists()
+
+
+def loop_plan(config, run_dir):
+    from recadapt.train.loop import plan_stages
+
+    return plan_stages(config, run_dir)
+
+
+def test_a_finished_prerequisite_of_another_config_is_refused(make_config, tmp_path, needs_run):
+    config = needs_config(make_config)
+    _, [stage] = loop_plan(config, tmp_path / "run")
+    other = needs_config(make_config, warm_model={"name": "sasrec", "hidden_size": 12})
+    _, [other_stage] = loop_plan(other, tmp_path / "run")
+    assert other_stage.run_dir == stage.run_dir
+    train_run(other_stage.config, other_stage.run_dir, progress=False)
+    with pytest.raises(RecAdaptError, match="holds a finished warm_run run of another config"):
+        train_run(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_an_interrupted_prerequisite_is_resumed(make_config, tmp_path, needs_run):
+    config = needs_config(make_config, warm_train={"epochs": 2, "batch_size": 64})
+    _, [stage] = loop_plan(config, tmp_path / "run")
+    assert stage.config.train.epochs == 2
+
+    def interrupt(epoch: int, record: dict) -> None:
+        raise KeyboardInterrupt
+
+    # the prerequisite stopped after its first epoch (a checkpoint, no metrics.json)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(stage.config, stage.run_dir, progress=False, on_epoch_end=interrupt)
+    first = json.loads((stage.run_dir / "history.json").read_text())
+    assert len(first) == 1 and not (stage.run_dir / "metrics.json").exists()
+    train_run(config, tmp_path / "run", progress=False)
+    assert (stage.run_dir / "metrics.json").is_file()
+    history = json.loads((stage.run_dir / "history.json").read_text())
+    assert len(history) == 2
+    assert history[0] == first[0]  # resumed (a restart would have timed epoch 1 anew)

@@ -1,0 +1,611 @@
+"""A-LLMRec on tiny data with the packaged SmolLM2-135M and MiniLM: stage-1 losses against a
+direct computation, which modules train in each stage, the soft prompt's slots, candidate
+lists, generated-title mapping, the key/value-cache scoring path, and end-to-end runs with
+their prerequisite runs.
+
+One end-to-end ``a-llmrec`` run (module fixture ``trained``) trains the frozen SASRec and
+stage 1 as its prerequisites; the other tests reuse those two runs as ``cf_run`` and
+``stage1_run``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from recadapt.config import RunConfig, validate_config
+from recadapt.data.batching import WindowDataset, collate_windows, eval_batches, train_windows
+from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.models.a_llmrec import match_candidate, normalise_title
+from recadapt.models.base import Recommender
+from recadapt.pipeline import build_model, prepare_data
+from recadapt.train import loop
+from recadapt.train.loop import RunResult, train_run
+
+WORDS = ["Apple", "River", "Garden", "Candle", "Forest", "Violin", "Harbor", "Meadow",
+         "Copper", "Silver", "Tiger", "Lemon"]
+NUM_USERS, LENGTH, MAX_LEN = 14, 7, 6
+
+
+def write_data(folder: Path) -> Path:
+    """Users walk the item cycle from random starts (``LENGTH`` items each); every item has a
+    one-word title plus "Story" and a genre."""
+    rng = np.random.default_rng(0)
+    rows = ["user_id,item_id,timestamp"]
+    for user in range(NUM_USERS):
+        start = int(rng.integers(len(WORDS)))
+        for step in range(LENGTH):
+            rows.append(f"u{user},i{(start + step) % len(WORDS)},{step * 100 + user}")
+    (folder / "inter.csv").write_text("\n".join(rows) + "\n")
+    items = ["item_id,title,genre"] + [f"i{k},{w} Story,{'drama' if k % 2 else 'comedy'}"
+                                       for k, w in enumerate(WORDS)]
+    (folder / "items.csv").write_text("\n".join(items) + "\n")
+    return folder
+
+
+def make_config(folder: Path, model: dict, train: dict | None = None,
+                eval: dict | None = None) -> RunConfig:
+    return validate_config({
+        "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
+                 "title_field": "title", "max_seq_len": MAX_LEN},
+        "model": model,
+        "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "monitor": "sampled_HR@1",
+                  "num_threads": 1, "seed": 0, **(train or {})},
+        "eval": {"protocol": "sampled", "num_negatives": 4, "ks": [1, 3], "max_users": 3,
+                 **(eval or {})},
+    })
+
+
+STAGE2 = {"history_len": 3, "train_negatives": 3, "max_new_tokens": 8, "eval_batch_size": 2}
+ALLMREC = {"name": "a-llmrec", **STAGE2,
+           "cf": {"name": "sasrec", "hidden_size": 16, "num_layers": 1},
+           "cf_train": {"epochs": 2, "batch_size": 16, "lr": 0.01},
+           "stage1": {"latent_dim": 16, "text_max_length": 16},
+           "stage1_train": {"epochs": 1, "batch_size": 16, "lr": 1e-3}}
+
+
+@dataclass
+class Trained:
+    data: Path
+    run_dir: Path
+    result: RunResult
+    built: dict[str, Recommender]  # the model objects train_run trained, by model name
+
+    @property
+    def stage1_run(self) -> Path:
+        return self.run_dir / "stages" / "stage1_run"
+
+    @property
+    def cf_run(self) -> Path:
+        return self.stage1_run / "stages" / "cf_run"
+
+    def config(self, model: dict, **sections: dict) -> RunConfig:
+        return make_config(self.data, model, **sections)
+
+
+def capturing(built: dict[str, Recommender]):
+    real = loop.build_model
+
+    def build(config: RunConfig, dataset):
+        model = real(config, dataset)
+        built[str(config.model["name"])] = model
+        return model
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Trained:
+    """One end-to-end a-llmrec run: SASRec, then stage 1, then stage 2, all by train_run."""
+    data = write_data(tmp_path_factory.mktemp("allmrec_data"))
+    run_dir = tmp_path_factory.mktemp("allmrec") / "run"
+    built: dict[str, Recommender] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "build_model", capturing(built))
+        result = train_run(make_config(data, ALLMREC), run_dir, progress=False)
+    return Trained(data, run_dir, result, built)
+
+
+@pytest.fixture(scope="module")
+def stage2(trained):
+    """A freshly built a-llmrec (stage-1 run of the fixture) and its prepared data."""
+    config = trained.config({"name": "a-llmrec", **STAGE2,
+                             "stage1_run": str(trained.stage1_run)})
+    prepared = prepare_data(config)
+    torch.manual_seed(0)
+    model = build_model(config, prepared.dataset)
+    model.fit_statistics(torch.from_numpy(prepared.split.item_counts()).float())
+    return model.eval(), prepared
+
+
+def training_batch(prepared, users: int | None = None) -> dict[str, torch.Tensor]:
+    """Each user's last training window (windows_per_user 1), as the loop collates them."""
+    windows = WindowDataset(train_windows(prepared.split.train, MAX_LEN, 1))
+    count = len(windows) if users is None else users
+    return collate_windows([windows[i] for i in range(count)])
+
+
+def grads(module: torch.nn.Module) -> dict[str, torch.Tensor | None]:
+    return {name: p.grad for name, p in module.named_parameters()}
+
+
+def clear_grads(*modules: torch.nn.Module) -> None:
+    for module in modules:
+        for param in module.parameters():
+            param.grad = None
+
+
+# ----------------------------------------------------------------------------- stage 1
+
+
+def build_stage1(trained: Trained, **settings):
+    config = trained.config({"name": "a-llmrec-stage1", "cf_run": str(trained.cf_run),
+                             "latent_dim": 16, "text_max_length": 16, **settings})
+    prepared = prepare_data(config)
+    return build_model(config, prepared.dataset), prepared
+
+
+def trained_stage1(run_dir: Path, dataset):
+    """The stage-1 model of a finished run, with its saved weights."""
+    from recadapt.pipeline import read_run_config
+
+    model = build_model(read_run_config(run_dir), dataset)
+    model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    return model.eval()
+
+
+def direct_q(model, items: torch.Tensor) -> torch.Tensor:
+    """MiniLM's mean-pooled last layer, one text at a time (no padding involved)."""
+    encoder = model.text_encoder
+    rows = []
+    for item in items.tolist():
+        inputs = encoder.tokenizer(model.texts[item], max_length=16, truncation=True,
+                                   return_tensors="pt")
+        hidden = encoder.backbone()(**inputs).last_hidden_state[0]
+        rows.append(hidden.mean(0))
+    return torch.stack(rows)
+
+
+def test_stage1_losses_match_a_direct_computation(trained):
+    model, prepared = build_stage1(trained)
+    model.eval()  # no dropout in the sentence encoder, so both passes see the same Q
+    dataset = prepared.dataset
+    assert model.texts[1] == (f"Title: {dataset.item_features['title'].iloc[1]}, "
+                              f"Description: {dataset.item_features['genre'].iloc[1]}")
+    batch = training_batch(prepared)
+    torch.manual_seed(3)
+    parts = model.losses(batch)
+
+    positives = batch["target"][:, -1]
+    torch.manual_seed(3)  # the same draw: one uniform negative per positive, never itself
+    n = dataset.num_items
+    negatives = (positives - 1 + torch.randint(1, n, positives.shape)) % n + 1
+    assert (negatives != positives).all() and negatives.min() >= 1 and negatives.max() <= n
+    items = torch.cat([positives, negatives])
+    assert len(torch.unique(items)) < len(items)  # repeated items: each occurrence counts
+    with torch.no_grad():
+        E = model.cf.item_embeddings()[items]
+        Q = direct_q(model, items)
+        e, q = model.item_encoder(E), model.text_encoder_mlp(Q)
+        x = model.cf.user_embeddings(batch)
+        decoded = model.item_decoder(e)
+        matching = ((e - q) ** 2).mean()
+        item_recon = ((E - decoded) ** 2).mean()
+        text_recon = ((Q - model.text_decoder(q)) ** 2).mean()
+        pos_logit = (x * decoded[:len(positives)]).sum(-1)
+        neg_logit = (x * decoded[len(positives):]).sum(-1)
+        rec = (-torch.log(torch.sigmoid(pos_logit)).mean()
+               - torch.log(1 - torch.sigmoid(neg_logit)).mean())
+    for name, value in [("matching", matching), ("item_recon", item_recon),
+                        ("text_recon", text_recon), ("rec", rec)]:
+        got = getattr(parts, name)
+        assert got.item() == pytest.approx(value.item(), abs=1e-5), name
+        assert got.item() > 1e-4, name  # a real value, not a vanishing term
+
+    alpha, beta = model.config.alpha, model.config.beta
+    torch.manual_seed(3)
+    total = model.loss(batch).item()
+    assert total == pytest.approx((matching + alpha * item_recon + beta * text_recon + rec).item(),
+                                  abs=1e-5)
+    for switch, dropped in [("matching", matching), ("reconstruction",
+                                                     alpha * item_recon + beta * text_recon),
+                            ("rec_loss", rec)]:
+        model.config = model.config.model_copy(update={switch: False})
+        torch.manual_seed(3)
+        assert model.loss(batch).item() == pytest.approx(total - dropped.item(), abs=1e-5), switch
+        model.config = model.config.model_copy(update={switch: True})
+
+
+def test_stage1_trains_its_autoencoders_and_the_sentence_encoder_only(trained):
+    model, prepared = build_stage1(trained)
+    model.train()
+    assert not model.cf.training  # the frozen model stays in eval mode (no dropout)
+    model.loss(training_batch(prepared)).backward()
+    for part in (model.item_encoder, model.item_decoder, model.text_encoder_mlp,
+                 model.text_decoder):
+        for name, grad in grads(part).items():
+            assert grad is not None and grad.abs().sum() > 0, name
+    encoder_grads = grads(model.text_encoder)
+    assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads.values())
+    assert all(g is None for g in grads(model.cf).values())
+
+    frozen, prepared = build_stage1(trained, finetune_text=False)
+    frozen.train()
+    assert not frozen.text_encoder.training
+    frozen.loss(training_batch(prepared)).backward()
+    assert all(g is None for g in grads(frozen.text_encoder).values())
+    assert all(g is None for g in grads(frozen.cf).values())
+    assert frozen.item_encoder[0].weight.grad is not None
+
+
+# ----------------------------------------------------------------------------- stage 2
+
+
+def test_stage2_trains_the_projections_only(stage2):
+    model, prepared = stage2
+    model.train()
+    try:
+        assert not model.llm.training and not model.cf.training
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and all(n.startswith(("user_proj.", "item_proj.")) for n in trainable)
+        torch.manual_seed(0)
+        model.loss(training_batch(prepared, users=2)).backward()
+        for part in (model.user_proj, model.item_proj):
+            for name, grad in grads(part).items():
+                assert grad is not None and grad.abs().sum() > 0, name
+        assert all(g is None for g in grads(model.cf).values())
+        assert all(g is None for g in grads(model.llm).values())
+    finally:
+        clear_grads(model)
+        model.eval()
+
+
+def test_tallrec_list_trains_lora_only(trained):
+    config = trained.config({"name": "tallrec-list", **STAGE2})
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    assert model.user_proj is None and model.item_proj is None
+    layout = model.prompts.layout([1, 2], [3, 4])
+    assert layout.user_slot is None and layout.item_slots == []  # the Figure 5 prompt
+    model.train()
+    torch.manual_seed(0)
+    model.loss(training_batch(prepared, users=2)).backward()
+    lora = {n: g for n, g in grads(model).items() if "lora_" in n}
+    assert lora and any(g is not None and g.abs().sum() > 0 for g in lora.values())
+    assert all(g is None for n, g in grads(model).items() if "lora_" not in n)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(lora)
+
+
+def test_cf_model_and_llm_are_unchanged_by_training(trained):
+    from recadapt.models.tallrec import load_causal_lm
+
+    stage1, stage2_model = trained.built["a-llmrec-stage1"], trained.built["a-llmrec"]
+    cf_weights = load_file(trained.cf_run / "model.safetensors")
+    for model in (stage1, stage2_model):
+        state = model.cf.state_dict()
+        assert state.keys() == cf_weights.keys()
+        for name, value in state.items():
+            assert torch.equal(value, cf_weights[name]), name
+    # the stage-2 checkpoint holds the same frozen model, and no LLM weight
+    saved = load_file(trained.run_dir / "model.safetensors")
+    for name, value in cf_weights.items():
+        assert torch.equal(saved[f"cf.{name}"], value), name
+    assert {n.split(".")[0] for n in saved} == {"cf", "user_proj", "item_proj"}
+    fresh, _ = load_causal_lm("smollm2-135m")
+    fresh_state = fresh.state_dict()
+    trained_state = stage2_model.llm.state_dict()
+    assert trained_state.keys() == fresh_state.keys() and len(fresh_state) > 100
+    for name, value in fresh_state.items():
+        assert torch.equal(trained_state[name], value), name
+    # the projections did train
+    history = trained.result.history
+    assert history and history[0]["steps"] > 0
+
+
+# ----------------------------------------------------------------------------- the prompt
+
+
+def test_soft_prompt_puts_projections_at_the_marked_positions(stage2):
+    model, prepared = stage2
+    history, candidates = [3, 1, 7], [5, 2, 9, 11]
+    layout = model.prompts.layout(history, candidates)
+    batch = {"history": torch.tensor([history]), "user": torch.tensor([0])}
+    with torch.no_grad():
+        x = model.cf.user_embeddings(batch).float()
+        users = model.user_proj(x)
+        embeds, mask = model.embed([layout], users)
+        tokens = model.llm.get_input_embeddings()(torch.tensor(layout.ids))
+    assert embeds.shape == (1, len(layout.ids), tokens.shape[1]) and mask.sum() == len(layout.ids)
+    assert [item for _, item in layout.item_slots] == history + candidates
+    assert layout.shown == candidates
+    replaced = {layout.user_slot} | {pos for pos, _ in layout.item_slots}
+    assert len(replaced) == 1 + len(history) + len(candidates)
+    assert torch.allclose(embeds[0, layout.user_slot], users[0], atol=1e-6)
+    for pos, item in layout.item_slots:
+        expected = model.item_proj(model.item_table[item])
+        assert torch.allclose(embeds[0, pos], expected, atol=1e-6), (pos, item)
+        assert not torch.allclose(embeds[0, pos], tokens[pos], atol=1e-3)
+    kept = [i for i in range(len(layout.ids)) if i not in replaced]
+    assert torch.equal(embeds[0, kept], tokens[kept])
+    # each item's slot directly follows its title; the user slot starts the prompt
+    tokenizer, titles = model.tokenizer, model.prompts.titles
+    for pos, item in layout.item_slots:
+        before = tokenizer.decode(layout.ids[:pos])
+        assert before.endswith(f'"{titles[item]}"'), (before[-40:], titles[item])
+    assert layout.user_slot == len(model.prompts.prefix)
+    # the item vectors are the stage-1 joint embeddings e = f_I(E)
+    e, _ = trained_stage1(Path(model.config.stage1_run), prepared.dataset).joint_tables()
+    assert torch.allclose(model.item_table, e, atol=1e-6)
+
+
+def test_the_figure_3_prompt_reads_as_text(stage2):
+    model, _ = stage2
+    titles = model.prompts.titles
+    layout = model.prompts.layout([1, 2], [3, 4])
+    slots = {layout.user_slot} | {pos for pos, _ in layout.item_slots}
+    text = model.tokenizer.decode([t for i, t in enumerate(layout.ids) if i not in slots])
+    assert text == (f' is a user representation.This user has watched "{titles[1]}","'
+                    f'{titles[2]}" in the previous. Recommend one next movie for this user to '
+                    f'watch next from the following movie title set, "{titles[3]}","'
+                    f'{titles[4]}". The recommendation is ')
+    answer = model.prompts.answer(3)
+    assert answer[-1] == model.tokenizer.eos_token_id
+    assert model.tokenizer.decode(answer[:-1]) == f'"{titles[3]}"'
+
+
+def test_item_embedding_variants_read_the_stage1_tables(trained):
+    def build(how: str):
+        config = trained.config({"name": "a-llmrec", **STAGE2, "item_embedding": how,
+                                 "stage1": ALLMREC["stage1"],  # d' = 16
+                                 "stage1_run": str(trained.stage1_run),
+                                 "cf_run": str(trained.cf_run)})  # random: no stage 1
+        return build_model(config, prepare_data(config).dataset)
+
+    data = prepare_data(trained.config({"name": "llm-only"}))
+    e, q = trained_stage1(trained.stage1_run, data.dataset).joint_tables()
+    assert not torch.allclose(e, q, atol=1e-3)
+    text = build("text")  # A-LLMRec (SBERT): q = f_T(Q) for every item
+    assert torch.allclose(text.item_table, q, atol=1e-5)
+    auto = build("auto")  # e for items seen in training, q for the others
+    counts = torch.ones(data.dataset.num_items + 1)
+    counts[[2, 5]] = 0
+    auto.fit_statistics(counts)
+    for item in range(1, data.dataset.num_items + 1):
+        expected = q[item] if item in (2, 5) else e[item]
+        assert torch.allclose(auto.item_table[item], expected, atol=1e-5), item
+    random = build("random")  # Table 7 row 4: fixed vectors, not the learned ones
+    assert random.item_table.shape == e.shape  # as wide as the joint space
+    assert random.item_table.min() >= 0 and random.item_table.max() <= 1
+    assert not torch.allclose(random.item_table, e, atol=1e-2)
+    assert torch.equal(random.item_table, build("random").item_table)
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def test_candidate_lists_hold_the_target_once_and_no_interacted_item(trained):
+    from recadapt.eval.protocols import candidate_lists
+
+    every_user = trained.config({"name": "llm-only"}, eval={"max_users": None})
+    config, prepared = every_user.eval, prepare_data(every_user)
+    sequences, split = prepared.dataset.sequences(), prepared.split
+    assert len(split.test) == NUM_USERS
+    lists = {}
+    for batch_size in (3, 5):
+        rows = []
+        for batch, histories in eval_batches(split.test, MAX_LEN, batch_size):
+            rows.append(candidate_lists(split.test, batch, histories,
+                                        prepared.dataset.num_items, config, sequences))
+        lists[batch_size] = torch.cat(rows)
+    assert torch.equal(lists[3], lists[5])
+    table = lists[3]
+    assert table.shape == (len(split.test), 1 + config.num_negatives)
+    for row, user, target in zip(table.tolist(), split.test.users, split.test.targets,
+                                 strict=True):
+        assert row[0] == target and row.count(target) == 1
+        assert len(set(row)) == len(row)
+        assert not set(row[1:]) & set(sequences[user].tolist())
+        assert all(1 <= i <= prepared.dataset.num_items for i in row)
+    # the negatives differ between users (seeded per user, not one shared list)
+    assert len({tuple(sorted(r[1:])) for r in table.tolist()}) > 1
+
+
+def test_training_candidates_hold_the_target_once_and_no_history_item(stage2):
+    model, _ = stage2
+    history, target = [2, 4, 6, 8, 10, 12, 1], 3
+    torch.manual_seed(0)
+    positions = set()
+    for _ in range(30):
+        shown = model._training_candidates(history[-3:], history, target)
+        assert len(shown) == 1 + model.config.train_negatives
+        assert shown.count(target) == 1 and len(set(shown)) == len(shown)
+        assert not set(shown) & set(history)
+        assert all(1 <= i <= model.num_items for i in shown)
+        positions.add(shown.index(target))
+    assert len(positions) > 1  # shuffled: the target is not always in the same place
+    with pytest.raises(RecAdaptError, match="too few"):
+        model._training_candidates([1], list(range(1, model.num_items - 1)), model.num_items)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def test_match_candidate_hand_cases():
+    answers = {7: '"Toy Story"', 3: '"Heat"', 9: '"Toy Story"', 4: '"Se7en (1995)"'}
+    assert match_candidate('"Heat"', answers) == 3
+    assert match_candidate('  "Heat"\n', answers) == 3  # surrounding whitespace
+    assert match_candidate("heat", answers) == 3  # case and quotes normalised
+    assert match_candidate('"se7en 1995"', answers) == 4  # punctuation normalised
+    assert match_candidate("SE7EN  (1995)!", answers) == 4
+    assert match_candidate('"Toy Story"', answers) == 7  # equal titles: the first shown
+    assert match_candidate('"toy story"', {9: '"Toy Story"', 7: '"Toy Story"'}) == 9
+    assert match_candidate('"Heat 2"', answers) == 0  # a miss is 0, not the closest
+    assert match_candidate("", answers) == 0
+    assert match_candidate('""', {1: '""'}) == 1  # an exact empty answer still matches
+    assert match_candidate("!!", {1: '"?"'}) == 0  # nothing left after normalising
+    assert normalise_title('  "Toy-Story", 2 ') == "toy story 2"
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def test_sum_scores_equal_a_full_forward_without_cache(trained, stage2):
+    from recadapt.eval.protocols import candidate_lists
+
+    model, prepared = stage2
+    split, config = prepared.split, trained.config({"name": "llm-only"}).eval
+    batch, histories = next(eval_batches(split.test, MAX_LEN, 2))
+    candidates = candidate_lists(split.test, batch, histories, prepared.dataset.num_items,
+                                 config, prepared.dataset.sequences())
+    assert model.config.scoring == "sum"
+    scores = model.score_candidates(batch, candidates)
+    assert scores.shape == candidates.shape
+    with torch.no_grad():
+        users = model.user_proj(model.cf.user_embeddings(batch).float())
+        for row in range(len(candidates)):
+            items = candidates[row].tolist()
+            shown = model._shown(int(batch["user"][row]), items)
+            assert sorted(shown) == sorted(items)
+            history = [i for i in batch["history"][row].tolist() if i][-3:]
+            layout = model.prompts.layout(history, shown)
+            for column, item in enumerate(items):
+                answer = model.prompts.answer(item)
+                embeds, mask = model.embed([layout], users[row:row + 1], [answer])
+                logits = model.llm(inputs_embeds=embeds, attention_mask=mask,
+                                   use_cache=False).logits[0].float()
+                logp = torch.log_softmax(logits, -1)
+                start = len(layout.ids) - 1
+                expected = sum(logp[start + k, token].item() for k, token in enumerate(answer))
+                assert scores[row, column].item() == pytest.approx(expected, abs=1e-3)
+    assert len(set(scores[0].tolist())) == candidates.shape[1]
+    # mean scoring: the same log-likelihood per answer token
+    model.config = model.config.model_copy(update={"scoring": "mean"})
+    try:
+        means = model.score_candidates(batch, candidates)
+    finally:
+        model.config = model.config.model_copy(update={"scoring": "sum"})
+    lengths = torch.tensor([[len(model.prompts.answer(i)) for i in row]
+                            for row in candidates.tolist()])
+    assert torch.allclose(means * lengths, scores, atol=1e-4)
+    # a generated choice is one of the listed candidates, or 0 when no title matched
+    chosen = model.generate_choices(batch, candidates)
+    assert chosen.shape == (len(candidates),)
+    for row, item in enumerate(chosen.tolist()):
+        assert item == 0 or item in candidates[row].tolist()
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_a_llmrec_trains_its_prerequisites_and_reuses_them(trained, monkeypatch):
+    run_dir = trained.run_dir
+    assert set(trained.built) == {"sasrec", "a-llmrec-stage1", "a-llmrec"}
+    for folder in (trained.stage1_run, trained.cf_run):
+        assert (folder / "model.safetensors").is_file() and (folder / "metrics.json").is_file()
+    assert not (run_dir / "stages" / "cf_run").exists()  # stage 1 owns the frozen model
+    config = (run_dir / "config.yaml").read_text()
+    assert str(trained.stage1_run.resolve()) in config
+    assert str(trained.cf_run.resolve()) in (trained.stage1_run / "config.yaml").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["protocol"] == "sampled"
+    for key in ("sampled_HR@1", "sampled_NDCG@3", "sampled_generated_HR@1",
+                "generated_unmatched"):
+        assert 0 <= metrics["test"][key] <= 1, key
+    assert "sampled_generated_HR@1" not in metrics["valid"]  # generated on the test part only
+    efficiency = json.loads((run_dir / "efficiency.json").read_text())
+    stage2_model = trained.built["a-llmrec"]
+    projections = sum(p.numel() for p in stage2_model.user_proj.parameters()) + sum(
+        p.numel() for p in stage2_model.item_proj.parameters())
+    assert efficiency["trainable_params"] == projections
+    assert efficiency["total_params"] > 100_000_000  # the frozen LLM is counted
+    ranks = json.loads((run_dir / "ranks.json").read_text())
+    assert len(ranks["ranks"]) == 3 and all(1 <= r <= 5 for r in ranks["ranks"])
+    generations = json.loads((run_dir / "generations.json").read_text())
+    assert generations and all(isinstance(g["favourite_genres"], str) for g in generations)
+
+    stamps = {p: p.stat().st_mtime_ns for p in (trained.stage1_run / "model.safetensors",
+                                                 trained.cf_run / "model.safetensors")}
+    built: dict[str, Recommender] = {}
+    monkeypatch.setattr(loop, "build_model", capturing(built))
+    again = train_run(trained.config(ALLMREC), run_dir, resume=True, progress=False)
+    assert set(built) == {"a-llmrec"}  # neither prerequisite was trained again
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again.metrics["test"]["sampled_HR@1"] == metrics["test"]["sampled_HR@1"]
+
+
+def test_llm_only_evaluates_without_training(trained, tmp_path):
+    result = train_run(trained.config({"name": "llm-only", **STAGE2}), tmp_path / "run",
+                       progress=False)
+    assert result.efficiency["trainable_params"] == 0 and result.history == []
+    assert result.efficiency["stopped"] == "not_trained"
+    assert not (tmp_path / "run" / "stages").exists()
+    test = result.metrics["test"]
+    assert {"sampled_HR@1", "sampled_generated_HR@1", "generated_unmatched"} <= set(test)
+
+
+def test_mlp_llm_builds_on_the_raw_cf_embeddings(trained):
+    from recadapt.models.a_llmrec import MLPLLM
+
+    config = trained.config({"name": "mlp-llm", **STAGE2})
+    _, stages = loop.plan_stages(config, Path("/nowhere"))
+    assert [s.field for s in stages] == ["cf_run"]  # no stage 1
+    assert stages[0].config.model["name"] == "sasrec"
+    config = trained.config({"name": "mlp-llm", **STAGE2, "cf_run": str(trained.cf_run)})
+    assert loop.plan_stages(config, Path("/nowhere"))[1] == []
+    model = build_model(config, prepare_data(config).dataset)
+    assert isinstance(model, MLPLLM)
+    with torch.no_grad():
+        raw = model.cf.item_embeddings().float()
+    assert torch.equal(model.item_table, raw)
+    assert model.user_proj[0].in_features == raw.shape[1] == 16
+    layout = model.prompts.layout([1, 2], [3])
+    assert layout.user_slot is not None and len(layout.item_slots) == 3
+
+
+def test_a_llmrec_plans_stage1_then_the_cf_model(trained):
+    config = trained.config(ALLMREC)
+    filled, stages = loop.plan_stages(config, Path("/runs/x"))
+    assert [s.field for s in stages] == ["stage1_run"]
+    stage1 = stages[0].config
+    assert stage1.model["name"] == "a-llmrec-stage1" and stage1.model["latent_dim"] == 16
+    assert stage1.train.epochs == 1 and stage1.train.num_threads == 1
+    assert stage1.train.monitor == "sampled_HR@1"  # inherited from the run
+    assert filled.model["stage1_run"] == str(Path("/runs/x/stages/stage1_run").resolve())
+    _, inner = loop.plan_stages(stage1, stages[0].run_dir)
+    assert [s.field for s in inner] == ["cf_run"]
+    cf = inner[0].config.model
+    assert (cf["name"], cf["hidden_size"], cf["num_layers"]) == ("sasrec", 16, 1)
+    assert inner[0].config.train.epochs == 2
+    # a given cf_run goes to stage 1, which then trains no model of its own
+    with_cf = trained.config({**ALLMREC, "cf_run": str(trained.cf_run)})
+    stage1 = loop.plan_stages(with_cf, Path("/runs/x"))[1][0].config
+    assert stage1.model["cf_run"] == str(trained.cf_run)
+    assert loop.plan_stages(stage1, Path("/runs/x/stages/stage1_run"))[1] == []
+
+
+def test_config_errors_are_one_line_and_train_nothing(trained, tmp_path):
+    full = trained.config(ALLMREC, eval={"protocol": "full"}, train={"monitor": "HR@1"})
+    with pytest.raises(ConfigError, match=r"eval\.protocol") as err:
+        train_run(full, tmp_path / "full", progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "full").exists()  # no prerequisite was trained first
+    given = trained.config({"name": "a-llmrec", **STAGE2, "stage1_run": str(trained.stage1_run)},
+                           eval={"protocol": "full"}, train={"monitor": "HR@1"})
+    with pytest.raises(ConfigError, match="sampled"):
+        build_model(given, prepare_data(given).dataset)
+
+    nothing = trained.config({"name": "a-llmrec", **STAGE2, "user_token": False,
+                              "item_embedding": "none", "lora": False})
+    with pytest.raises(ConfigError, match="llm-only") as err:
+        train_run(nothing, tmp_path / "nothing", progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "nothing").exists()
+    with pytest.raises(ConfigError, match="stage1_run"):
+        build_model(trained.config({"name": "a-llmrec", **STAGE2}),
+                    prepare_data(nothing).dataset)
