@@ -56,7 +56,7 @@ def trained(planted, tmp_path_factory):
 def test_few2many_trains_the_crm_on_the_full_split_first(trained):
     run_dir, result = trained
     crm_config = (run_dir / "stages" / "crm_run" / "config.yaml").read_text()
-    assert "k_shot: null" in crm_config and "name: sasrec-ctr" in crm_config
+    assert "k_shot: null" in crm_config and "name: sim" in crm_config
     assert "k_shot: 16" in (run_dir / "config.yaml").read_text()
     assert str((run_dir / "stages" / "crm_run").resolve()) in (run_dir / "config.yaml").read_text()
     assert 0.0 <= result.metrics["test"]["AUC"] <= 1.0

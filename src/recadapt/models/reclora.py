@@ -1,8 +1,9 @@
 """RecLoRA (Zhu et al. 2024): personalized meta-LoRA for an LLM CTR scorer, gated by a
 conventional CTR model, trained with the Few2Many strategy.
 
-* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm``, the library's
-  CTR models) on the **full** training split — a prerequisite run trained first into
+* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm``: SIM by
+  default, as in the paper, or any CTR model with ``user_representation``) on the **full**
+  training split — a prerequisite run trained first into
   ``RUN/stages/crm_run`` with ``data.ctr.k_shot`` removed —; stage 2 freezes it and the LLM and
   trains only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
 * **Personalized LoRA** (3.2, ``nn/lora.py``): ``N_m`` meta-LoRAs (rank 8, alpha 16, dropout 0 as
@@ -46,7 +47,7 @@ class RecLoRAConfig(TALLRecConfig):
                                     "short history); the CRM reads data.ctr.history_len")
     crm_run: str | None = Field(None, description="a trained CTR run (frozen); empty: train "
                                 "model.crm first on the full training split")
-    crm: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec-ctr"},
+    crm: dict[str, Any] = Field(default_factory=lambda: {"name": "sim"},
                                 description="the conventional CTR model's model section")
     crm_train: dict[str, Any] = Field(default_factory=dict,
                                       description="train settings of the CTR model")
