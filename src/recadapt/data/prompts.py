@@ -504,6 +504,9 @@ def resolve_candidate_template(spec: str | Mapping[str, Any] | CandidateTemplate
         return CANDIDATE_TEMPLATES[spec]
     fields = dict(spec)
     base = fields.pop("base", None)
+    if base is not None and base not in CANDIDATE_TEMPLATES:
+        raise ConfigError(f"model.template.base: unknown candidate template {base!r}; choose "
+                          f"one of {sorted(CANDIDATE_TEMPLATES)}")
     merged = {**(CANDIDATE_TEMPLATES[base].model_dump() if base in CANDIDATE_TEMPLATES else {}),
               **fields}
     try:
