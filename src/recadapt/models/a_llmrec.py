@@ -666,7 +666,10 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         layouts, answers = [], []
         for row, target in enumerate(targets):
             full = [int(i) for i in batch["history"][row].tolist() if i]
-            candidates = self._training_candidates(full[-self.config.history_len:], full, target)
+            # negatives avoid the user's whole training sequence (older than the window too)
+            trained = self._sequences[int(batch["user"][row])][:-2].tolist()
+            candidates = self._training_candidates(full[-self.config.history_len:],
+                                                   full + trained, target)
             layouts.append(self.prompts.layout(full[-self.config.history_len:], candidates))
             answers.append(self.prompts.answer(target))
         embeds, mask = self.embed(layouts, self._users(batch), answers)
