@@ -27,6 +27,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class RetrievalConfig(Section):
+    """``data.ctr.retrieval``: keep each sample's behaviours most similar to its target
+    (RecLoRA 3.4, ReLLa; ``recadapt.data.retrieval``) instead of the most recent."""
+
+    model: str = Field("smollm2-135m", description="LLM whose last hidden state represents "
+                       "an item's text (hf:ID, a folder or a packaged name)")
+    item_format: str = Field("{title}", description="item text over item columns")
+    dims: int = Field(64, ge=1, description="PCA dimensions of the item representations")
+    long_len: int = Field(60, ge=1, description="behaviours kept for the ID (CTR) model")
+    short_len: int = Field(10, ge=1, description="behaviours kept for the prompt")
+
+
 class CTRDataConfig(Section):
     """The CTR protocol (recadapt.data.ctr): labels, histories, global-time split, K-shot."""
 
@@ -43,6 +55,10 @@ class CTRDataConfig(Section):
     seed: int = Field(0, description="seed of K-shot subsets and sampled negatives")
     max_eval_samples: int | None = Field(
         None, ge=2, description="evaluate on a seeded subsample of valid/test (slow LLMs)"
+    )
+    retrieval: RetrievalConfig | None = Field(
+        None, description="semantic retrieval: history_len is then the pool searched; the ID "
+        "model reads retrieval.long_len behaviours, the prompt retrieval.short_len"
     )
 
 

@@ -64,6 +64,13 @@ def prepare_data(config: RunConfig) -> Prepared:
                           label_threshold=ctr.label_threshold, negatives=ctr.negatives,
                           ratios=tuple(ctr.split), k_shot_train=ctr.k_shot, seed=ctr.seed,
                           max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed)
+        if ctr.retrieval is not None:  # RecLoRA 3.4 / ReLLa: relevant, not recent, behaviours
+            from recadapt.data.retrieval import semantic_item_vectors
+
+            vectors = semantic_item_vectors(dataset, ctr.retrieval, config.cache)
+            r = ctr.retrieval
+            split = replace(split, **{part: getattr(split, part).retrieved(
+                vectors, r.long_len, r.short_len) for part in ("train", "valid", "test")})
         return Prepared(dataset, split)
     if data.cold_users is not None:  # valid: warm users (early stopping); test: cold users
         train_data, cold = cold_users(dataset, data.cold_users, data.cold_user_interactions,

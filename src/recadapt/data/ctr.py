@@ -46,12 +46,31 @@ class CTRSamples:
     history: np.ndarray
     history_labels: np.ndarray
     history_ratings: np.ndarray
+    #: the prompt's behaviours when they differ from ``history`` (semantic retrieval)
+    text_history: np.ndarray | None = None
+    text_history_labels: np.ndarray | None = None
+    text_history_ratings: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
 
     def subset(self, index: np.ndarray) -> CTRSamples:
-        return CTRSamples(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return CTRSamples(**{f.name: None if getattr(self, f.name) is None else
+                             getattr(self, f.name)[index] for f in fields(self)})
+
+    def retrieved(self, vectors: np.ndarray, long_len: int, short_len: int) -> CTRSamples:
+        """The samples with their behaviours chosen by similarity to the target
+        (``recadapt.data.retrieval``): ``long_len`` as ``history``, ``short_len`` as
+        ``text_history``; both in time order."""
+        from recadapt.data.retrieval import gather, top_k_positions
+
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for prefix, k in (("", long_len), ("text_", short_len)):
+            positions = top_k_positions(self.history, self.items, vectors, k)
+            out[f"{prefix}history"] = gather(self.history, positions)
+            out[f"{prefix}history_labels"] = gather(self.history_labels, positions)
+            out[f"{prefix}history_ratings"] = gather(self.history_ratings, positions)
+        return CTRSamples(**out)
 
     @property
     def positive_rate(self) -> float:
@@ -122,7 +141,7 @@ def _with_sampled_negatives(samples: CTRSamples, dataset: Dataset, negatives: in
     neg.items = drawn
     neg.labels = np.zeros(len(drawn), np.float32)
     merged = CTRSamples(**{f.name: np.concatenate([getattr(samples, f.name), getattr(neg, f.name)])
-                           for f in fields(CTRSamples)})
+                           for f in fields(CTRSamples) if getattr(samples, f.name) is not None})
     order = np.lexsort((np.r_[np.zeros(len(samples)), np.ones(len(neg))], merged.timestamps))
     return merged.subset(order)
 
@@ -179,6 +198,12 @@ class CTRDataset(torch.utils.data.Dataset):
             "history_label": torch.from_numpy(samples.history_labels),
             "history_rating": torch.from_numpy(samples.history_ratings),
         }
+        if samples.text_history is not None:
+            self.tensors.update({
+                "text_history": torch.from_numpy(samples.text_history),
+                "text_history_label": torch.from_numpy(samples.text_history_labels),
+                "text_history_rating": torch.from_numpy(samples.text_history_ratings),
+            })
 
     def __len__(self) -> int:
         return len(self.tensors["user"])
@@ -190,26 +215,32 @@ class CTRDataset(torch.utils.data.Dataset):
 def collate_ctr(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack rows and drop history columns that are padding in every row."""
     batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
-    used = (batch["history"] > 0).any(dim=0)
-    if used.any() and not used.all():
-        first = int(used.nonzero()[0])
-        for key in ("history", "history_label", "history_rating"):
-            batch[key] = batch[key][:, first:]
-    elif not used.any():  # no history at all: keep one padding column
-        for key in ("history", "history_label", "history_rating"):
-            batch[key] = batch[key][:, -1:]
+    for prefix in ("", "text_"):
+        if f"{prefix}history" not in batch:
+            continue
+        keys = [f"{prefix}history", f"{prefix}history_label", f"{prefix}history_rating"]
+        used = (batch[keys[0]] > 0).any(dim=0)
+        if used.any() and not used.all():
+            first = int(used.nonzero()[0])
+            for key in keys:
+                batch[key] = batch[key][:, first:]
+        elif not used.any():  # no history at all: keep one padding column
+            for key in keys:
+                batch[key] = batch[key][:, -1:]
     return batch
 
 
 def prompt_args(batch: dict[str, torch.Tensor], row: int
                 ) -> tuple[int, list[int], list[float], int, list[float]]:
     """One sample of a CTR batch as ``PromptBuilder`` arguments: user, history items (padding
-    dropped, oldest first), their labels, the target item, their ratings."""
-    history = batch["history"][row].cpu()
+    dropped, oldest first), their labels, the target item, their ratings. The prompt's own
+    behaviours (``text_history``, from semantic retrieval) are used when the batch has them."""
+    prefix = "text_" if "text_history" in batch else ""
+    history = batch[f"{prefix}history"][row].cpu()
     keep = history > 0
     return (int(batch["user"][row]), history[keep].tolist(),
-            batch["history_label"][row].cpu()[keep].tolist(), int(batch["item"][row]),
-            batch["history_rating"][row].cpu()[keep].tolist())
+            batch[f"{prefix}history_label"][row].cpu()[keep].tolist(), int(batch["item"][row]),
+            batch[f"{prefix}history_rating"][row].cpu()[keep].tolist())
 
 
 def ctr_batches(samples: CTRSamples, batch_size: int):
