@@ -5,6 +5,7 @@ from recadapt.models import (  # noqa: F401
     atflrec,
     crossan,
     ctr,
+    ctr_bert,
     ctr_zoo,
     epeft,
     frozen,

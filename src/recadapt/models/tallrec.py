@@ -187,3 +187,17 @@ def load_causal_lm(source: str) -> tuple[nn.Module, Any]:
         raise RecAdaptError(f"model.llm: {source!r} has no language-model head (it loads as a "
                             "bare decoder); give a ...ForCausalLM checkpoint")
     return lm, encoder.tokenizer
+
+
+@register_model("rella", TALLRecConfig)
+class ReLLa(TALLRec):
+    """ReLLa (Lin et al. 2024): TALLRec whose prompt lists the behaviours retrieved as most
+    relevant to the target (``data.ctr.retrieval``, the same retrieval RecLoRA uses)."""
+
+    @classmethod
+    def create(cls, config: TALLRecConfig, dataset, run) -> ReLLa:
+        if run.data.ctr.retrieval is None:
+            raise ConfigError("model.name: rella retrieves the prompt's behaviours; set "
+                              "data.ctr.retrieval (e.g. {long_len: 60, short_len: 10}) or use "
+                              "tallrec")
+        return cls(config, dataset, run)
