@@ -279,22 +279,22 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
                  "train": {**base["train"], **cf_train(args)}}
         runner.row(morec, dataset, "MoRec", "overall")
     if "ablations" in sections:
-        for method, change in [("w/o L_matching", {"matching": False}),
-                               ("w/o L_item-recon & L_text-recon", {"reconstruction": False}),
-                               ("w/o L_rec", {"rec_loss": False}),
-                               ("Freeze SBERT", {"finetune_text": False})]:
+        stage1_ablations = [("w/o L_matching", {"matching": False}),
+                            ("w/o L_item-recon & L_text-recon", {"reconstruction": False}),
+                            ("w/o L_rec", {"rec_loss": False}),
+                            ("Freeze SBERT", {"finetune_text": False})]
+        for method, change in stage1_ablations[:1] if args.quick else stage1_ablations:
             own = runner.train({**base, "model": {**stage1, **change},
                                 "train": {**base["train"], **stage1_train(args)}},
                                dataset, f"stage1 {method}")
             runner.row({**llm, "model": llm_model("a-llmrec", dataset, args,
                                                    stage1_run=str(own))},
                        dataset, f"A-LLMRec {method}", "ablations")
-        runner.row(a_llmrec(user_token=False), dataset, "A-LLMRec w/o user representation",
-                   "ablations")
-        runner.row(a_llmrec(item_embedding="none"), dataset, "A-LLMRec w/o joint embedding",
-                   "ablations")
-        runner.row(a_llmrec(item_embedding="random"), dataset,
-                   "A-LLMRec with random joint embedding", "ablations")
+        stage2_ablations = [("w/o user representation", {"user_token": False}),
+                            ("w/o joint embedding", {"item_embedding": "none"}),
+                            ("with random joint embedding", {"item_embedding": "random"})]
+        for method, change in stage2_ablations[:1] if args.quick else stage2_ablations:
+            runner.row(a_llmrec(**change), dataset, f"A-LLMRec {method}", "ablations")
     if "fewshot" in sections:
         for k in ([64] if args.quick else args.ks):
             few = base_config(dataset, args, k_shot=k)
@@ -333,7 +333,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
                                                     stage1_run=str(cold_stage1))},
                    dataset, "A-LLMRec", "coldusers")
     if "backbones" in sections:
-        for cf_name in ["nextitnet", "gru4rec", "ncf"]:
+        for cf_name in ["nextitnet"] if args.quick else ["nextitnet", "gru4rec", "ncf"]:
             raw = {**base, "model": {"name": cf_name},
                    "train": {**base["train"], **cf_train(args)}}
             cf = runner.train(raw, dataset, f"cf {cf_name}")
@@ -359,7 +359,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
     parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--max-users", type=int, default=None,
-                        help="valid/test users per run (default 200; quick 8)")
+                        help="valid/test users per run (default 200; quick 4)")
     parser.add_argument("--ks", nargs="+", type=int, default=[128, 256])
     parser.add_argument("--llm-epochs", type=int, default=1)
     parser.add_argument("--llm-lr", type=float, default=1e-4)
@@ -371,7 +371,7 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-a-llmrec"))
     args = parser.parse_args()
     if args.max_users is None:
-        args.max_users = 8 if args.quick else 200
+        args.max_users = 4 if args.quick else 200
     name = f"{args.name}_quick" if args.quick else args.name
     if args.quick:
         args.datasets = ["ml-100k"]
