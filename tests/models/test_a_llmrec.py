@@ -609,3 +609,20 @@ def test_config_errors_are_one_line_and_train_nothing(trained, tmp_path):
     with pytest.raises(ConfigError, match="stage1_run"):
         build_model(trained.config({"name": "a-llmrec", **STAGE2}),
                     prepare_data(nothing).dataset)
+
+
+def test_stage2_ablations_take_the_cf_model_from_the_stage1_run(trained):
+    """Table 7 rows 3-4 (no / random joint embedding) keep the user token: given only a
+    stage-1 run they plan no new CF training and use that run's frozen model."""
+    from recadapt.train.loop import plan_stages
+
+    for how in ("random", "none"):
+        config = trained.config({"name": "a-llmrec", **STAGE2, "item_embedding": how,
+                                 "stage1": ALLMREC["stage1"],
+                                 "stage1_run": str(trained.stage1_run)})
+        assert plan_stages(config, trained.stage1_run.parent / "unused")[1] == []
+        model = build_model(config, prepare_data(config).dataset)
+        stage1_cf = trained_stage1(trained.stage1_run, prepare_data(config).dataset).cf
+        for (name, a), (_, b) in zip(model.cf.state_dict().items(),
+                                     stage1_cf.state_dict().items(), strict=True):
+            assert torch.equal(a, b), name

@@ -459,9 +459,9 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
             stage1 = {"name": "a-llmrec-stage1", "cf": config.cf, "cf_train": config.cf_train,
                       **({"cf_run": config.cf_run} if config.cf_run else {}), **config.stage1}
             return {"stage1_run": stage_config(run, stage1, config.stage1_train)}
-        if cls._needs_cf(config) and config.cf_run is None:
+        if cls._needs_cf(config) and config.cf_run is None and config.stage1_run is None:
             return {"cf_run": stage_config(run, config.cf, config.cf_train)}
-        return {}
+        return {}  # a given stage-1 run also provides its frozen CF model
 
     @classmethod
     def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig
@@ -475,9 +475,14 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
             e, q = stage1.joint_tables()
             cf = stage1.cf
         elif cls._needs_cf(config):
-            if config.cf_run is None:
+            cf_run = config.cf_run
+            if cf_run is None and config.stage1_run is not None:  # the ablations of Table 7
+                from recadapt.pipeline import read_run_config
+
+                cf_run = read_run_config(config.stage1_run).model.get("cf_run")
+            if cf_run is None:
                 raise ConfigError("model.cf_run: give a trained next-item run")
-            cf, _ = _load_trained_run(config.cf_run, dataset, "model.cf_run")
+            cf, _ = _load_trained_run(cf_run, dataset, "model.cf_run")
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
