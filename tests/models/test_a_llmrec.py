@@ -626,3 +626,34 @@ def test_stage2_ablations_take_the_cf_model_from_the_stage1_run(trained):
         for (name, a), (_, b) in zip(model.cf.state_dict().items(),
                                      stage1_cf.state_dict().items(), strict=True):
             assert torch.equal(a, b), name
+
+
+def test_transfer_to_another_catalogue_lists_its_titles_with_text_embeddings(trained, tmp_path):
+    """Cross-domain (5.2.5): the trained run re-pointed at a dataset of other items."""
+    from recadapt.eval.protocols import evaluate_part
+    from recadapt.models.a_llmrec import default_item_text, transfer
+
+    other = ["Planet", "Comet", "Nebula", "Quasar", "Meteor", "Galaxy", "Orbit", "Rocket", "Moon"]
+    rng = np.random.default_rng(3)
+    rows = ["user_id,item_id,timestamp"]
+    for user in range(8):
+        for step, item in enumerate(rng.choice(len(other), size=5, replace=False)):
+            rows.append(f"v{user},j{item},{step}")
+    (tmp_path / "inter.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "items.csv").write_text("\n".join(
+        ["item_id,title,genre"] + [f"j{k},{w} Tale,space" for k, w in enumerate(other)]) + "\n")
+    target = make_config(tmp_path, {"name": "a-llmrec", **STAGE2})
+    model, prepared = transfer(trained.run_dir, target)
+    assert model.num_items == len(other)
+    layout = model.prompts.layout([1, 2], [3, 4])
+    text = model.tokenizer.decode(layout.ids)
+    assert "Tale" in text and "Story" not in text  # the new catalogue's titles
+    stage1 = trained_stage1(trained.stage1_run, prepare_data(trained.config(
+        {"name": "llm-only"})).dataset)
+    q = stage1.text_table(default_item_text(prepared.dataset))
+    assert torch.allclose(model.item_table, q, atol=1e-5)
+    users = model._users({"history": torch.tensor([[1, 2], [3, 4]]), "user": torch.tensor([0, 1])})
+    assert torch.allclose(users[0], users[1])  # F_U(0): no source CF representation exists
+    result = evaluate_part(model, prepared.split, "test", target.eval, MAX_LEN)
+    assert 0.0 <= result.metrics["sampled_HR@1"] <= 1.0
+    assert len(result.ranks) == min(3, len(prepared.split.test))

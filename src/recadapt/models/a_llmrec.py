@@ -209,6 +209,22 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.finetune_text):
             return encoder.hidden_states(inputs, [encoder.info.num_layers])[0].float()
 
+    @torch.no_grad()
+    def text_table(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """``q = f_T(Q)`` of arbitrary item texts (``texts[0]`` is the padding row): the joint
+        embeddings of items the collaborative model never saw (cross-domain, 5.2.5)."""
+        was_training = self.training
+        self.eval()
+        saved, self.texts = self.texts, list(texts)
+        try:
+            items = torch.arange(len(texts))
+            q = torch.cat([self.text_encoder_mlp(self.text_embeddings(items[i:i + batch_size]))
+                           for i in range(0, len(items), batch_size)])
+        finally:
+            self.texts = saved
+            self.train(was_training)
+        return q
+
     def losses(self, batch: dict[str, torch.Tensor]) -> Stage1Losses:
         """The four terms of eq. 6 on the batch's positives (each user's last training item,
         or every position with ``all_items``) and one uniform negative per positive."""
@@ -601,8 +617,34 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     def _users(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if self.user_proj is None:
             return None
-        x = cf_user_states(self.cf, batch, all_positions=False).float()
+        if getattr(self, "transferred", False):  # cross-domain: no CF representation exists
+            x = torch.zeros(batch["history"].shape[0], self.user_proj[0].in_features,
+                            device=self.device)
+        else:
+            x = cf_user_states(self.cf, batch, all_positions=False).float()
         return self.user_proj(x.detach())
+
+    def retarget(self, dataset: Dataset, text_table: torch.Tensor | None) -> None:
+        """Point the trained model at another catalogue (cross-domain, 5.2.5): the prompts list
+        the new titles, the item embeddings are ``q = f_T(Q)`` of the new texts
+        (``text_table``, A-LLMRec (SBERT)), and the user token — which needs the source
+        collaborative model's representation of a history it cannot read — is ``F_U(0)``."""
+        how = self.config.item_embedding
+        if how in ("cf", "random"):
+            raise ConfigError(f"model.item_embedding: {how} embeddings belong to the source "
+                              "catalogue and cannot move to another dataset")
+        if self.item_proj is not None:
+            if text_table is None or len(text_table) != dataset.num_items + 1:
+                raise ValueError("retarget needs q for every item of the new dataset")
+            table = text_table.to(self.item_table.device)
+            self.item_table, self.text_table = table, table
+        titles = item_texts(dataset, "{title}") if dataset.title_field else (
+            item_texts(dataset, "{" + dataset.text_fields[0] + "}"))
+        self.prompts = CandidatePrompts(self.prompts.template, titles, self.tokenizer,
+                                        self.config.user_token, self.item_proj is not None)
+        self.num_items = dataset.num_items
+        self._sequences = dataset.sequences()
+        self.transferred = True
 
     def embed(self, layouts: Sequence[PromptLayout], users: torch.Tensor | None,
               extra: Sequence[Sequence[int]] | None = None
@@ -858,3 +900,33 @@ def _load_trained_run(run_dir: str, dataset: Dataset, key: str):
     from recadapt.pipeline import load_trained_run  # here: pipeline imports the models
 
     return load_trained_run(run_dir, dataset, key)
+
+
+def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]:
+    """A finished candidate-LLM run (``a-llmrec``, ``tallrec-list``, ``llm-only``) applied to
+    another dataset (cross-domain, 5.2.5): returns the retargeted model and the target's
+    prepared data; evaluate with ``recadapt.eval.protocols.evaluate_part``."""
+    from recadapt.pipeline import build_model, prepare_data, read_run_config
+    from recadapt.train.checkpoint import load_weights
+
+    folder = Path(run_dir)
+    source = read_run_config(folder)
+    source_data = prepare_data(source)
+    model = build_model(source, source_data.dataset)
+    if not isinstance(model, CandidateLLM):
+        raise ConfigError(f"{folder}: {source.model['name']} is not a candidate-list LLM run")
+    model.load_state_dict(load_weights(folder / "model.safetensors"))
+    target_data = prepare_data(target)
+    table = None
+    if model.item_proj is not None:
+        stage1_run = source.model.get("stage1_run")
+        if not stage1_run:
+            raise ConfigError(f"{folder}: its item embeddings do not come from a stage-1 run, "
+                              "so they cannot be computed for another catalogue")
+        stage1, _ = _load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
+        fmt = stage1.config.text_format
+        texts = (item_texts(target_data.dataset, fmt) if fmt
+                 else default_item_text(target_data.dataset))
+        table = stage1.text_table(texts)
+    model.retarget(target_data.dataset, table)
+    return model.eval(), target_data
