@@ -68,8 +68,8 @@ class DataConfig(Section):
         "a label per (user, item) sample (AUC, LogLoss)"
     )
     source: str = Field("dslabs", description="dataset path, or 'dslabs' (packaged MovieLens)")
-    format: Literal["auto", "recbole", "unisrec", "dslabs", "microlens", "csv", "tsv", "parquet",
-                    "jsonl"] = (
+    format: Literal["auto", "recbole", "unisrec", "dslabs", "microlens", "minionerec", "csv",
+                    "tsv", "parquet", "jsonl"] = (
         Field("auto", description="file format; 'auto' detects it from the files")
     )
     name: str | None = Field(None, description="dataset name in reports (default: from source)")
