@@ -1,0 +1,373 @@
+"""RecLoRA (Zhu et al. 2024) section 4 on ML-100K: Table 2 (ID vs LM-based CTR models),
+Table 3 (ablations), Figure 4 (meta-LoRA number N_m) and Figure 6 (LLM training samples).
+
+Protocol (every row): ML-100K, rating >= 4 positive, all samples cut by global time 8:1:1
+(``data.task: ctr``), every model scored on the **same** seeded subsample of the valid and
+test samples (``--eval-samples``; LLM scoring costs ~0.5 s per sample on a CPU core). The
+LM-based models train on the **same** K samples (``--llm-samples``; the paper's few-shot
+"<10%"); the ID models and RecLoRA's CTR model (CRM) on the full training split (Few2Many).
+
+Histories (the paper: ID 60, text 10):
+
+* ``recent`` — the 60 most recent behaviours (``--long-history``): the ID models.
+* ``retrieved`` — semantic retrieval (``data.ctr.retrieval``: SmolLM2-135M last-layer states
+  of the titles, PCA 64, cosine to the target) over the ``--pool`` (100) most recent
+  behaviours: the top 60 are the ID history, the top 10 the prompt's: SIM (as the paper keeps
+  SIM's retrieval identical to RecLoRA's), ReLLa, RecLoRA.
+* ``short`` — the 10 most recent (``--prompt-history``): TALLRec and CTR-BERT.
+
+Sections (``--sections``, all by default):
+
+* ``table2`` — DeepFM, AutoInt, DCNv2, DIN, GRU4Rec-CTR, SASRec-CTR (recent 60) and SIM
+  (retrieved 60) on the full training split; CTR-BERT, TALLRec, ReLLa, RecLoRA (N_m =
+  ``--num-meta``, 4) on K samples. ``rel_impr``: AUC relative to the best ID model
+  (``rel_to``); the paper's RelImpr is the inverse view (RecLoRA over each baseline).
+* ``table3`` — RecLoRA without meta-LoRA (N_m 1, rank 8), the same-parameter single LoRA
+  (N_m 1, rank 8 * N_m), without the long retriever, without both retrievers (recent 60 for
+  the CRM, recent 10 in the prompt); ``rel_impr`` relative to Table 2's RecLoRA.
+* ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8).
+* ``samples`` — Figure 6: RecLoRA and ReLLa at K in ``--sample-ks`` (256, 1024, 4096); a PNG
+  plot (``results/NAME_samples.png``) when matplotlib is installed.
+
+Rows with the same config as an earlier row (N_m 4 = Table 2's RecLoRA, N_m 1 = "w/o
+meta-LoRA", Figure 6 at K = ``--llm-samples``) are not trained twice: the row is copied and
+names the run it repeats (``same_run_as``). The CTR models RecLoRA reads are trained once per
+history setting and kept in ``--work-dir`` (``crm-*``; reused while their config is unchanged,
+passed as ``model.crm_run``); the retrieved one **is** Table 2's SIM row. The
+``retrieved`` and ``recent`` SIMs serve every RecLoRA row.
+
+What the library cannot express exactly (``data.ctr.retrieval`` chooses both histories from
+one pool by similarity, or neither is retrieved):
+
+* **w/o long retriever** (CRM on the most recent 60, prompt on the 10 retrieved from the
+  pool) runs as ``pool 60``: the pool is the 60 most recent behaviours, so the CRM's history
+  is exactly the recent 60 (top 60 of 60, in time order — the recent SIM serves as its CRM),
+  but the prompt's 10 are retrieved from those 60, not from 100. The row says so.
+* **w/o short retriever** (CRM on the retrieved 60, prompt on the most recent 10) is
+  **skipped**: with retrieval on, the prompt's behaviours are always the most similar ones.
+* Table 2's Caser is not in the library (no row); Table 4 / Figure 5 (longer text or ID
+  histories vs time) are not a section.
+
+Other choices: TALLRec, ReLLa and RecLoRA share RecLoRA's prompt (Figure 2, template
+``reclora``) so they differ only in the adapter and in which behaviours are shown; the LLM is
+the packaged SmolLM2-135M (``--llm``) instead of Vicuna-7B; LLMs train with batch 8, lr 1e-3,
+AdamW, linear decay (appendix C), ``--llm-epochs``; CTR-BERT with lr 5e-5 and 5% warm-up
+(appendix B.2, batch 8 here as K is small); ID models with AdamW, lr 1e-3, batch 256, early
+stopping on valid AUC.
+
+    python benchmarks/reclora.py --quick --threads 1        # every section, tiny (smoke test;
+                                                             # ~1 h on one busy core: 11 LLM
+                                                             # runs of ~4 min)
+    python benchmarks/reclora.py --threads 2                 # the benchmark (hours on a CPU)
+    python benchmarks/reclora.py --sections table2 --only "reclora K=1024" --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
+from recadapt.config import dump_config, validate_config
+
+ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr"]
+SECTIONS = ["table2", "table3", "nm", "samples"]
+
+
+@dataclass
+class Run:
+    section: str
+    method: str
+    raw: dict[str, Any]
+    setting: str
+    crm: str | None = None  # view of the kept CTR-model run this row reads (trained first)
+    kept: Path | None = None  # the row is this kept run (Table 2's SIM = RecLoRA's CRM)
+
+
+class Plan:
+    """Builds the runs of every section from the command-line settings."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.source = str(shared_data("ml-100k"))
+        self.work = Path(args.work_dir)
+        long, short = args.long_history, args.prompt_history
+        retrieval = {"model": args.llm, "dims": 64, "long_len": long, "short_len": short}
+        #: view -> (data.ctr.history_len, data.ctr.retrieval, description)
+        self.views: dict[str, tuple[int, dict | None, str]] = {
+            "recent": (long, None, f"ID history: recent {long}"),
+            "retrieved": (args.pool, retrieval,
+                          f"retrieval from the recent {args.pool}: ID top {long}, "
+                          f"prompt top {short}"),
+            "pool60": (long, retrieval,
+                       f"retrieval pool = recent {long}: ID = recent {long}, prompt top "
+                       f"{short} of those {long} (w/o long retriever, see docstring)"),
+            "short": (short, None, f"prompt history: recent {short}"),
+        }
+
+    # -- configs ---------------------------------------------------------------------------
+    def data(self, view: str, k: int | None) -> dict[str, Any]:
+        history_len, retrieval, _ = self.views[view]
+        ctr: dict[str, Any] = {"label_threshold": 4, "split": [0.8, 0.1, 0.1],
+                               "history_len": history_len, "k_shot": k,
+                               "max_eval_samples": self.args.eval_samples}
+        if retrieval is not None:
+            ctr["retrieval"] = retrieval
+        return {"source": self.source, "task": "ctr", "ctr": ctr}
+
+    def id_train(self) -> dict[str, Any]:
+        a = self.args
+        return {"epochs": 1 if a.quick else a.id_epochs, "batch_size": 256, "lr": 1e-3,
+                "optimizer": "adamw", "patience": 3, "num_threads": a.threads}
+
+    def llm_train(self) -> dict[str, Any]:
+        a = self.args
+        return {"epochs": a.llm_epochs, "batch_size": 8, "lr": a.llm_lr, "optimizer": "adamw",
+                "schedule": "linear", "patience": 2, "num_threads": a.threads}
+
+    def bert_train(self, k: int) -> dict[str, Any]:
+        a = self.args
+        steps = math.ceil(k / 8) * a.llm_epochs
+        return {"epochs": a.llm_epochs, "batch_size": 8, "lr": a.bert_lr, "optimizer": "adamw",
+                "schedule": "linear", "warmup_steps": max(1, round(0.05 * steps)),
+                "patience": 2, "num_threads": a.threads}
+
+    def raw(self, view: str, k: int | None, model: dict, train: dict) -> dict[str, Any]:
+        return {"data": self.data(view, k), "model": model, "train": train,
+                "eval": {"batch_size": 256}, "cache": {"dir": str(self.work / "cache")}}
+
+    def setting(self, view: str, k: int | None, model: dict, train: dict,
+                crm: str | None = None) -> str:
+        shown = {key: v for key, v in model.items() if key != "crm_run"}
+        parts = ["CTR rating>=4, global-time 8:1:1",
+                 "full training split" if k is None else f"K={k} training samples",
+                 self.views[view][2], f"valid/test subsample {self.args.eval_samples}",
+                 f"model {json.dumps(shown, sort_keys=True)}"]
+        if crm:
+            parts.append(f"CRM: {crm}")
+        parts.append(f"train {json.dumps(train, sort_keys=True)}")
+        return "; ".join(parts) + (" (quick)" if self.args.quick else "")
+
+    def crm_raw(self, view: str) -> dict[str, Any]:
+        return self.raw(view, None, {"name": "sim"}, self.id_train())
+
+    def crm_dir(self, view: str) -> Path:
+        digest = hashlib.sha1(json.dumps(self.crm_raw(view), sort_keys=True).encode())
+        return self.work / f"crm-sim-{view}-{digest.hexdigest()[:10]}"
+
+    # -- runs ------------------------------------------------------------------------------
+    def id_run(self, name: str) -> Run:
+        view = "retrieved" if name == "sim" else "recent"
+        model, train = {"name": name}, self.id_train()
+        raw = self.raw(view, None, model, train)
+        setting = self.setting(view, None, model, train)
+        kept = self.crm_dir(view) if name == "sim" else None
+        method = "sim (= RecLoRA's CRM)" if name == "sim" else name
+        return Run("table2", method, raw, setting, kept=kept)
+
+    def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
+                num_meta: int | None = None, lora_r: int = 8) -> Run:
+        crm_view = "retrieved" if view == "retrieved" else "recent"  # pool60: = recent 60
+        crm = self.crm_dir(crm_view)
+        model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
+                 self.args.num_meta, "lora_r": lora_r,
+                 "prompt_history_len": self.args.prompt_history, "crm_run": str(crm)}
+        train = self.llm_train()
+        crm_label = (f"sim on the full training split, {self.views[crm_view][2]} "
+                     f"({crm.name})")
+        return Run(section, method, self.raw(view, k, model, train),
+                   self.setting(view, k, model, train, crm_label), crm=crm_view)
+
+    def llm(self, section: str, name: str, k: int) -> Run:
+        view = "retrieved" if name == "rella" else "short"
+        model: dict[str, Any] = {"name": name}
+        if name == "ctr-bert":
+            train = self.bert_train(k)
+        else:
+            model.update(llm=self.args.llm, template="reclora")
+            train = self.llm_train()
+        return Run(section, f"{name} K={k}", self.raw(view, k, model, train),
+                   self.setting(view, k, model, train))
+
+    def runs(self, sections: list[str]) -> list[Run]:
+        a, k = self.args, self.args.llm_samples
+        runs: list[Run] = []
+        if "table2" in sections:
+            runs += [self.id_run(name) for name in ID_MODELS]
+            runs += [self.llm("table2", name, k) for name in ("ctr-bert", "tallrec", "rella")]
+            runs.append(self.reclora("table2", f"reclora K={k}", k))
+        if "table3" in sections:
+            runs += [
+                self.reclora("table3", f"reclora w/o meta-LoRA K={k}", k, num_meta=1),
+                self.reclora("table3", f"reclora w/o meta-LoRA same param K={k}", k,
+                             num_meta=1, lora_r=8 * a.num_meta),
+                self.reclora("table3", f"reclora w/o long retriever (pool {a.long_history}) "
+                             f"K={k}", k, view="pool60"),
+                self.reclora("table3", f"reclora w/o long-short retriever K={k}", k,
+                             view="recent"),
+            ]
+        if "nm" in sections:
+            runs += [self.reclora("nm", f"reclora N_m={n} K={k}", k, num_meta=n) for n in a.nm]
+        if "samples" in sections:
+            for n in a.sample_ks:
+                runs.append(self.reclora("samples", f"reclora K={n}", n))
+                runs.append(self.llm("samples", "rella", n))
+        return runs
+
+
+def config_sha(raw: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def kept_run(folder: Path, raw: dict[str, Any], dataset: str, method: str,
+             setting: str) -> dict[str, Any]:
+    """The row of a kept run (Table 2's SIM, RecLoRA's CRM): trained into ``folder`` unless a
+    finished run of the same config is there already."""
+    stored = folder / "config.yaml"
+    if (folder / "metrics.json").is_file() and stored.is_file() and \
+            stored.read_text(encoding="utf-8") == dump_config(validate_config(raw)):
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        efficiency = json.loads((folder / "efficiency.json").read_text(encoding="utf-8"))
+        print(f"reusing the trained CTR model in {folder}", flush=True)
+        return {"dataset": dataset, "method": method, "setting": setting, **metrics["test"],
+                "valid": metrics["valid"], **efficiency}
+    print(f"training the CTR model into {folder}", flush=True)
+    return run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=folder)
+
+
+def annotate(rows: list[dict[str, Any]]) -> None:
+    """``rel_impr``: Table 2 rows relative to the best ID model, Table 3 rows relative to
+    Table 2's RecLoRA (AUC), as the paper's RelImpr / RelDecr columns."""
+    ids = [r for r in rows if r["section"] == "table2" and r.get("family") == "ID"]
+    best = max(ids, key=lambda r: r["AUC"], default=None)
+    full = next((r for r in rows if r["section"] == "table2"
+                 and r["method"].startswith("reclora K=")), None)
+    for row in rows:
+        row.pop("rel_impr", None)
+        row.pop("rel_to", None)
+        ref = {"table2": best, "table3": full}.get(row["section"])
+        if ref is not None:
+            row["rel_impr"] = row["AUC"] / ref["AUC"] - 1
+            row["rel_to"] = ref["method"]
+
+
+def plot_samples(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no Figure 6 plot")
+        return
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for prefix, label in (("reclora K=", "RecLoRA"), ("rella K=", "ReLLa")):
+        points = sorted((int(r["method"].removeprefix(prefix)), r["AUC"]) for r in rows
+                        if r["section"] == "samples" and r["method"].startswith(prefix))
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("LLM training samples K")
+    ax.set_ylabel("test AUC")
+    ax.set_title("ML-100K, RecLoRA Figure 6")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
+    parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
+    parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
+    parser.add_argument("--llm-samples", type=int, default=None,
+                        help="K, LLM training samples (default 1024; quick 64)")
+    parser.add_argument("--eval-samples", type=int, default=None,
+                        help="valid/test samples scored per run (default 1000; quick 64)")
+    parser.add_argument("--long-history", type=int, default=60, help="ID behaviours")
+    parser.add_argument("--prompt-history", type=int, default=10, help="prompt behaviours")
+    parser.add_argument("--pool", type=int, default=100, help="behaviours retrieval searches")
+    parser.add_argument("--num-meta", type=int, default=4, help="N_m of the full RecLoRA")
+    parser.add_argument("--nm", nargs="+", type=int, default=None,
+                        help="Figure 4's N_m values (default 1 2 4 8; quick 1 2)")
+    parser.add_argument("--sample-ks", nargs="+", type=int, default=None,
+                        help="Figure 6's K values (default 256 1024 4096; quick 32 64)")
+    parser.add_argument("--llm", default="smollm2-135m")
+    parser.add_argument("--llm-epochs", type=int, default=None, help="default 2; quick 1")
+    parser.add_argument("--llm-lr", type=float, default=1e-3)
+    parser.add_argument("--bert-lr", type=float, default=5e-5, help="CTR-BERT (appendix B.2)")
+    parser.add_argument("--id-epochs", type=int, default=30,
+                        help="ID models and CRMs, early stopping on valid AUC (quick 1)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="skip methods already in the results file with the same setting")
+    parser.add_argument("--name", default="reclora")
+    parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-reclora"),
+                        help="kept CTR-model runs and the retrieval's state cache")
+    args = parser.parse_args()
+    quick = args.quick
+    for key, full, small in (("llm_samples", 1024, 64), ("eval_samples", 1000, 64),
+                             ("nm", [1, 2, 4, 8], [1, 2]),
+                             ("sample_ks", [256, 1024, 4096], [32, 64]),
+                             ("llm_epochs", 2, 1)):
+        if getattr(args, key) is None:
+            setattr(args, key, small if quick else full)
+    name = f"{args.name}_quick" if quick else args.name
+    path = RESULTS / f"{name}.json"
+    keep_old = path.exists() and (args.resume or not quick)
+    rows: list[dict] = json.loads(path.read_text()) if keep_old else []
+    done = {r["config_sha"]: r for r in rows
+            if "config_sha" in r and "same_run_as" not in r} if args.resume else {}
+    plan = Plan(args)
+    for run in plan.runs(args.sections):
+        if args.only and run.method not in args.only:
+            continue
+        if args.resume and any(r["section"] == run.section and r["method"] == run.method
+                               and r["setting"] == run.setting for r in rows):
+            continue
+        sha = config_sha(run.raw)
+        if sha in done:  # the same config ran as another row: copy it
+            first = done[sha]
+            row = {**first, "method": run.method,
+                   "same_run_as": f"{first['section']}: {first['method']}"}
+        elif run.kept is not None:
+            row = kept_run(run.kept, run.raw, "ml-100k", run.method, run.setting)
+        else:
+            if run.crm is not None:  # Few2Many: the CTR model first (once per history)
+                kept_run(plan.crm_dir(run.crm), plan.crm_raw(run.crm), "ml-100k",
+                         f"sim CRM ({run.crm})", "")
+            row = run_config(run.raw, dataset="ml-100k", method=run.method, setting=run.setting)
+        row.update(section=run.section, config_sha=sha,
+                   family="ID" if run.raw["model"]["name"] in ID_MODELS else "LM",
+                   trainable_ratio=row["trainable_params"] / max(1, row["total_params"]))
+        if run.crm is not None:
+            row["crm_run"] = plan.crm_dir(run.crm).name
+        done.setdefault(sha, row)
+        rows = [r for r in rows if (r["section"], r["method"]) != (run.section, run.method)]
+        rows.append(row)
+        annotate(rows)
+        write_results(name, rows)
+        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    rows.sort(key=lambda r: order.get(r["section"], len(order)))
+    annotate(rows)
+    write_results(name, rows)
+    print()
+    print(format_table(rows, COLUMNS))
+    print(f"\nwrote {path}")
+    if "samples" in args.sections:
+        plot_samples(rows, RESULTS / f"{name}_samples.png")
+
+
+COLUMNS = ["section", "AUC", "LogLoss", "rel_impr", "epochs", "stopped", "trainable_params",
+           "trainable_ratio", "seconds_per_train_sample", "seconds_per_inference_sample"]
+
+if __name__ == "__main__":
+    main()
