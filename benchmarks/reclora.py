@@ -36,15 +36,12 @@ history setting and kept in ``--work-dir`` (``crm-*``; reused while their config
 passed as ``model.crm_run``); the retrieved one **is** Table 2's SIM row. The
 ``retrieved`` and ``recent`` SIMs serve every RecLoRA row.
 
-What the library cannot express exactly (``data.ctr.retrieval`` chooses both histories from
-one pool by similarity, or neither is retrieved):
+The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_from``):
 
-* **w/o long retriever** (CRM on the most recent 60, prompt on the 10 retrieved from the
-  pool) runs as ``pool 60``: the pool is the 60 most recent behaviours, so the CRM's history
-  is exactly the recent 60 (top 60 of 60, in time order — the recent SIM serves as its CRM),
-  but the prompt's 10 are retrieved from those 60, not from 100. The row says so.
-* **w/o short retriever** (CRM on the retrieved 60, prompt on the most recent 10) is
-  **skipped**: with retrieval on, the prompt's behaviours are always the most similar ones.
+* **w/o long retriever**: the CRM reads the most recent 60 (``long_from: recent``; the recent
+  SIM serves as its CRM), the prompt the 10 retrieved from the pool of 100.
+* **w/o short retriever**: the CRM reads the retrieved 60, the prompt the most recent 10
+  (``short_from: recent``).
 * Table 2's Caser is not in the library (no row); Table 4 / Figure 5 (longer text or ID
   histories vs time) are not a section.
 
@@ -104,9 +101,12 @@ class Plan:
             "retrieved": (args.pool, retrieval,
                           f"retrieval from the recent {args.pool}: ID top {long}, "
                           f"prompt top {short}"),
-            "pool60": (long, retrieval,
-                       f"retrieval pool = recent {long}: ID = recent {long}, prompt top "
-                       f"{short} of those {long} (w/o long retriever, see docstring)"),
+            "nolong": (args.pool, {**retrieval, "long_from": "recent"},
+                       f"ID history: recent {long}; prompt top {short} retrieved from the "
+                       f"recent {args.pool} (w/o long retriever)"),
+            "noshort": (args.pool, {**retrieval, "short_from": "recent"},
+                        f"ID top {long} retrieved from the recent {args.pool}; prompt: "
+                        f"recent {short} (w/o short retriever)"),
             "short": (short, None, f"prompt history: recent {short}"),
         }
 
@@ -172,7 +172,7 @@ class Plan:
 
     def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
                 num_meta: int | None = None, lora_r: int = 8) -> Run:
-        crm_view = "retrieved" if view == "retrieved" else "recent"  # pool60: = recent 60
+        crm_view = "retrieved" if view in ("retrieved", "noshort") else "recent"
         crm = self.crm_dir(crm_view)
         model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
                  self.args.num_meta, "lora_r": lora_r,
@@ -206,8 +206,10 @@ class Plan:
                 self.reclora("table3", f"reclora w/o meta-LoRA K={k}", k, num_meta=1),
                 self.reclora("table3", f"reclora w/o meta-LoRA same param K={k}", k,
                              num_meta=1, lora_r=8 * a.num_meta),
-                self.reclora("table3", f"reclora w/o long retriever (pool {a.long_history}) "
-                             f"K={k}", k, view="pool60"),
+                self.reclora("table3", f"reclora w/o long retriever K={k}", k,
+                             view="nolong"),
+                self.reclora("table3", f"reclora w/o short retriever K={k}", k,
+                             view="noshort"),
                 self.reclora("table3", f"reclora w/o long-short retriever K={k}", k,
                              view="recent"),
             ]

@@ -37,6 +37,12 @@ class RetrievalConfig(Section):
     dims: int = Field(64, ge=1, description="PCA dimensions of the item representations")
     long_len: int = Field(60, ge=1, description="behaviours kept for the ID (CTR) model")
     short_len: int = Field(10, ge=1, description="behaviours kept for the prompt")
+    long_from: Literal["similar", "recent"] = Field(
+        "similar", description="the ID model's behaviours: retrieved, or the most recent "
+        "(RecLoRA Table 3 'w/o long retriever')")
+    short_from: Literal["similar", "recent"] = Field(
+        "similar", description="the prompt's behaviours: retrieved, or the most recent "
+        "(Table 3 'w/o short retriever')")
 
 
 class CTRDataConfig(Section):

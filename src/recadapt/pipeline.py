@@ -70,7 +70,8 @@ def prepare_data(config: RunConfig) -> Prepared:
             vectors = semantic_item_vectors(dataset, ctr.retrieval, config.cache)
             r = ctr.retrieval
             split = replace(split, **{part: getattr(split, part).retrieved(
-                vectors, r.long_len, r.short_len) for part in ("train", "valid", "test")})
+                vectors, r.long_len, r.short_len, r.long_from, r.short_from)
+                for part in ("train", "valid", "test")})
         return Prepared(dataset, split)
     if data.cold_users is not None:  # valid: warm users (early stopping); test: cold users
         train_data, cold = cold_users(dataset, data.cold_users, data.cold_user_interactions,

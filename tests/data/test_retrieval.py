@@ -105,3 +105,18 @@ def test_pipeline_retrieves_with_the_packaged_llm_through_the_state_cache(tmp_pa
         short = set(train.text_history[row][train.text_history[row] > 0].tolist())
         assert short <= set(train.history[row].tolist())
     assert any((tmp_path / "cache").rglob("*.json"))  # representations went through the cache
+
+
+def test_recent_parts_keep_the_most_recent_behaviours():
+    from recadapt.data.retrieval import recent_positions
+
+    history = np.array([[0, 1, 2, 3], [0, 0, 0, 2]])
+    assert recent_positions(history, 2).tolist() == [[2, 3], [-1, 3]]
+    assert recent_positions(history, 6).tolist() == [[-1, -1, -1, 1, 2, 3],
+                                                     [-1, -1, -1, -1, -1, 3]]
+    out = samples().retrieved(VECTORS, long_len=3, short_len=1, short_from="recent")
+    assert out.history.tolist() == [[1, 2, 3], [2, 3, 1]]  # still retrieved
+    assert out.text_history.tolist() == [[3], [1]]  # the most recent behaviour
+    out = samples().retrieved(VECTORS, long_len=2, short_len=1, long_from="recent")
+    assert out.history.tolist() == [[2, 3], [3, 1]]
+    assert out.text_history.tolist() == [[3], [3]]

@@ -58,15 +58,18 @@ class CTRSamples:
         return CTRSamples(**{f.name: None if getattr(self, f.name) is None else
                              getattr(self, f.name)[index] for f in fields(self)})
 
-    def retrieved(self, vectors: np.ndarray, long_len: int, short_len: int) -> CTRSamples:
+    def retrieved(self, vectors: np.ndarray, long_len: int, short_len: int,
+                  long_from: str = "similar", short_from: str = "similar") -> CTRSamples:
         """The samples with their behaviours chosen by similarity to the target
         (``recadapt.data.retrieval``): ``long_len`` as ``history``, ``short_len`` as
-        ``text_history``; both in time order."""
-        from recadapt.data.retrieval import gather, top_k_positions
+        ``text_history``; both in time order. ``*_from: recent`` keeps that part's most recent
+        behaviours instead (the retriever ablations)."""
+        from recadapt.data.retrieval import gather, recent_positions, top_k_positions
 
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for prefix, k in (("", long_len), ("text_", short_len)):
-            positions = top_k_positions(self.history, self.items, vectors, k)
+        for prefix, k, how in (("", long_len, long_from), ("text_", short_len, short_from)):
+            positions = (recent_positions(self.history, k) if how == "recent"
+                         else top_k_positions(self.history, self.items, vectors, k))
             out[f"{prefix}history"] = gather(self.history, positions)
             out[f"{prefix}history_labels"] = gather(self.history_labels, positions)
             out[f"{prefix}history_ratings"] = gather(self.history_ratings, positions)

@@ -74,3 +74,16 @@ def gather(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """``values[row, positions]`` with ``-1`` positions as 0 (padding)."""
     picked = np.take_along_axis(values, np.maximum(positions, 0), axis=1)
     return np.where(positions >= 0, picked, 0).astype(values.dtype)
+
+
+def recent_positions(history: np.ndarray, k: int) -> np.ndarray:
+    """``[n, k]`` column indices of the ``k`` most recent behaviours (left-padded history), in
+    time order, ``-1`` where the sample has fewer — the no-retrieval counterpart of
+    :func:`top_k_positions`."""
+    width = history.shape[1]
+    columns = np.arange(width - k, width)
+    positions = np.broadcast_to(columns, (len(history), k)).copy()
+    inside = positions >= 0
+    valid = np.zeros_like(positions, dtype=bool)
+    valid[:, inside[0]] = history[:, positions[0, inside[0]]] > 0
+    return np.where(valid, positions, -1)
