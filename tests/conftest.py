@@ -64,6 +64,32 @@ def cyclic_writer():
     return write_cyclic_csv
 
 
+PLANTED_WORDS = ["apple", "river", "garden", "candle", "forest", "violin", "harbor", "meadow"]
+
+
+def write_planted_titles(folder: Path, users: int = 20, per_user: int = 8, seed: int = 0) -> Path:
+    """CTR data whose labels the item *title* decides: "sunny X" items are rated 5 by
+    everyone, "rainy X" items 1 (16 items; ``inter.csv`` + ``items.csv`` in ``folder``), a
+    pattern only a model that reads the text can learn from few samples."""
+    rng = np.random.default_rng(seed)
+    rows = ["user_id,item_id,timestamp,rating"]
+    for user in range(users):
+        for step, item in enumerate(rng.choice(16, size=per_user, replace=False)):
+            rows.append(f"u{user},i{item},{step * 100 + user},{5 if item % 2 else 1}")
+    (folder / "inter.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    items = ["item_id,title"] + [f"i{k},{'sunny' if k % 2 else 'rainy'} {PLANTED_WORDS[k % 8]}"
+                                 for k in range(16)]
+    (folder / "items.csv").write_text("\n".join(items) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def planted_titles_writer():
+    """``write_planted_titles`` for module-scoped fixtures (test modules cannot import
+    conftest)."""
+    return write_planted_titles
+
+
 @pytest.fixture
 def cyclic_csv(tmp_path: Path) -> Path:
     return write_cyclic_csv(tmp_path / "cyclic.csv")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,23 +10,11 @@ from recadapt.errors import ConfigError
 from recadapt.pipeline import build_model, prepare_data
 from recadapt.train.loop import train_run
 
-WORDS = ["apple", "river", "garden", "candle", "forest", "violin", "harbor", "meadow"]
-
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(tmp_path_factory, planted_titles_writer):
     """"sunny X" items are rated 5, "rainy X" 1: the item text decides the label."""
-    folder = tmp_path_factory.mktemp("ctrbert")
-    rng = np.random.default_rng(1)
-    rows = ["user_id,item_id,timestamp,rating"]
-    for user in range(20):
-        for step, item in enumerate(rng.choice(16, size=8, replace=False)):
-            rows.append(f"u{user},i{item},{step * 100 + user},{5 if item % 2 else 1}")
-    (folder / "inter.csv").write_text("\n".join(rows) + "\n")
-    items = ["item_id,title"] + [f"i{k},{'sunny' if k % 2 else 'rainy'} {WORDS[k % 8]}"
-                                 for k in range(16)]
-    (folder / "items.csv").write_text("\n".join(items) + "\n")
-    return folder
+    return planted_titles_writer(tmp_path_factory.mktemp("ctrbert"), seed=1)
 
 
 def config(folder, **model):

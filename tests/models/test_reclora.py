@@ -3,7 +3,6 @@ which weights train."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,23 +13,11 @@ from recadapt.pipeline import build_model, prepare_data
 from recadapt.train.checkpoint import load_weights
 from recadapt.train.loop import train_run
 
-WORDS = ["apple", "river", "garden", "candle", "forest", "violin", "harbor", "meadow"]
-
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    """"sunny X" items are rated 5, "rainy X" 1: the title decides the label."""
-    folder = tmp_path_factory.mktemp("reclora")
-    rng = np.random.default_rng(0)
-    rows = ["user_id,item_id,timestamp,rating"]
-    for user in range(20):
-        for step, item in enumerate(rng.choice(16, size=8, replace=False)):
-            rows.append(f"u{user},i{item},{step * 100 + user},{5 if item % 2 else 1}")
-    (folder / "inter.csv").write_text("\n".join(rows) + "\n")
-    items = ["item_id,title"] + [f"i{k},{'sunny' if k % 2 else 'rainy'} {WORDS[k % 8]}"
-                                 for k in range(16)]
-    (folder / "items.csv").write_text("\n".join(items) + "\n")
-    return folder
+def planted(tmp_path_factory, planted_titles_writer):
+    """"sunny X" items are rated 5, "rainy X" 1: the item text decides the label."""
+    return planted_titles_writer(tmp_path_factory.mktemp("reclora"), seed=0)
 
 
 def config_for(folder, **model):
