@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from recadapt.errors import ConfigError
-from recadapt.nn.peft_methods import default_lora_targets, linear_names, matches
+from recadapt.nn.peft_methods import WrappedLinear, default_lora_targets, linear_names, matches
 
 
-class PersonalizedLoRALinear(nn.Module):
+class PersonalizedLoRALinear(WrappedLinear):
     """A frozen Linear plus a bank of ``num_meta`` LoRA pairs mixed by per-sample gates."""
 
     def __init__(self, base_layer: nn.Linear, num_meta: int, r: int = 8, alpha: float = 16,
@@ -54,18 +54,6 @@ class PersonalizedLoRALinear(nn.Module):
             self.lora_A.data[:, k * r:(k + 1) * r] = block.T.to(weight)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.gates: torch.Tensor | None = None  # [B, num_meta], set by `gating`
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.base_layer.weight
-
-    @property
-    def in_features(self) -> int:
-        return self.base_layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base_layer.out_features
 
     def delta_weight(self, gates: torch.Tensor) -> torch.Tensor:
         """``[B, d_in, d_out]``: each sample's ``A_p B_p^T = sum_k alpha_k A_k B_k^T``

@@ -228,20 +228,12 @@ def active_lora(backbone: nn.Module, name: str) -> Iterator[None]:
             m._active_adapter = previous
 
 
-class HoulsbyLinear(nn.Module):
-    """A backbone Linear whose output goes through a Houlsby adapter: ``adapter(base(x))``.
+class WrappedLinear(nn.Module):
+    """Base of modules that wrap a backbone Linear (``base_layer``) and change its output;
+    ``weight``/``bias``/``in_features``/``out_features`` forward to the wrapped layer for code
+    that inspects them (Houlsby adapters here, personalized LoRA in ``nn/lora.py``)."""
 
-    The adapter is :class:`AdapterBlock` in its in-backbone form (no post-norm, up-projection
-    zero-initialised), so inserting it leaves the backbone's output unchanged until it trains.
-    ``weight``/``bias`` forward to the wrapped layer for code that inspects them.
-    """
-
-    def __init__(self, base_layer: nn.Linear, bottleneck: int) -> None:
-        super().__init__()
-        self.base_layer = base_layer
-        self.adapter = AdapterBlock(base_layer.out_features, bottleneck, post_norm=False,
-                                    zero_init=True).to(device=base_layer.weight.device,
-                                                       dtype=base_layer.weight.dtype)
+    base_layer: nn.Linear
 
     @property
     def weight(self) -> torch.Tensor:
@@ -258,6 +250,21 @@ class HoulsbyLinear(nn.Module):
     @property
     def out_features(self) -> int:
         return self.base_layer.out_features
+
+
+class HoulsbyLinear(WrappedLinear):
+    """A backbone Linear whose output goes through a Houlsby adapter: ``adapter(base(x))``.
+
+    The adapter is :class:`AdapterBlock` in its in-backbone form (no post-norm, up-projection
+    zero-initialised), so inserting it leaves the backbone's output unchanged until it trains.
+    """
+
+    def __init__(self, base_layer: nn.Linear, bottleneck: int) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.adapter = AdapterBlock(base_layer.out_features, bottleneck, post_norm=False,
+                                    zero_init=True).to(device=base_layer.weight.device,
+                                                       dtype=base_layer.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.adapter(self.base_layer(x))
