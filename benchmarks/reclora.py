@@ -290,9 +290,9 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
     parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--llm-samples", type=int, default=None,
-                        help="K, LLM training samples (default 1024; quick 64)")
+                        help="K, LLM training samples (default 1024; quick 16)")
     parser.add_argument("--eval-samples", type=int, default=None,
-                        help="valid/test samples scored per run (default 1000; quick 64)")
+                        help="valid/test samples scored per run (default 1000; quick 16)")
     parser.add_argument("--long-history", type=int, default=60, help="ID behaviours")
     parser.add_argument("--prompt-history", type=int, default=10, help="prompt behaviours")
     parser.add_argument("--pool", type=int, default=100, help="behaviours retrieval searches")
@@ -300,7 +300,7 @@ def main() -> None:
     parser.add_argument("--nm", nargs="+", type=int, default=None,
                         help="Figure 4's N_m values (default 1 2 4 8; quick 1 2)")
     parser.add_argument("--sample-ks", nargs="+", type=int, default=None,
-                        help="Figure 6's K values (default 256 1024 4096; quick 32 64)")
+                        help="Figure 6's K values (default 256 1024 4096; quick 8 16)")
     parser.add_argument("--llm", default="smollm2-135m")
     parser.add_argument("--llm-epochs", type=int, default=None, help="default 2; quick 1")
     parser.add_argument("--llm-lr", type=float, default=1e-3)
@@ -315,9 +315,9 @@ def main() -> None:
                         help="kept CTR-model runs and the retrieval's state cache")
     args = parser.parse_args()
     quick = args.quick
-    for key, full, small in (("llm_samples", 1024, 64), ("eval_samples", 1000, 64),
+    for key, full, small in (("llm_samples", 1024, 16), ("eval_samples", 1000, 16),
                              ("nm", [1, 2, 4, 8], [1, 2]),
-                             ("sample_ks", [256, 1024, 4096], [32, 64]),
+                             ("sample_ks", [256, 1024, 4096], [8, 16]),
                              ("llm_epochs", 2, 1)):
         if getattr(args, key) is None:
             setattr(args, key, small if quick else full)
