@@ -45,6 +45,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from common import REPO, format_table, shared_data, write_results
 from recadapt.config import validate_config
 from recadapt.train.loop import train_run
@@ -214,7 +216,9 @@ def collect(run_dir: Path) -> dict[str, Any]:
     efficiency = json.loads((run_dir / "efficiency.json").read_text())
     out = {**metrics["test"], "valid": metrics["valid"], **efficiency}
     out.update(warm_cold(run_dir))
-    stage1 = run_dir / "stages" / "stage1_run" / "efficiency.json"
+    stage1_run = yaml.safe_load((run_dir / "config.yaml").read_text())["model"].get(
+        "stage1_run")
+    stage1 = Path(stage1_run or run_dir / "stages" / "stage1_run") / "efficiency.json"
     if stage1.is_file():
         out["stage1_seconds"] = json.loads(stage1.read_text())["total_train_seconds"]
     generations = run_dir / "generations.json"
