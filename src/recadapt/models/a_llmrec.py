@@ -46,6 +46,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recadapt import pipeline  # attribute read at call time: pipeline imports the models
 from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import Recommender
@@ -158,7 +159,7 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
                ) -> ALLMRecStage1:
         if config.cf_run is None:
             raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
-        cf, _ = _load_trained_run(config.cf_run, dataset, "model.cf_run")
+        cf, _ = pipeline.load_trained_run(config.cf_run, dataset, "model.cf_run")
         return cls(config, dataset, cf)
 
     def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
@@ -487,7 +488,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         if config.item_embedding in cls.needs_stage1:
             if config.stage1_run is None:
                 raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
-            stage1, _ = _load_trained_run(config.stage1_run, dataset, "model.stage1_run")
+            stage1, _ = pipeline.load_trained_run(config.stage1_run, dataset, "model.stage1_run")
             e, q = stage1.joint_tables()
             cf = stage1.cf
         elif cls._needs_cf(config):
@@ -498,7 +499,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
                 cf_run = read_run_config(config.stage1_run).model.get("cf_run")
             if cf_run is None:
                 raise ConfigError("model.cf_run: give a trained next-item run")
-            cf, _ = _load_trained_run(cf_run, dataset, "model.cf_run")
+            cf, _ = pipeline.load_trained_run(cf_run, dataset, "model.cf_run")
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
@@ -896,11 +897,6 @@ class LLMOnly(CandidateLLM):
     trainable = False
 
 
-def _load_trained_run(run_dir: str, dataset: Dataset, key: str):
-    from recadapt.pipeline import load_trained_run  # here: pipeline imports the models
-
-    return load_trained_run(run_dir, dataset, key)
-
 
 def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]:
     """A finished candidate-LLM run (``a-llmrec``, ``tallrec-list``, ``llm-only``) applied to
@@ -923,7 +919,7 @@ def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]
         if not stage1_run:
             raise ConfigError(f"{folder}: its item embeddings do not come from a stage-1 run, "
                               "so they cannot be computed for another catalogue")
-        stage1, _ = _load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
+        stage1, _ = pipeline.load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
         fmt = stage1.config.text_format
         texts = (item_texts(target_data.dataset, fmt) if fmt
                  else default_item_text(target_data.dataset))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import Field
 
+from recadapt import pipeline  # attribute read at call time: pipeline imports the models
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError
 from recadapt.models.tallrec import LLMPrompts, TALLRec, TALLRecConfig
@@ -70,7 +71,7 @@ class RecLoRA(TALLRec):
     def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig) -> RecLoRA:
         if config.crm_run is None:
             raise ConfigError("model.crm_run: give a trained CTR run (train_run fills it)")
-        crm, _ = _load_trained_run(config.crm_run, dataset, "model.crm_run")
+        crm, _ = pipeline.load_trained_run(config.crm_run, dataset, "model.crm_run")
         if not hasattr(crm, "user_representation"):
             raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
                               "gate; use sasrec-ctr, gru4rec-ctr or a model of the CTR zoo")
@@ -119,8 +120,3 @@ def _probe_batch(history_len: int) -> dict[str, torch.Tensor]:
             "label": torch.zeros(1), "history": zeros.long(), "history_label": zeros,
             "history_rating": zeros}
 
-
-def _load_trained_run(run_dir: str, dataset: Dataset, key: str):
-    from recadapt.pipeline import load_trained_run  # here: pipeline imports the models
-
-    return load_trained_run(run_dir, dataset, key)
