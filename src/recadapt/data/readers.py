@@ -472,13 +472,7 @@ def _read_unisrec(path: Path, cols: dict[str, str]):
                 )
             seq.append(targets[row])
 
-    user_list, item_list, time_list = [], [], []
-    for user, seq in sequences.items():
-        user_list.extend([user] * len(seq))
-        item_list.extend(seq)
-        time_list.extend(range(len(seq)))
-    inter = pd.DataFrame({"user": user_list, "item": item_list,
-                          "timestamp": np.asarray(time_list, dtype=np.float64)})
+    inter = _sequences_frame(sequences)
     if user_raw is not None:
         inter["user"] = _map_tokens(inter["user"], user_raw, folder / f"{stem}.user2index")
     if item_raw is not None:
@@ -512,6 +506,18 @@ def _with_unisrec_parts(items: pd.DataFrame) -> pd.DataFrame:
     for column, values in zip(("title", "categories", "brand"), parts.columns, strict=True):
         out[column] = parts[values].str.strip().where(parts[values].str.strip() != "", None)
     return out
+
+
+def _sequences_frame(sequences: dict) -> pd.DataFrame:
+    """Interactions from one ordered item sequence per user; the position is the timestamp
+    (order within a user is all these formats record)."""
+    user_list, item_list, time_list = [], [], []
+    for user, seq in sequences.items():
+        user_list.extend([user] * len(seq))
+        item_list.extend(seq)
+        time_list.extend(range(len(seq)))
+    return pd.DataFrame({"user": user_list, "item": item_list,
+                         "timestamp": np.asarray(time_list, dtype=np.float64)})
 
 
 def _chain_train_rows(table: _Table, rows: list[int], hists: list[list[str]],
@@ -976,13 +982,7 @@ def _read_minionerec(path: Path, cols: dict[str, str], name: str | None):
             seq.append(target)
         else:
             sequences[user] = [*hist, target]
-    user_list, item_list, time_list = [], [], []
-    for user, seq in sequences.items():
-        user_list.extend([user] * len(seq))
-        item_list.extend(seq)
-        time_list.extend(range(len(seq)))
-    inter = pd.DataFrame({"user": user_list, "item": item_list,
-                          "timestamp": np.asarray(time_list, dtype=np.float64)})
+    inter = _sequences_frame(sequences)
     text_fields = ["title", "categories", "brand", "description"]
     return inter, items, None, text_fields, domain, str(folder / f"test_{domain}.csv")
 
