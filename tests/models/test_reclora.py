@@ -3,13 +3,17 @@ which weights train."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from recadapt.config import validate_config
+from recadapt.data.ctr import ctr_batches
 from recadapt.nn.lora import PersonalizedLoRALinear
-from recadapt.pipeline import build_model, prepare_data
+from recadapt.pipeline import build_model, load_trained_run, prepare_data
 from recadapt.train.checkpoint import load_weights
 from recadapt.train.loop import train_run
 
@@ -109,3 +113,24 @@ def test_one_meta_lora_has_a_constant_gate(planted, trained):
 
     batch = next(iter(ctr_batches(prepared.split.train, 4)))
     torch.testing.assert_close(model.gates(batch), torch.ones(4, 1))
+
+
+def test_write_analysis_records_each_test_users_gate_mix(trained):
+    run_dir, _ = trained
+    gates = json.loads((run_dir / "gates.json").read_text())
+    config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    prepared = prepare_data(config)
+    test = prepared.split.test
+    assert gates["kind"] == "reclora_meta_lora_gates" and gates["num_meta"] == 3
+    assert sorted(gates["users"]) == sorted({str(u) for u in
+                                             prepared.dataset.user_ids[test.users]})
+    assert sum(gates["samples"]) == len(test)
+    mixes = np.asarray(gates["gates"])
+    np.testing.assert_allclose(mixes.sum(1), 1.0, atol=1e-5)
+    # the trained gate on one user's test samples gives the recorded mix
+    model, _ = load_trained_run(str(run_dir), prepared.dataset, "run")
+    first = gates["users"][0]
+    rows = np.flatnonzero(prepared.dataset.user_ids[test.users] == first)
+    batch = next(iter(ctr_batches(test.subset(rows), len(rows))))
+    np.testing.assert_allclose(model.gates(batch).mean(0).numpy(), mixes[0], atol=1e-5)
+    assert sum(gates["argmax_share"]) == pytest.approx(1.0)

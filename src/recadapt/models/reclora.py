@@ -21,8 +21,10 @@ Ablations (Table 3) are settings: ``num_meta: 1`` is one LoRA without CRM instru
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -80,6 +82,7 @@ class RecLoRA(TALLRec):
     def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
                  crm: torch.nn.Module) -> None:
         super().__init__(config, dataset, run)
+        self.run_config = run  # write_analysis rebuilds the test samples from it
         self.crm = crm
         builder = PromptBuilder(dataset, config.template, config.prompt_history_len)
         self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.chat_template,
@@ -111,6 +114,38 @@ class RecLoRA(TALLRec):
 
     def personalize(self, batch: dict[str, torch.Tensor]):  # type: ignore[override]
         return gating(self.lm, self.gates(batch))
+
+    @torch.no_grad()
+    def write_analysis(self, run_dir: Path) -> None:
+        """``gates.json``: each test user's mean mix of the meta-LoRAs (eq. 14), so reports can
+        show whether the gate personalizes (spread mixes) or collapses onto one LoRA.
+
+        The gate reads only the frozen CRM (no LLM pass), so all test samples are cheap; they
+        are rebuilt from the run's config, as the loop hands the model no evaluation data."""
+        from recadapt.data.ctr import ctr_batches
+        from recadapt.io import write_json
+
+        was_training = self.training
+        self.eval()
+        prepared = pipeline.prepare_data(self.run_config)
+        test = prepared.split.test
+        mixes = torch.cat([self.gates(batch).float().cpu()
+                           for batch in ctr_batches(test, self.eval_batch_size)]).numpy()
+        self.train(was_training)
+        users, inverse, counts = np.unique(test.users, return_inverse=True, return_counts=True)
+        per_user = np.zeros((len(users), mixes.shape[1]))
+        np.add.at(per_user, inverse, mixes)
+        per_user /= counts[:, None]
+        raw_ids = prepared.dataset.user_ids[users]
+        write_json(run_dir / "gates.json", {
+            "kind": "reclora_meta_lora_gates", "part": "test", "num_meta": int(mixes.shape[1]),
+            "note": "per test user: the mean over their test samples of the gate's softmax "
+                    "weights over the meta-LoRAs (rows sum to 1)",
+            "users": [str(u) for u in raw_ids], "samples": counts.tolist(),
+            "gates": per_user.round(6).tolist(),
+            "mean": mixes.mean(0).round(6).tolist(),
+            "argmax_share": (np.bincount(mixes.argmax(1), minlength=mixes.shape[1])
+                             / len(mixes)).round(6).tolist()})
 
 
 def _probe_batch(history_len: int) -> dict[str, torch.Tensor]:
