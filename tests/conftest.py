@@ -164,6 +164,12 @@ def fake_encoder():
     return FakeEncoder.make
 
 
+@pytest.fixture(scope="session")
+def fake_encoder_factory():
+    """``FakeEncoder.make`` for fixtures of wider scope (a module-scoped trained run)."""
+    return FakeEncoder.make
+
+
 class ContentModels:
     """Build content models (IISAN, CROSSAN, IISAN-E, ...) over fake encoders without a dataset:
     ``NUM_ITEMS`` items whose contents are short strings, cached or live state sources."""

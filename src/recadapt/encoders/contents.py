@@ -76,15 +76,30 @@ def item_contents(
             f"{_key(spec, position, 'fields')}: dataset {dataset.name!r} has no item features "
             f"({len(rows)} rows for {dataset.num_items} items)"
         )
-    available = list(table.columns)
+    return rows_contents(rows, spec, modality, base_dir, position, dataset.text_fields,
+                         dataset.name)
+
+
+def rows_contents(
+    rows: pd.DataFrame,
+    spec: EncoderSpec,
+    modality: str = "text",
+    base_dir: str | Path | None = None,
+    position: int | None = None,
+    text_fields: list[str] | None = None,
+    dataset_name: str = "",
+) -> list[Any]:
+    """Contents of the items in ``rows`` (item-feature rows), by the rules of
+    :func:`item_contents`; also used for items added after training (``recadapt serve``)."""
+    available = list(rows.columns)
     if modality in MEDIA:
         return _media_paths(rows, spec, position, available, base_dir, modality)
     if spec.template is not None:
         return _templated(rows, spec, position, available)
-    fields = list(spec.fields) if spec.fields else list(dataset.text_fields)
+    fields = list(spec.fields) if spec.fields else list(text_fields or [])
     if not fields:
         raise ConfigError(
-            f"{_key(spec, position, 'fields')}: dataset {dataset.name!r} has no text fields; "
+            f"{_key(spec, position, 'fields')}: dataset {dataset_name!r} has no text fields; "
             f"name the columns to encode, from {available}"
         )
     _check_columns(fields, available, spec, position, "fields")

@@ -20,11 +20,14 @@ so evaluation and serving share one code path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+from recadapt.errors import RecAdaptError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -88,6 +91,15 @@ class Recommender(nn.Module):
     def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, d]`` representation of each user's history."""
         raise NotImplementedError
+
+    def add_items(self, contents: Sequence[Sequence[Any]]) -> torch.Tensor:
+        """Grow the catalogue by items unseen in training, from their contents (one list per
+        encoder, e.g. from ``models.content.new_item_contents``); they take the next indices
+        and their ``[m, d]`` item vectors are returned. Only content towers can embed an item
+        they never saw (the cold-start promise), so the default refuses."""
+        raise RecAdaptError(f"model {self.name!r} has no content tower: it can only rank the "
+                            "items it was trained on; retrain it to add items, or serve a "
+                            "content model (iisan, frozen, ...)")
 
     def write_analysis(self, run_dir: Path) -> None:
         """Write model-specific analyses (gate heatmaps, mutual information, ...) into the run

@@ -13,15 +13,16 @@ live encoders. ``recadapt cache build`` calls the same :func:`build_state_caches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pandas as pd
 import torch
 from pydantic import BaseModel
 from torch import nn
 
-from recadapt.errors import ConfigError
+from recadapt.errors import ConfigError, DataError, RecAdaptError
 from recadapt.models.sequential import SASRecEncoderConfig, SequentialRecommender
 from recadapt.nn.sequence import SASRecEncoder
 
@@ -34,17 +35,37 @@ if TYPE_CHECKING:
 
 class CachedStates(nn.Module):
     """Per-layer states of every item, held as non-persistent buffers (they move with the
-    model but stay out of checkpoints); row 0 is the padding item (zeros)."""
+    model but stay out of checkpoints); row 0 is the padding item (zeros).
 
-    def __init__(self, states: Sequence[torch.Tensor], layers: Sequence[int]) -> None:
+    ``encoder`` (the frozen encoder the cache was built with, kept outside the module tree)
+    lets :meth:`append` encode items added after training."""
+
+    def __init__(self, states: Sequence[torch.Tensor], layers: Sequence[int],
+                 encoder: FrozenEncoder | None = None) -> None:
         super().__init__()
         self.layers = list(layers)
+        self._encoder = (encoder,) if encoder is not None else ()
         for layer, table in zip(self.layers, states, strict=True):
             padded = torch.cat([torch.zeros_like(table[:1]), table])
             self.register_buffer(f"layer_{layer}", padded, persistent=False)
 
+    @property
+    def backbone_encoder(self) -> FrozenEncoder:
+        if not self._encoder:
+            raise RecAdaptError("these cached states were loaded without their encoder, so "
+                                "new items cannot be encoded")
+        return self._encoder[0]
+
     def forward(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
         return [getattr(self, f"layer_{layer}")[item_ids].float() for layer in self.layers]
+
+    def append(self, contents: Sequence[Any]) -> None:
+        """Encode new items and add their states after the last row (rounded to the cache's
+        dtype, exactly as the cache stored the catalogue's)."""
+        states = self.backbone_encoder.encode(list(contents), self.layers)
+        for layer, new in zip(self.layers, states, strict=True):
+            table = getattr(self, f"layer_{layer}")
+            setattr(self, f"layer_{layer}", torch.cat([table, new.to(table)]))
 
 
 class LiveStates(nn.Module):
@@ -75,6 +96,10 @@ class LiveStates(nn.Module):
         if not self.trainable:
             self._frozen[0]._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
+
+    def append(self, contents: Sequence[Any]) -> None:
+        """New items are encoded like the others, live at every call."""
+        self.contents = [*self.contents, *contents]
 
     def forward(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
         encoder = self.backbone_encoder
@@ -150,6 +175,28 @@ def contents_for(run: RunConfig, dataset: Dataset, position: int,
                          base_dir=base, position=position)
 
 
+def new_item_contents(run: RunConfig, dataset: Dataset, model: ContentRecommender,
+                      rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """Per-encoder contents of items that are not in the dataset (``rows``: item column →
+    value, e.g. ``{"title": ..., "image": "covers/1.jpg"}``), built by the same rules as the
+    catalogue's, so equal columns give equal contents; for :meth:`ContentRecommender.add_items`."""
+    from recadapt.encoders.contents import rows_contents
+
+    columns = [c for c in dataset.item_features.columns if c != "item_id"]
+    for position, row in enumerate(rows):
+        unknown = sorted(set(row) - set(columns))
+        if unknown:
+            raise DataError(f"items[{position}].fields: unknown item column {unknown[0]!r}; "
+                            f"the dataset's item columns are {columns}")
+    table = pd.DataFrame(list(rows), columns=list(dataset.item_features.columns))
+    source = Path(run.data.source).expanduser()
+    base = source if source.is_dir() else source.parent
+    return [rows_contents(table, spec, model.sources[position].backbone_encoder.info.modality,
+                          base_dir=base, position=position, text_fields=dataset.text_fields,
+                          dataset_name=dataset.name)
+            for position, spec in enumerate(run.encoders)]
+
+
 def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[FrozenEncoder],
                       layers: Sequence[Sequence[int]], progress: bool = True) -> list[StateCache]:
     """Open each encoder's cache for exactly these contents and layers, building (or
@@ -207,8 +254,8 @@ class ContentRecommender(SequentialRecommender):
         if cached:
             caches = open_state_caches(run, dataset, encoders, layers, progress)
             dtype = torch.float16 if run.cache.dtype == "fp16" else torch.float32
-            sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen)
-                       for cache, chosen in zip(caches, layers, strict=True)]
+            sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen, encoder)
+                       for cache, chosen, encoder in zip(caches, layers, encoders, strict=True)]
         else:
             sources = [
                 LiveStates(encoder, contents_for(run, dataset, position, encoder), chosen,
@@ -225,6 +272,27 @@ class ContentRecommender(SequentialRecommender):
         sources, infos = cls.state_sources(config, dataset, run, cached=cached,
                                            trainable=not cls.cacheable)
         return cls(config, dataset.num_items, run.data.max_seq_len, sources, infos)
+
+    @torch.no_grad()
+    def add_items(self, contents: Sequence[Sequence[Any]]) -> torch.Tensor:
+        """Content towers embed unseen items: each source encodes its contents through the
+        frozen encoder (or appends them to its live list), the catalogue grows, and the new
+        items' vectors come from the trained tower like every other item's."""
+        if len(contents) != len(self.sources):
+            raise RecAdaptError(f"add_items: give contents for each of the model's "
+                                f"{len(self.sources)} encoders, got {len(contents)}")
+        count = len(contents[0])
+        if any(len(part) != count for part in contents):
+            raise RecAdaptError("add_items: every encoder needs the same number of contents")
+        for source, part in zip(self.sources, contents, strict=True):
+            source.append(part)
+        first = self.num_items + 1
+        self.num_items += count
+        unseen = self.log_popularity.min().expand(count)  # never trained on: least popular
+        self.log_popularity = torch.cat([self.log_popularity, unseen])
+        self._item_table = None
+        ids = torch.arange(first, self.num_items + 1, device=self.log_popularity.device)
+        return self.item_vectors(ids)
 
 
 class LastLayerFusion(nn.Module):

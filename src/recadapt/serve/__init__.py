@@ -1,0 +1,1 @@
+"""The recommendation service: an HTTP API over a trained run (``recadapt serve``)."""

@@ -1,0 +1,182 @@
+"""The HTTP service on tiny trained runs, through FastAPI's TestClient (no sockets)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from recadapt.cli import app as cli_app
+from recadapt.recommend import load_run
+from recadapt.serve.app import create_app
+
+
+@pytest.fixture(scope="module")
+def sasrec(sasrec_run):
+    run = load_run(sasrec_run)
+    return run, TestClient(create_app(run))
+
+
+@pytest.fixture
+def iisan(iisan_run):
+    """A fresh app per test: /items changes the catalogue."""
+    run = load_run(iisan_run)
+    return run, TestClient(create_app(run))
+
+
+def _ids(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [item["item_id"] for item in response.json()["items"]]
+
+
+def _refused(response, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail
+    for fragment in fragments:
+        assert fragment in detail, detail
+
+
+def test_health_and_openapi(sasrec) -> None:
+    _, client = sasrec
+    health = client.get("/health").json()
+    assert health == {"status": "ok", "model": "sasrec", "num_items": 30, "index": "exact"}
+    schema = client.get("/openapi.json").json()
+    assert {"/health", "/recommend", "/similar", "/items"} <= set(schema["paths"])
+    fields = schema["components"]["schemas"]["RecommendRequest"]["properties"]
+    assert "description" in fields["history"]
+
+
+def test_recommend_equals_the_cli_and_excludes_the_history(sasrec, sasrec_run) -> None:
+    _, client = sasrec
+    result = CliRunner().invoke(cli_app, ["recommend", str(sasrec_run), "--user", "u0", "-k", "5"])
+    assert result.exit_code == 0, result.output
+    expected = json.loads(result.stdout)["items"]
+    served = client.post("/recommend", json={"user_id": "u0", "k": 5}).json()["items"]
+    assert [i["item_id"] for i in served] == [i["item_id"] for i in expected]
+    assert [i["score"] for i in served] == pytest.approx([i["score"] for i in expected])
+    assert served[0]["title"].startswith("title of item")
+
+    history = ["i1", "i2", "i3"]
+    ids = _ids(client.post("/recommend", json={"history": history, "k": 29}))
+    assert ids[0] == "i4"  # the cycle's next item
+    assert len(ids) == 27 and not set(history) & set(ids)
+
+
+def test_unknown_ids_and_bad_requests_are_one_line_4xx(sasrec) -> None:
+    _, client = sasrec
+    _refused(client.post("/recommend", json={"user_id": "nobody"}), 404, "user_id", "nobody")
+    _refused(client.post("/recommend", json={"history": ["i1", "zzz"]}), 404,
+             "history[1]", "zzz")
+    _refused(client.post("/similar", json={"item_id": "zzz"}), 404, "item_id", "zzz")
+    _refused(client.post("/recommend", json={"history": []}), 422, "history is empty")
+    _refused(client.post("/recommend", json={"user_id": "u0", "history": ["i1"]}), 422,
+             "exactly one of user_id and history")
+    _refused(client.post("/recommend", json={"user_id": "u0", "k": 0}), 422, "k:")
+    _refused(client.post("/recommend", json={"user": "u0"}), 422, "user")
+
+
+def test_similar_is_the_cosine_of_item_vectors(sasrec) -> None:
+    run, client = sasrec
+    with torch.no_grad():
+        table = run.model.item_embeddings()
+    seven = run.prepared.dataset.item_index("i7")
+    cosine = torch.nn.functional.cosine_similarity(table, table[seven].unsqueeze(0), dim=1)
+    cosine[[0, seven]] = -2
+    expected = [str(run.prepared.dataset.item_ids[i]) for i in cosine.topk(5).indices]
+    response = client.post("/similar", json={"item_id": "i7", "k": 5})
+    assert _ids(response) == expected
+    assert [i["score"] for i in response.json()["items"]] == pytest.approx(
+        cosine.topk(5).values.tolist(), abs=1e-5)
+
+
+def test_id_models_refuse_new_items(sasrec) -> None:
+    _, client = sasrec
+    new = {"items": [{"item_id": "new", "fields": {"title": "a new film"}}]}
+    _refused(client.post("/items", json=new), 400, "'sasrec' has no content tower")
+
+
+def _clone(item: int, new_id: str) -> dict:
+    return {"item_id": new_id, "fields": {"title": f"title of item {item}",
+                                          "kind": f"kind {item % 3}"}}
+
+
+def test_new_items_are_embedded_like_catalogue_items_and_recommended(iisan) -> None:
+    run, client = iisan
+    added = client.post("/items", json={"items": [_clone(5, "clone5"), _clone(9, "clone9")]})
+    assert added.status_code == 200, added.text
+    assert added.json() == {"added": ["clone5", "clone9"], "num_items": 32}
+    assert client.get("/health").json()["num_items"] == 32
+
+    index = client.app.state.service.catalogue.index
+    five = run.prepared.dataset.item_index("i5")
+    torch.testing.assert_close(index.vectors[31], index.vectors[five], rtol=0, atol=1e-6)
+    with torch.no_grad():  # the model's own table now holds the new items too
+        torch.testing.assert_close(run.model.item_embeddings()[31], index.vectors[31])
+
+    similar = client.post("/similar", json={"item_id": "clone5", "k": 1}).json()["items"]
+    assert similar[0]["item_id"] == "i5" and similar[0]["score"] == pytest.approx(1, abs=1e-5)
+    after_four = client.post("/recommend", json={"history": ["i1", "i2", "i3", "i4"],
+                                                 "k": 2}).json()["items"]
+    assert {i["item_id"] for i in after_four} == {"i5", "clone5"}
+    assert after_four[0]["score"] == pytest.approx(after_four[1]["score"], abs=1e-5)
+    assert {i["title"] for i in after_four} == {"title of item 5"}
+    # a new item is a valid history item: it stands for its twin
+    from_clone = _ids(client.post("/recommend", json={"history": ["clone9"], "k": 5}))
+    from_nine = _ids(client.post("/recommend", json={"history": ["i9"], "k": 5}))
+    assert [i for i in from_clone if i != "i9"][:4] == [i for i in from_nine
+                                                        if i != "clone9"][:4]
+
+
+def test_new_items_refused_with_the_field_named(iisan) -> None:
+    _, client = iisan
+    _refused(client.post("/items", json={"items": [_clone(5, "i5")]}), 409,
+             "items[0].item_id", "'i5'")
+    _refused(client.post("/items", json={"items": [_clone(5, "a"), _clone(6, "a")]}), 409,
+             "items[1].item_id")
+    bad = {"items": [{"item_id": "x", "fields": {"title": "t", "colour": "red"}}]}
+    _refused(client.post("/items", json=bad), 400, "items[0].fields", "'colour'")
+    _refused(client.post("/items", json={"items": []}), 422, "items")
+    assert client.get("/health").json()["num_items"] == 30
+
+
+def test_concurrent_recommendations_while_items_are_added(iisan) -> None:
+    _, client = iisan
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            response = client.post("/recommend", json={"user_id": "u3", "k": 5})
+            if response.status_code != 200 or len(response.json()["items"]) != 5:
+                failures.append(response.text)
+
+    readers = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    try:
+        for batch in range(5):
+            items = [_clone(i, f"new{batch}-{i}") for i in range(1, 5)]
+            assert client.post("/items", json={"items": items}).status_code == 200
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert not failures, failures[:3]
+    assert client.get("/health").json()["num_items"] == 50
+    ids = _ids(client.post("/recommend", json={"history": ["i1", "i2", "i3", "i4"], "k": 7}))
+    assert {"i5", "new0-1"} & set(ids)  # twins of the next items are recommendable
+
+
+def test_the_ann_path_serves_the_same_recommendations(sasrec) -> None:
+    run, exact = sasrec
+    approximate = TestClient(create_app(run, ann_threshold=10))
+    assert approximate.get("/health").json()["index"] == "faiss-hnsw"
+    for user in ("u0", "u5", "u11"):
+        request = {"user_id": user, "k": 5}
+        assert _ids(approximate.post("/recommend", json=request)) == _ids(
+            exact.post("/recommend", json=request))
