@@ -97,8 +97,21 @@ def test_not_a_run_directory(tmp_path):
     one_line_error(invoke("evaluate", tmp_path), "config.yaml")
 
 
+def test_serve_hands_the_run_to_uvicorn(trained_run, tmp_path, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    result = invoke("serve", trained_run, "--port", "8123", "--ann-threshold", "5")
+    assert result.exit_code == 0, result.output
+    app, options = calls[0]
+    assert options == {"host": "127.0.0.1", "port": 8123}
+    assert app.state.service.catalogue.index.kind == "faiss-hnsw"
+    one_line_error(invoke("serve", tmp_path), "config.yaml")
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["recommend"], ["quickstart"],
-                                     ["data", "inspect"], ["compare"]])
+                                     ["data", "inspect"], ["compare"], ["serve"]])
 def test_help_reads_well(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0

@@ -135,6 +135,25 @@ def recommend(
 
 @app.command()
 @_friendly
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] = (
+        "127.0.0.1"),
+    ann_threshold: Annotated[int, typer.Option(
+        help="Catalogues of at least this many items get an approximate FAISS HNSW index "
+        "(inner product); smaller ones are ranked exactly.")] = 100_000,
+) -> None:
+    """Serve recommendations over HTTP: /health, /recommend, /similar, /items (docs at /docs)."""
+    import uvicorn
+
+    from recadapt.serve.app import create_app
+
+    uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold), host=host, port=port)
+
+
+@app.command()
+@_friendly
 def compare(
     run_a: Annotated[Path, typer.Argument(help="First run directory.")],
     run_b: Annotated[Path, typer.Argument(help="Second run directory.")],
