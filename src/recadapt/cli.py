@@ -167,6 +167,28 @@ def compare(
     typer.echo(json.dumps(compare_runs(run_a, run_b, metric), indent=2))
 
 
+@app.command()
+@_friendly
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .html or .md.")] = Path(
+        "report.html"
+    ),
+    format: Annotated[str | None, typer.Option(help="html or md (default: from --out).")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Run the others are tested against (default: first).")
+    ] = None,
+    data: Annotated[bool, typer.Option("--data/--no-data", help="Read each run's dataset for "
+                                       "the dataset card (slow on large data).")] = True,
+) -> None:
+    """Write one static report of runs (opens offline): metrics with paired significance,
+    learning curves, efficiency, method analyses, the dataset card and the configs."""
+    from recadapt.report.build import write_report
+
+    path = write_report(run_dirs, out, format, read_data=data, baseline=baseline)
+    typer.echo(f"{path}: report of {len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''}")
+
+
 @data_app.command("inspect")
 @_friendly
 def data_inspect(

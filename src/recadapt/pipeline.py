@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import yaml
 
-from recadapt.config import RunConfig, validate_config
+from recadapt.config import DataConfig, RunConfig, validate_config
 from recadapt.data.ctr import CTRSplit, ctr_split
 from recadapt.data.dataset import Dataset
 from recadapt.data.splits import (
@@ -42,11 +42,12 @@ def resolve_source(config: RunConfig) -> RunConfig:
     return config
 
 
-def prepare_data(config: RunConfig) -> Prepared:
+def load_dataset(data: DataConfig) -> Dataset:
+    """The dataset a run reads: its source through the reader, then the k-core filter (before
+    any split; reports describe this one)."""
     from recadapt.data.filters import k_core
     from recadapt.data.readers import read_dataset
 
-    data = config.data
     dataset = read_dataset(
         data.source,
         format=data.format,
@@ -56,8 +57,12 @@ def prepare_data(config: RunConfig) -> Prepared:
         name=data.name,
         item_path=data.item_path,
     )
-    if data.k_core > 0:
-        dataset = k_core(dataset, data.k_core)
+    return k_core(dataset, data.k_core) if data.k_core > 0 else dataset
+
+
+def prepare_data(config: RunConfig) -> Prepared:
+    data = config.data
+    dataset = load_dataset(data)
     if data.task == "ctr":
         ctr = data.ctr
         split = ctr_split(dataset, history_len=ctr.history_len,
