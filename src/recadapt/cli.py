@@ -75,6 +75,7 @@ def train(
     """Train a model and write config, metrics and efficiency figures to a run directory."""
     from recadapt.config import load_config
     from recadapt.pipeline import resolve_source
+    from recadapt.train.distributed import is_main_process
     from recadapt.train.loop import train_run
 
     overrides = list(overrides or [])
@@ -83,7 +84,8 @@ def train(
         config = None
     cfg = resolve_source(load_config(config, overrides))
     result = train_run(cfg, out, resume=resume, progress=not quiet)
-    typer.echo(json.dumps({"run_dir": str(out), **result.metrics}, indent=2))
+    if is_main_process():  # once under accelerate launch
+        typer.echo(json.dumps({"run_dir": str(out), **result.metrics}, indent=2))
 
 
 @app.command()
@@ -249,10 +251,11 @@ def cache_build(
     from recadapt.config import load_config
     from recadapt.models.content import build_state_caches
     from recadapt.pipeline import resolve_source
+    from recadapt.train.distributed import is_main_process
 
     cfg = resolve_source(load_config(config, list(overrides or [])))
-    caches = build_state_caches(cfg, progress=not quiet)
-    for cache in caches:
+    caches = build_state_caches(cfg, progress=not quiet)  # in parallel under accelerate launch
+    for cache in caches if is_main_process() else ():
         typer.echo(f"{cache.path}: {cache.num_items} items, layers {cache.layers}, "
                    f"{cache.nbytes / 2**20:.1f} MiB")
 

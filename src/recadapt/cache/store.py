@@ -17,7 +17,10 @@ already written and encodes only the rest when run again. Finalising concatenate
 shards into one ``.npy`` (streamed through a memory map, then the shards are deleted) so readers
 get a single memory-mappable array per layer, and marks ``complete: true`` in the manifest last.
 Several processes may build disjoint shards of one folder (``shard_filter``, ``finalize=False``)
-and one of them finalises afterwards (:func:`finalize_cache`).
+and one of them finalises afterwards (:func:`finalize_cache`). Under ``accelerate launch``
+:func:`build_cache` does exactly that by itself: process ``r`` of ``N`` encodes the shards
+``s % N == r``, the main process merges them into the one cache, and every process opens it
+(``recadapt cache build`` and the training that builds a missing cache alike).
 """
 
 from __future__ import annotations
@@ -619,9 +622,14 @@ def build_cache(
     one is resumed (only missing shards are encoded, in ``shard_items`` consecutive items
     each, ``shard_items`` taken from the folder's manifest so shard boundaries never move).
 
+    Under ``accelerate launch`` (several processes, every one calling this with the same
+    arguments) the items are encoded in parallel: each process builds every N-th shard, the
+    main process merges them, and all return the same opened cache. A cache that is already
+    complete is opened by each process without any synchronisation.
+
     Args:
         shard_filter: which shard indices this process encodes (e.g. ``lambda s: s % world ==
-            rank`` under ``accelerate launch``); default all.
+            rank``); default all (split across processes under ``accelerate launch``).
         finalize: merge the shards and mark the cache complete. Pass ``False`` on builder
             processes that share a folder; one process then calls :func:`finalize_cache`.
 
@@ -640,6 +648,10 @@ def build_cache(
         wider = find_superset(root, key)
         if wider is not None:  # e.g. IISAN's layers 0,2,4,6 serve a frozen model's layer 6
             return wider
+    state = None if shard_filter is not None or not finalize else _processes()
+    if state is not None and not _is_complete(path):
+        return _build_in_parallel(state, encoder, items, key, path, shard_items, batch_size,
+                                  progress, name)
     manifest = _start(path, key, shard_items)
     if not manifest.get("complete"):
         _encode_shards(encoder, items, path, manifest, batch_size, progress,
@@ -647,6 +659,38 @@ def build_cache(
     if not finalize:
         return path
     return finalize_cache(path, key)
+
+
+def _processes() -> Any | None:
+    """accelerate's process state when several processes run (``accelerate launch``)."""
+    from recadapt.train.distributed import distributed_state
+
+    return distributed_state()
+
+
+def _is_complete(path: Path) -> bool:
+    try:
+        return bool(json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _build_in_parallel(state: Any, encoder: FrozenEncoder, items: list[Any],
+                       key: dict[str, Any], path: Path, shard_items: int, batch_size: int,
+                       progress: bool, name: str) -> StateCache:
+    """Every process encodes its shards (``s % N == rank``) into the one folder; the main
+    process merges them and marks the cache complete; then every process opens it."""
+    rank, world = state.process_index, state.num_processes
+    with state.main_process_first():  # the main process writes the manifest, the rest read it
+        manifest = _start(path, key, shard_items)
+    if not manifest.get("complete"):
+        _encode_shards(encoder, items, path, manifest, batch_size,
+                       progress and state.is_local_main_process,
+                       f"caching {name or encoder.info.source} (process {rank + 1}/{world})",
+                       lambda shard: shard % world == rank)
+    state.wait_for_everyone()  # every shard is on disk
+    with state.main_process_first():  # the main process merges, the others open the result
+        return finalize_cache(path, key)
 
 
 def find_superset(root: str | os.PathLike[str], key: dict[str, Any]) -> StateCache | None:

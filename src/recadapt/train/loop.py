@@ -14,6 +14,12 @@ Run directory layout::
     efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params
     ranks.json           per-user test ranks (for paired significance tests between runs)
     predictions.json     CTR task instead of ranks.json: per-sample user, item, label, probability
+
+Under ``accelerate launch`` (``docs/scaling.md``) every process runs this same code: the
+training batches are sharded by accelerate's prepared DataLoader (``train.batch_size`` per
+process), each evaluation scores a slice of the users and gathers their ranks, so metrics and
+early-stopping decisions are the same on every process, and only the main process writes the
+run directory (atomically) while the others wait for it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import ast
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from recadapt.config import RunConfig, dump_config, validate_config
@@ -52,6 +59,12 @@ from recadapt.train.checkpoint import (
     load_weights,
     save_checkpoint,
     save_weights,
+)
+from recadapt.train.distributed import (
+    max_over_processes,
+    process_state,
+    sync_persistent_buffers,
+    use_cpu,
 )
 from recadapt.train.efficiency import PeakMemory, parameter_counts
 
@@ -95,10 +108,12 @@ def train_run(
 ) -> RunResult:
     """Train ``config`` into ``run_dir`` (see module docstring); resume from its checkpoint."""
     run_dir = Path(run_dir)
+    state = process_state(config.train.cpu)  # under accelerate launch: joins the processes
     if not resume and (run_dir / "config.yaml").exists():
         _check_run_dir(run_dir, config, resume)  # fail before training any prerequisite
     config, stages = plan_stages(config, run_dir)
     _check_run_dir(run_dir, config, resume)
+    state.wait_for_everyone()  # every process has checked the folder before anything is written
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     prepared = prepared or prepare_data(config)  # data errors surface before anything is written
@@ -109,8 +124,10 @@ def train_run(
     model.fit_statistics(item_counts_tensor(prepared.split))
     if prepared.is_ctr:
         model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", dump_config(config))
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", dump_config(config))
+    state.wait_for_everyone()
     return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
 
 
@@ -148,7 +165,7 @@ def _train_stage(stage: Stage, progress: bool, prepared: Prepared | None) -> Non
                 f"{folder} holds a finished {stage.field} run of another config; delete that "
                 "folder to retrain it, or choose another --out")
         return
-    if progress:
+    if progress and process_state().is_main_process:
         tqdm.write(f"training prerequisite {stage.field} into {folder}")
     resume = (folder / "checkpoints" / "last.safetensors").is_file()
     train_run(stage.config, folder, resume=resume, progress=progress, prepared=prepared)
@@ -175,10 +192,15 @@ class _Loop:
         self.config, self.prepared, self.run_dir = config, prepared, run_dir
         self.train_cfg = config.train
         self.accelerator = Accelerator(
-            cpu=self.train_cfg.cpu,
+            cpu=use_cpu(self.train_cfg.cpu),
             mixed_precision=self.train_cfg.mixed_precision,
             gradient_accumulation_steps=self.train_cfg.grad_accum_steps,
+            # cached state tables are (non-persistent) buffers: never broadcast them per step;
+            # some models leave parameters out of a step's loss (e.g. a gated-off tower)
+            kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False,
+                                                           find_unused_parameters=True)],
         )
+        self.processes = self.accelerator.num_processes
         self.model = model
         self.progress = progress and self.accelerator.is_local_main_process
         self.on_epoch_end = on_epoch_end
@@ -191,9 +213,12 @@ class _Loop:
 
     # -- evaluation -----------------------------------------------------------------------
     def _evaluate(self, part: str) -> EvalResult:
-        return evaluate_part(self.accelerator.unwrap_model(self.model), self.prepared.split,
-                             part, self.config.eval, self.config.data.max_seq_len,
-                             device=self.accelerator.device, progress=self.progress)
+        """Every process calls this together: each scores a slice of the users."""
+        model = self.accelerator.unwrap_model(self.model)
+        sync_persistent_buffers(model, self.accelerator)
+        return evaluate_part(model, self.prepared.split, part, self.config.eval,
+                             self.config.data.max_seq_len, device=self.accelerator.device,
+                             progress=self.progress, processes=self.accelerator)
 
     def _monitor(self, values: dict[str, float]) -> float:
         key = self.train_cfg.monitor
@@ -211,11 +236,13 @@ class _Loop:
                 self._train(resume)
             else:
                 model.to(self.accelerator.device)
+        acc = self.accelerator
         best_path = self.run_dir / "model.safetensors"
-        unwrapped = self.accelerator.unwrap_model(self.model)
+        unwrapped = acc.unwrap_model(self.model)
+        acc.wait_for_everyone()  # the main process has written the best weights
         if best_path.is_file():
             unwrapped.load_state_dict(load_weights(best_path))
-        else:  # nothing trained (popularity, epochs=0): the current weights are the model
+        elif acc.is_main_process:  # nothing trained (popularity, epochs=0): the weights as is
             save_weights(best_path, unwrapped.state_dict())
         valid = self._evaluate("valid")
         started = time.perf_counter()
@@ -228,20 +255,22 @@ class _Loop:
             "seconds_per_epoch": self._seconds_per_epoch(),
             "epochs": len(self.history),
             "total_train_seconds": float(sum(self.epoch_seconds)),
-            "peak_memory_mb": memory.peak_mb,  # during training (see PeakMemory)
+            # during training (see PeakMemory); the largest of the processes
+            "peak_memory_mb": max_over_processes([memory.peak_mb], acc)[0],
             "trainable_params": trainable if unwrapped.trainable else 0,
             "total_params": total,
             "stopped": self.stopped if self.history else "not_trained",
             "test_eval_seconds": test_seconds,
+            "processes": self.processes,
         }
         if isinstance(self.prepared.split, CTRSplit):  # per-sample costs (LLM tables)
             split = self.prepared.split
             steps = sum(int(r.get("steps", 0)) for r in self.history)
-            samples = steps * self.train_cfg.batch_size
+            samples = steps * self.train_cfg.batch_size * self.processes
             efficiency["seconds_per_train_sample"] = (
                 float(sum(self.epoch_seconds)) / samples if samples else 0.0)
             efficiency["seconds_per_inference_sample"] = test_seconds / max(1, len(split.test))
-        if self.accelerator.is_main_process:
+        if acc.is_main_process:
             users = [str(u) for u in self.prepared.dataset.user_ids[test.users]]
             if test.probs is not None:
                 items = self.prepared.dataset.item_ids[test.items]
@@ -255,6 +284,7 @@ class _Loop:
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
             unwrapped.write_analysis(self.run_dir)
+        acc.wait_for_everyone()  # the run directory is complete when any process returns
         return RunResult(self.run_dir, metrics, efficiency, self.history)
 
     def _train(self, resume: bool) -> None:
@@ -262,22 +292,27 @@ class _Loop:
         dataset, collate, sampler = self._training_data()
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
                                              collate_fn=collate, drop_last=cfg.drop_last)
+        # each process gets every N-th batch of train.batch_size (accelerate's sharding)
+        loader = acc.prepare(loader)
         if len(loader) == 0:
             raise RecAdaptError(f"{len(dataset)} training samples make no batch of "
-                                f"{cfg.batch_size} with train.drop_last; lower train.batch_size")
+                                f"{cfg.batch_size} per process with train.drop_last; lower "
+                                "train.batch_size")
         optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         optimizer = optim_cls(
             self.model.parameter_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum_steps)
+        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum_steps)  # optimizer steps
         total_steps = steps_per_epoch * cfg.epochs
+        factor = warmup_linear(cfg.warmup_steps, total_steps, cfg.schedule == "linear",
+                               cfg.warmup_start / cfg.lr)
+        # accelerate steps the scheduler once per process at every optimizer step: count
+        # optimizer steps, so warm-up and decay mean the same whatever the process count
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_linear(cfg.warmup_steps, total_steps, cfg.schedule == "linear",
-                                     cfg.warmup_start / cfg.lr)
-        )
-        self.model, optimizer, loader, scheduler = acc.prepare(
-            self.model, optimizer, loader, scheduler
-        )
+            optimizer, lambda step, n=self.processes: factor(step // n))
+        with warnings.catch_warnings():  # torch renamed it; accelerate still passes it
+            warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
+            self.model, optimizer, scheduler = acc.prepare(self.model, optimizer, scheduler)
         checkpoint_path = self.run_dir / "checkpoints" / "last.safetensors"
         if resume:
             self._restore(load_checkpoint(checkpoint_path), optimizer, scheduler)
@@ -295,13 +330,13 @@ class _Loop:
                        disable=not self.progress, dynamic_ncols=True)
             out_of_time = False
             for batch in bar:
-                if sum(self.epoch_seconds) + time.perf_counter() - started > budget:
+                if self._out_of_time(budget, started):
                     out_of_time = True  # stop mid-epoch; this partial epoch is validated
                     break
                 with acc.accumulate(self.model):
                     # through the prepared model's forward (= loss), so accelerate's mixed
                     # precision and a distributed wrapper's gradient hooks apply
-                    loss = self.model(batch)
+                    loss = self._global_mean(self.model(batch), batch)
                     acc.backward(loss)
                     if cfg.max_grad_norm and acc.sync_gradients:
                         acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -314,6 +349,9 @@ class _Loop:
                     bar.set_postfix(loss=f"{total_loss / batches:.4f}")
             seconds = time.perf_counter() - started
             self.epoch_seconds.append(seconds)
+            if self.processes > 1:  # the mean over processes of the per-process step losses
+                total_loss = float(acc.reduce(torch.tensor(total_loss, device=acc.device),
+                                              "sum")) / self.processes
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": total_loss / max(1, batches),
                                       "seconds": seconds, "steps": batches,
                                       "lr": scheduler.get_last_lr()[0]}
@@ -322,11 +360,11 @@ class _Loop:
                 valid = self._evaluate("valid").metrics
                 record["valid"] = valid
                 score = self._monitor(valid)
-                if score > self.best:
+                if score > self.best:  # the same metrics on every process: the same decision
                     self.best, self.bad_epochs = score, 0
+                    weights = acc.get_state_dict(self.model)  # collective under FSDP/DeepSpeed
                     if acc.is_main_process:
-                        save_weights(self.run_dir / "model.safetensors",
-                                     acc.unwrap_model(self.model).state_dict())
+                        save_weights(self.run_dir / "model.safetensors", weights)
                 else:
                     self.bad_epochs += 1
             self.history.append(record)
@@ -345,6 +383,27 @@ class _Loop:
             if stop:
                 break
 
+    def _out_of_time(self, budget: float, started: float) -> bool:
+        """The time budget is spent (on any process: all stop at the same step)."""
+        if budget == math.inf:
+            return False
+        over = sum(self.epoch_seconds) + time.perf_counter() - started > budget
+        if self.processes == 1:
+            return over
+        if over:
+            self.accelerator.set_trigger()
+        return self.accelerator.check_trigger()
+
+    def _global_mean(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weight this process's mean loss by its share of the step's loss terms, so that DDP's
+        average over processes is the mean over all terms of the step, as one process with the
+        whole batch would compute (the shards of a step hold different numbers of targets)."""
+        if self.processes == 1:
+            return loss
+        terms = _loss_terms(batch).to(self.accelerator.device, torch.float32)
+        total = self.accelerator.reduce(terms.clone(), "sum")
+        return loss * (terms * self.processes / total.clamp(min=1.0)).to(loss.dtype)
+
     def _training_data(self) -> tuple[torch.utils.data.Dataset, Callable, EpochPermutation]:
         """The task's training rows, collate function and epoch-seeded sampler."""
         cfg, split = self.train_cfg, self.prepared.split
@@ -358,7 +417,10 @@ class _Loop:
         if len(windows) == 0:
             raise RecAdaptError("no training sequences: every user has fewer than 2 train items")
         lengths = (windows.history > 0).sum(axis=1)
-        sampler = EpochPermutation(len(windows), cfg.seed, lengths, cfg.batch_size)
+        # length buckets of the global batch (all processes' batches of one step): N processes
+        # of batch_size B see exactly the steps of one process of N × B
+        sampler = EpochPermutation(len(windows), cfg.seed, lengths,
+                                   cfg.batch_size * self.processes)
         return WindowDataset(windows), collate_windows, sampler
 
     def _seconds_per_epoch(self) -> float:
@@ -401,6 +463,15 @@ class _Loop:
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(_numpy_unstate(state["rng"]["numpy"]))
         random.setstate(ast.literal_eval(state["rng"]["python"]))
+
+
+def _loss_terms(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """How many terms the batch's mean loss averages: next-item windows, their targets;
+    otherwise (CTR samples) the rows."""
+    target = batch.get("target")
+    if target is not None and target.dim() == 2:
+        return (target > 0).sum()
+    return torch.tensor(len(next(iter(batch.values()))))
 
 
 def _numpy_state() -> dict[str, Any]:
