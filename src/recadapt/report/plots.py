@@ -124,6 +124,7 @@ def efficiency_bars(labels: Sequence[str], quantities: Mapping[str, Sequence[flo
         ax.set_xticks(positions, [_short(lab) for lab in labels], rotation=30, ha="right",
                       fontsize=7)
         ax.set_title(title, fontsize=9)
+        ax.set_xlim(-0.75, max(len(labels), 2) - 0.25)  # one run: a bar, not a wall
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
