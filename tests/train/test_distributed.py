@@ -9,8 +9,8 @@ What must match, and how closely:
   see exactly the steps of 1 process × 32 (the sampler buckets by the global batch; each
   process's loss is weighted by its share of the step's targets, so DDP's gradient average is
   the whole batch's gradient). Only float summation order differs: per-epoch losses agree to
-  ``rtol=1e-4`` and weights to ``atol=1e-3`` (measured: ~1e-6 and ~1e-5); the per-user test
-  ranks may flip for at most one user on a near-tie (measured: none differ);
+  ``rtol=1e-4`` and weights to ``atol=1e-3`` (measured: equal to 6 digits, ~1e-6); the
+  per-user test ranks may flip for at most one user on a near-tie (measured: none differ);
 * cached IISAN over MiniLM, trained by the CLI, the same, weights to ``atol=5e-3``
   (measured ~3e-5 after 8 steps; identical ranks). Losses with in-batch negatives
   (``debiased_ce``) or random negatives (``bce``) would *not* match: each process draws them
