@@ -326,7 +326,12 @@ class CandidatePrompts:
             raise ConfigError("model.template.text: {history} must come before {candidates}")
         self.head = text[:at_history]
         self.middle = text[at_history + len("{history}"):at_candidates]
-        self.tail = text[at_candidates + len("{candidates}"):]
+        tail = text[at_candidates + len("{candidates}"):]
+        # "The recommendation is " + '"Title"' would end the prompt on a lone-space token the
+        # LM never sees before a word; BPE writes ' "' as one token. The space moves to the
+        # answer: the same text, tokenized as the LM read it in pre-training.
+        self.tail = tail.rstrip()
+        self.answer_prefix = tail[len(self.tail):]
 
     def tokens(self, text: str) -> list[int]:
         if text not in self._cache:
@@ -338,7 +343,8 @@ class CandidatePrompts:
 
     def answer(self, item: int) -> list[int]:
         """The target text's tokens, then EOS (what eq. 8 trains and scoring measures)."""
-        return self.tokens(self.template.answer.format(title=self.titles[item])) + self.eos
+        return self.tokens(self.answer_prefix + self.template.answer.format(
+            title=self.titles[item])) + self.eos
 
     def layout(self, history: Sequence[int], candidates: Sequence[int]) -> PromptLayout:
         out = PromptLayout(ids=list(self.prefix), shown=list(candidates))
