@@ -47,7 +47,10 @@ def run_quickstart(out: Path, epochs: int = 30, cache_dir: Path | None = None,
         results[name] = train_run(config, run_dir, prepared=prepared,
                                   resume=(run_dir / "checkpoints" / "last.safetensors").exists())
     typer.echo(format_table(results))
-    typer.echo(f"\nRuns are in {out}/. Next: recadapt recommend {out}/iisan --user 1 -k 10")
+    runs = " ".join(f"{out}/{name}" for name in results)
+    typer.echo(f"\nRuns are in {out}/. Next:\n"
+               f"  recadapt report {runs} --out report.html   # open it in a browser\n"
+               f"  recadapt serve {out}/iisan --port 8000      # then POST /recommend")
     return results
 
 
