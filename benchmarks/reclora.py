@@ -42,8 +42,12 @@ The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_fr
   SIM serves as its CRM), the prompt the 10 retrieved from the pool of 100.
 * **w/o short retriever**: the CRM reads the retrieved 60, the prompt the most recent 10
   (``short_from: recent``).
-* Table 2's Caser is not in the library (no row); Table 4 / Figure 5 (longer text or ID
-  histories vs time) are not a section.
+* ``history`` — Table 4 / Figure 5: ReLLa with the prompt's retrieved history at
+  ``--text-lengths`` (10, 30, 60) against RecLoRA with a 10-title prompt and its CRM (a SIM
+  trained for each length) reading ``--id-lengths`` (10, 30, 60) retrieved behaviours; AUC and
+  seconds per training / inference sample relative to ReLLa at the shortest text (the paper's
+  "Improve" and "Increase" columns); a PNG (``results/NAME_history.png``).
+* Table 2's Caser is not in the library (no row).
 
 Other choices: TALLRec, ReLLa and RecLoRA share RecLoRA's prompt (Figure 2, template
 ``reclora``) so they differ only in the adapter and in which behaviours are shown; the LLM is
@@ -73,7 +77,7 @@ from common import REPO, RESULTS, format_table, run_config, shared_data, write_r
 from recadapt.config import dump_config, validate_config
 
 ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr"]
-SECTIONS = ["table2", "table3", "nm", "samples"]
+SECTIONS = ["table2", "table3", "nm", "samples", "history"]
 
 
 @dataclass
@@ -109,6 +113,18 @@ class Plan:
                         f"recent {short} (w/o short retriever)"),
             "short": (short, None, f"prompt history: recent {short}"),
         }
+
+    def retrieved_view(self, long: int, short: int) -> str:
+        """A ``retrieved`` view with other lengths (Table 4 / Figure 5): the ID top ``long``
+        and the prompt top ``short`` retrieved from the same pool."""
+        a = self.args
+        if (long, short) == (a.long_history, a.prompt_history):
+            return "retrieved"
+        name = f"retrieved-id{long}-text{short}"
+        retrieval = {"model": a.llm, "dims": 64, "long_len": long, "short_len": short}
+        self.views[name] = (a.pool, retrieval, f"retrieval from the recent {a.pool}: ID top "
+                            f"{long}, prompt top {short}")
+        return name
 
     # -- configs ---------------------------------------------------------------------------
     def data(self, view: str, k: int | None) -> dict[str, Any]:
@@ -172,7 +188,8 @@ class Plan:
 
     def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
                 num_meta: int | None = None, lora_r: int = 8) -> Run:
-        crm_view = "retrieved" if view in ("retrieved", "noshort") else "recent"
+        crm_view = view if view.startswith("retrieved") else (
+            "retrieved" if view == "noshort" else "recent")
         crm = self.crm_dir(crm_view)
         model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
                  self.args.num_meta, "lora_r": lora_r,
@@ -183,15 +200,16 @@ class Plan:
         return Run(section, method, self.raw(view, k, model, train),
                    self.setting(view, k, model, train, crm_label), crm=crm_view)
 
-    def llm(self, section: str, name: str, k: int) -> Run:
-        view = "retrieved" if name == "rella" else "short"
+    def llm(self, section: str, name: str, k: int, view: str | None = None,
+            method: str | None = None) -> Run:
+        view = view or ("retrieved" if name == "rella" else "short")
         model: dict[str, Any] = {"name": name}
         if name == "ctr-bert":
             train = self.bert_train(k)
         else:
             model.update(llm=self.args.llm, template="reclora")
             train = self.llm_train()
-        return Run(section, f"{name} K={k}", self.raw(view, k, model, train),
+        return Run(section, method or f"{name} K={k}", self.raw(view, k, model, train),
                    self.setting(view, k, model, train))
 
     def runs(self, sections: list[str]) -> list[Run]:
@@ -219,6 +237,12 @@ class Plan:
             for n in a.sample_ks:
                 runs.append(self.reclora("samples", f"reclora K={n}", n))
                 runs.append(self.llm("samples", "rella", n))
+        if "history" in sections:  # Table 4 and Figure 5: longer text vs longer ID histories
+            short = a.prompt_history
+            runs += [self.llm("history", "rella", k, self.retrieved_view(a.long_history, n),
+                              f"rella text={n} K={k}") for n in a.text_lengths]
+            runs += [self.reclora("history", f"reclora text={short} ID={n} K={k}", k,
+                                  view=self.retrieved_view(n, short)) for n in a.id_lengths]
         return runs
 
 
@@ -244,18 +268,63 @@ def kept_run(folder: Path, raw: dict[str, Any], dataset: str, method: str,
 
 def annotate(rows: list[dict[str, Any]]) -> None:
     """``rel_impr``: Table 2 rows relative to the best ID model, Table 3 rows relative to
-    Table 2's RecLoRA (AUC), as the paper's RelImpr / RelDecr columns."""
+    Table 2's RecLoRA (AUC), as the paper's RelImpr / RelDecr columns; Table 4 (``history``)
+    rows relative to ReLLa with the shortest text history, with its time increases."""
     ids = [r for r in rows if r["section"] == "table2" and r.get("family") == "ID"]
     best = max(ids, key=lambda r: r["AUC"], default=None)
     full = next((r for r in rows if r["section"] == "table2"
                  and r["method"].startswith("reclora K=")), None)
+    texts = sorted((int(r["method"].split()[1].removeprefix("text=")), r) for r in rows
+                   if r["section"] == "history" and r["method"].startswith("rella text="))
+    shortest = texts[0][1] if texts else None
     for row in rows:
-        row.pop("rel_impr", None)
-        row.pop("rel_to", None)
-        ref = {"table2": best, "table3": full}.get(row["section"])
+        for key in ("rel_impr", "rel_to", "train_time_increase", "inference_time_increase"):
+            row.pop(key, None)
+        ref = {"table2": best, "table3": full, "history": shortest}.get(row["section"])
         if ref is not None:
             row["rel_impr"] = row["AUC"] / ref["AUC"] - 1
             row["rel_to"] = ref["method"]
+        if row["section"] == "history" and ref is not None:  # Table 4's "Increase" columns
+            for key, name in (("seconds_per_train_sample", "train_time_increase"),
+                              ("seconds_per_inference_sample", "inference_time_increase")):
+                row[name] = row[key] / ref[key] - 1
+
+
+def plot_history(rows: list[dict[str, Any]], path: Path) -> None:
+    """Figure 5 / Table 4 as a picture: AUC and training seconds per sample against the
+    history length, for longer text (ReLLa) and longer ID (RecLoRA's CRM) histories."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no Table 4 plot")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for prefix, label in (("rella text=", "ReLLa, text history"),
+                          ("reclora", "RecLoRA, ID history")):
+        points = []
+        for r in rows:
+            if r["section"] != "history" or not r["method"].startswith(prefix):
+                continue
+            field = next(p for p in r["method"].split() if p.startswith(
+                "text=" if prefix.startswith("rella") else "ID="))
+            points.append((int(field.split("=")[1]), r["AUC"], r["seconds_per_train_sample"]))
+        points.sort()
+        if points:
+            lengths, aucs, seconds = zip(*points, strict=True)
+            axes[0].plot(lengths, aucs, marker="o", label=label)
+            axes[1].plot(lengths, seconds, marker="o", label=label)
+    axes[0].set(xlabel="history length", ylabel="test AUC", title="AUC (Figure 5)")
+    axes[1].set(xlabel="history length", ylabel="s / training sample",
+                title="training time (Table 4)")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def plot_samples(rows: list[dict[str, Any]], path: Path) -> None:
@@ -301,6 +370,11 @@ def main() -> None:
                         help="Figure 4's N_m values (default 1 2 4 8; quick 1 2)")
     parser.add_argument("--sample-ks", nargs="+", type=int, default=None,
                         help="Figure 6's K values (default 256 1024 4096; quick 8 16)")
+    parser.add_argument("--text-lengths", nargs="+", type=int, default=None,
+                        help="Table 4: ReLLa's prompt histories (default 10 30 60; quick 2 4)")
+    parser.add_argument("--id-lengths", nargs="+", type=int, default=None,
+                        help="Table 4 / Figure 5: RecLoRA's CRM histories (default 10 30 60; "
+                        "quick 10 20)")
     parser.add_argument("--llm", default="smollm2-135m")
     parser.add_argument("--llm-epochs", type=int, default=None, help="default 2; quick 1")
     parser.add_argument("--llm-lr", type=float, default=1e-3)
@@ -318,6 +392,8 @@ def main() -> None:
     for key, full, small in (("llm_samples", 1024, 16), ("eval_samples", 1000, 16),
                              ("nm", [1, 2, 4, 8], [1, 2]),
                              ("sample_ks", [256, 1024, 4096], [8, 16]),
+                             ("text_lengths", [10, 30, 60], [2, 4]),
+                             ("id_lengths", [10, 30, 60], [10, 20]),
                              ("llm_epochs", 2, 1)):
         if getattr(args, key) is None:
             setattr(args, key, small if quick else full)
@@ -366,10 +442,13 @@ def main() -> None:
     print(f"\nwrote {path}")
     if "samples" in args.sections:
         plot_samples(rows, RESULTS / f"{name}_samples.png")
+    if "history" in args.sections:
+        plot_history(rows, RESULTS / f"{name}_history.png")
 
 
 COLUMNS = ["section", "AUC", "LogLoss", "rel_impr", "epochs", "stopped", "trainable_params",
-           "trainable_ratio", "seconds_per_train_sample", "seconds_per_inference_sample"]
+           "trainable_ratio", "seconds_per_train_sample", "seconds_per_inference_sample",
+           "train_time_increase", "inference_time_increase"]
 
 if __name__ == "__main__":
     main()
