@@ -65,6 +65,10 @@ def test_cached_iisan_beats_popularity_and_reuses_its_cache(cyclic_with_titles, 
                            tmp_path / "pop", progress=False)
     assert iisan.metrics["test"]["NDCG@10"] > popularity.metrics["test"]["NDCG@10"] + 0.2
     assert iisan.efficiency["trainable_params"] > 0
+    # the storage cost of caching: both encoders' cache folders, byte for byte
+    on_disk = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())
+    assert iisan.efficiency["cache_bytes"] == on_disk > 0
+    assert "cache_bytes" not in popularity.efficiency
     # a second run (and `recommend`, `evaluate`) opens the caches without encoding
     train_run(_config(inter, items, cache_dir, {"name": "frozen", "hidden_size": 32}),
               tmp_path / "frozen", progress=False)

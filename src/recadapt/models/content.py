@@ -41,9 +41,10 @@ class CachedStates(nn.Module):
     lets :meth:`append` encode items added after training."""
 
     def __init__(self, states: Sequence[torch.Tensor], layers: Sequence[int],
-                 encoder: FrozenEncoder | None = None) -> None:
+                 encoder: FrozenEncoder | None = None, cache_bytes: int | None = None) -> None:
         super().__init__()
         self.layers = list(layers)
+        self.cache_bytes = cache_bytes  # the cache folder on disk (efficiency.json)
         self._encoder = (encoder,) if encoder is not None else ()
         for layer, table in zip(self.layers, states, strict=True):
             padded = torch.cat([torch.zeros_like(table[:1]), table])
@@ -254,7 +255,8 @@ class ContentRecommender(SequentialRecommender):
         if cached:
             caches = open_state_caches(run, dataset, encoders, layers, progress)
             dtype = torch.float16 if run.cache.dtype == "fp16" else torch.float32
-            sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen, encoder)
+            sources = [CachedStates(cache.load(chosen, dtype=dtype), chosen, encoder,
+                                    cache.nbytes)
                        for cache, chosen, encoder in zip(caches, layers, encoders, strict=True)]
         else:
             sources = [

@@ -21,6 +21,15 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def cache_bytes(model: nn.Module) -> int | None:
+    """Bytes on disk of the state caches the model reads (IISAN-Versa's storage cost of
+    caching), or None for a model that reads none: the modules holding cached states say
+    how large their cache folder is (``CachedStates.cache_bytes``)."""
+    sizes = [size for module in model.modules()
+             if isinstance(size := getattr(module, "cache_bytes", None), int)]
+    return sum(sizes) if sizes else None
+
+
 def _current_rss_mb() -> float | None:
     try:
         with open("/proc/self/statm", encoding="ascii") as handle:

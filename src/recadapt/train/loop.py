@@ -11,7 +11,8 @@ Run directory layout::
     model.safetensors    best weights by the monitored validation metric
     history.json         per-epoch loss, validation metrics, seconds (learning curves)
     metrics.json         {"valid": {...}, "test": {...}} of the best weights
-    efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params
+    efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params,
+                         cache_bytes (cached content models)
     ranks.json           per-user test ranks (for paired significance tests between runs)
     predictions.json     CTR task instead of ranks.json: per-sample user, item, label, probability
 
@@ -66,7 +67,7 @@ from recadapt.train.distributed import (
     sync_persistent_buffers,
     use_cpu,
 )
-from recadapt.train.efficiency import PeakMemory, parameter_counts
+from recadapt.train.efficiency import PeakMemory, cache_bytes, parameter_counts
 
 EpochHook = Callable[[int, dict[str, Any]], None]
 
@@ -263,6 +264,8 @@ class _Loop:
             "test_eval_seconds": test_seconds,
             "processes": self.processes,
         }
+        if (stored := cache_bytes(unwrapped)) is not None:
+            efficiency["cache_bytes"] = stored
         if isinstance(self.prepared.split, CTRSplit):  # per-sample costs (LLM tables)
             split = self.prepared.split
             steps = sum(int(r.get("steps", 0)) for r in self.history)
