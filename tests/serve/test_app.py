@@ -78,6 +78,10 @@ def test_unknown_ids_and_bad_requests_are_one_line_4xx(sasrec) -> None:
              "exactly one of user_id and history")
     _refused(client.post("/recommend", json={"user_id": "u0", "k": 0}), 422, "k:")
     _refused(client.post("/recommend", json={"user": "u0"}), 422, "user")
+    _refused(client.post("/recommend", json={"user_id": "u0", "k": 10**9}), 422, "k:")
+    _refused(client.post("/recommend", content=b'{"user_id": "u0", "k": 5',
+                         headers={"content-type": "application/json"}), 422,
+             "malformed JSON at character")
 
 
 def test_similar_is_the_cosine_of_item_vectors(sasrec) -> None:

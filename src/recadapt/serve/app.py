@@ -265,6 +265,11 @@ def _validation_message(error: RequestValidationError) -> str:
     """FastAPI's list of validation errors as one line: ``field: message; ...``."""
     parts = []
     for item in error.errors():
+        if item.get("type") == "json_invalid":  # loc is (body, character offset)
+            offset = item.get("loc", ("body", "?"))[-1]
+            parts.append(f"request body: malformed JSON at character {offset} "
+                         f"({item.get('ctx', {}).get('error', 'decode error')})")
+            continue
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
