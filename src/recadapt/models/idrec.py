@@ -1,7 +1,7 @@
-"""ID-based next-item recommenders: popularity, SASRec, GRU4Rec, NextItNet.
+"""ID-based next-item recommenders: popularity, SASRec, GRU4Rec, NextItNet, Caser.
 
-SASRec, GRU4Rec and NextItNet share one class: an item-ID embedding table (also the output
-layer, tied as in SASRec/RecBole) as the item tower of
+SASRec, GRU4Rec, NextItNet and Caser share one class: an item-ID embedding table (also the
+output layer, tied as in SASRec/RecBole) as the item tower of
 :class:`~recadapt.models.sequential.SequentialRecommender`, feeding a sequence encoder from
 ``nn/sequence.py``. NCF, which ignores order, is in ``models/ncf.py``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from recadapt.models.base import Recommender
@@ -20,7 +20,13 @@ from recadapt.models.sequential import (
     SequentialConfig,
     SequentialRecommender,
 )
-from recadapt.nn.sequence import GRU4RecEncoder, NextItNetEncoder, SASRecEncoder
+from recadapt.nn.sequence import (
+    CaserActivation,
+    CaserEncoder,
+    GRU4RecEncoder,
+    NextItNetEncoder,
+    SASRecEncoder,
+)
 from recadapt.registry import register_model
 
 
@@ -64,6 +70,24 @@ class NextItNetConfig(SequentialConfig):
         description="one residual block per entry (its convolutions dilate by d, then 2d)")
     num_blocks: int = Field(5, ge=1, description="how many times the dilations are repeated")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the input item vectors")
+
+
+class CaserConfig(SequentialConfig):
+    """Caser's defaults (Tang & Wang 2018: L 5, n_v 4, n_h 16, dropout 0.5); no user
+    embedding (``nn/sequence.py`` ``CaserEncoder``: user-ID free like the other encoders)."""
+
+    window: int = Field(5, ge=1, description="L: how many most recent items each position reads")
+    n_v: int = Field(4, ge=0, description="vertical convolution filters (L × 1)")
+    n_h: int = Field(16, ge=0, description="horizontal filters of each height 1..L (h × d)")
+    dropout: float = Field(0.5, ge=0, lt=1, description="dropout before the fully connected layer")
+    fc_activation: CaserActivation = Field("relu", description=(
+        "the paper's φ_a after the fully connected layer"))
+
+    @model_validator(mode="after")
+    def _some_filters(self) -> CaserConfig:
+        if self.n_v + self.n_h == 0:
+            raise ValueError("n_v and n_h are both 0: Caser needs at least one convolution")
+        return self
 
 
 class IDSequentialRecommender(SequentialRecommender):
@@ -113,3 +137,21 @@ class NextItNet(IDSequentialRecommender):
         encoder = NextItNetEncoder(config.hidden_size, config.kernel_size, config.dilations,
                                    config.num_blocks, config.dropout)
         super().__init__(config, num_items, encoder)
+
+
+@register_model("caser", CaserConfig)
+class Caser(IDSequentialRecommender):
+    """Caser (Tang & Wang 2018), convolutions over the last L items, trained on every position
+    at once like the other sequence models (the paper slides windows of L items over each
+    sequence and predicts the next T = 3 with sampled negatives: ``loss: bce`` is the closest
+    here; the default is the library's full softmax)."""
+
+    def __init__(self, config: CaserConfig, num_items: int, max_seq_len: int) -> None:
+        encoder = CaserEncoder(config.hidden_size, config.window, config.n_v, config.n_h,
+                               config.dropout, config.fc_activation)
+        super().__init__(config, num_items, encoder)
+        self.window = config.window
+
+    def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # the last position reads the last L items only: encode just those columns
+        return self.encode(batch["history"][:, -self.window:])[:, -1]

@@ -7,6 +7,8 @@ items ``<= t`` (causal), so training can predict the next item at every position
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -177,3 +179,79 @@ class NextItNetEncoder(nn.Module):
         for block in self.blocks:
             hidden = block(hidden, mask)
         return self.project(hidden) * mask
+
+
+#: Caser's choices for the fully connected layer's activation (the authors' ``ac_fc``)
+CaserActivation = Literal["relu", "identity", "tanh", "sigmoid"]
+CASER_ACTIVATIONS = {"relu": torch.relu, "identity": torch.clone, "tanh": torch.tanh,
+                     "sigmoid": torch.sigmoid}
+
+
+class CaserEncoder(nn.Module):
+    """Caser (Tang & Wang 2018) as a causal encoder over item vectors.
+
+    At every position ``t`` the ``window`` (the paper's ``L``) most recent item vectors
+    ``t-L+1 .. t`` form an ``L × d`` "image"; rows before the sequence start and padded rows are
+    zero, which is the paper's zero-padding of short sequences. On it:
+
+    * horizontal convolutions: ``n_h`` filters of each height ``h = 1..L`` (``h × d``), ReLU,
+      max-pooled over the ``L - h + 1`` offsets → ``n_h · L`` values (union-level patterns);
+    * a vertical convolution: ``n_v`` filters ``L × 1`` (a learned weighted sum of the ``L``
+      rows, no activation, as in the authors' code) → ``n_v · d`` values (point-level);
+    * concatenated, dropout, a fully connected layer to ``d``, ``fc_activation`` (the paper's
+      ``φ_a``; the authors' code offers identity/ReLU/tanh/sigmoid, ReLU by default) → ``z``.
+
+    The paper then concatenates ``z`` with a user embedding ``P_u`` and scores items with a
+    separate ``2d`` output table plus item biases. Here ``z`` alone is the user vector and the
+    item table is tied (as in SASRec/GRU4Rec/NextItNet here): the other sequential encoders are
+    user-ID free too, so Caser works for users unseen in training and is comparable to them.
+    Defaults are the paper's (``L`` 5, ``n_v`` 4, ``n_h`` 16, dropout 0.5, ReLU); the width is
+    the library's ``hidden_size`` (the paper's ``d`` = 50).
+
+    Position ``t``'s output depends only on items ``t-L+1 .. t``; so the last position of a
+    sequence equals the last position of its last ``L`` columns (used for cheap user vectors).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        window: int = 5,
+        n_v: int = 4,
+        n_h: int = 16,
+        dropout: float = 0.5,
+        fc_activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if fc_activation not in CASER_ACTIVATIONS:
+            raise ValueError(f"fc_activation {fc_activation!r}: one of {list(CASER_ACTIVATIONS)}")
+        if window < 1 or n_v < 0 or n_h < 0 or n_v + n_h == 0:
+            raise ValueError("Caser needs window >= 1 and at least one convolution filter")
+        self.window = window
+        self.vertical = nn.Conv2d(1, n_v, (window, 1)) if n_v else None
+        self.horizontal = nn.ModuleList(
+            nn.Conv2d(1, n_h, (h, hidden_size)) for h in range(1, window + 1)
+        ) if n_h else nn.ModuleList()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(n_v * hidden_size + n_h * window, hidden_size)
+        self.fc_activation = fc_activation
+
+    def images(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d]`` → ``[B, T, L, d]``: row ``L - 1`` of image ``t`` is item ``t``."""
+        x = item_vectors * valid.unsqueeze(-1).to(item_vectors.dtype)
+        x = nn.functional.pad(x, (0, 0, self.window - 1, 0))  # zeros before the first item
+        return x.unfold(1, self.window, 1).transpose(2, 3)
+
+    def forward(self, item_vectors: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``item_vectors [B, T, d]``, ``valid [B, T]`` (False at padding) → ``[B, T, d]``."""
+        batch, length, d = item_vectors.shape
+        image = self.images(item_vectors, valid).reshape(batch * length, 1, self.window, d)
+        parts = []
+        if self.vertical is not None:
+            parts.append(self.vertical(image).flatten(1))  # [BT, n_v · d]
+        for conv in self.horizontal:
+            feature = torch.relu(conv(image).squeeze(3))  # [BT, n_h, L - h + 1]
+            parts.append(feature.amax(dim=2))  # max-pooled over time
+        z = self.fc(self.dropout(torch.cat(parts, dim=1)))
+        if self.fc_activation != "identity":
+            z = CASER_ACTIVATIONS[self.fc_activation](z)
+        return z.view(batch, length, d) * valid.unsqueeze(-1).to(z.dtype)
