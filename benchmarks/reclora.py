@@ -18,10 +18,11 @@ Histories (the paper: ID 60, text 10):
 
 Sections (``--sections``, all by default):
 
-* ``table2`` — DeepFM, AutoInt, DCNv2, DIN, GRU4Rec-CTR, SASRec-CTR (recent 60) and SIM
-  (retrieved 60) on the full training split; CTR-BERT, TALLRec, ReLLa, RecLoRA (N_m =
-  ``--num-meta``, 4) on K samples. ``rel_impr``: AUC relative to the best ID model
-  (``rel_to``); the paper's RelImpr is the inverse view (RecLoRA over each baseline).
+* ``table2`` — DeepFM, AutoInt, DCNv2, DIN, GRU4Rec-CTR, SASRec-CTR, Caser-CTR (recent 60;
+  Caser's convolutions read the last L = 5 of them) and SIM (retrieved 60) on the full
+  training split; CTR-BERT, TALLRec, ReLLa, RecLoRA (N_m = ``--num-meta``, 4) on K samples.
+  ``rel_impr``: AUC relative to the best ID model (``rel_to``); the paper's RelImpr is the
+  inverse view (RecLoRA over each baseline).
 * ``table3`` — RecLoRA without meta-LoRA (N_m 1, rank 8), the same-parameter single LoRA
   (N_m 1, rank 8 * N_m), without the long retriever, without both retrievers (recent 60 for
   the CRM, recent 10 in the prompt); ``rel_impr`` relative to Table 2's RecLoRA.
@@ -47,7 +48,9 @@ The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_fr
   trained for each length) reading ``--id-lengths`` (10, 30, 60) retrieved behaviours; AUC and
   seconds per training / inference sample relative to ReLLa at the shortest text (the paper's
   "Improve" and "Increase" columns); a PNG (``results/NAME_history.png``).
-* Table 2's Caser is not in the library (no row).
+* Table 2's Caser is ``caser-ctr`` (Caser's defaults but an identity activation after its FC
+  layer; no user embedding, like the other ID sequence models; last in ``ID_MODELS`` so that
+  the row order of earlier runs is kept).
 
 Other choices: TALLRec, ReLLa and RecLoRA share RecLoRA's prompt (Figure 2, template
 ``reclora``) so they differ only in the adapter and in which behaviours are shown; the LLM is
@@ -76,7 +79,8 @@ from typing import Any
 from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
 from recadapt.config import dump_config, validate_config
 
-ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr"]
+ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr",
+             "caser-ctr"]
 SECTIONS = ["table2", "table3", "nm", "samples", "history"]
 
 
