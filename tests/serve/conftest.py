@@ -48,22 +48,37 @@ def sasrec_run(tmp_path_factory, serve_data) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fake_encoders_loaded(fake_encoder_factory):
-    """``load_encoders`` returns two fake encoders for the whole session (training and
-    reopening the run must see the same ones)."""
-    encoders = [fake_encoder_factory(4, 8, "a"), fake_encoder_factory(4, 8, "b", seed=1)]
+def serve_encoders(fake_encoder_factory) -> list:
+    """The two fake encoders of the IISAN run: training and reopening it must see the same."""
+    return [fake_encoder_factory(4, 8, "a"), fake_encoder_factory(4, 8, "b", seed=1)]
 
+
+def _patch_load_encoders(encoders: list) -> pytest.MonkeyPatch:
     def load(run, needed=None, model_name="", reuse=False):
         return encoders[:needed] if needed else encoders
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(content, "load_encoders", load)
-        yield encoders
+    patch = pytest.MonkeyPatch()
+    patch.setattr(content, "load_encoders", load)
+    return patch
+
+
+@pytest.fixture
+def fake_encoders_loaded(serve_encoders):
+    """``load_encoders`` returns the fake encoders during one test, and only then: a
+    session-wide patch leaked into later test folders (the distributed tests loaded fakes
+    in-process and real MiniLM in their launched processes)."""
+    patch = _patch_load_encoders(serve_encoders)
+    yield serve_encoders
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
-def iisan_run(tmp_path_factory, serve_data, fake_encoders_loaded) -> Path:
+def iisan_run(tmp_path_factory, serve_data, serve_encoders) -> Path:
     root = tmp_path_factory.mktemp("serve-iisan")
     model = {"name": "iisan", "hidden_size": 32, "adapter_size": 16}
-    train_run(_config(*serve_data, model, root / "cache"), root / "run", progress=False)
+    patch = _patch_load_encoders(serve_encoders)
+    try:
+        train_run(_config(*serve_data, model, root / "cache"), root / "run", progress=False)
+    finally:
+        patch.undo()
     return root / "run"

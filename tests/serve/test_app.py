@@ -22,7 +22,7 @@ def sasrec(sasrec_run):
 
 
 @pytest.fixture
-def iisan(iisan_run):
+def iisan(iisan_run, fake_encoders_loaded):
     """A fresh app per test: /items changes the catalogue."""
     run = load_run(iisan_run)
     return run, TestClient(create_app(run))
