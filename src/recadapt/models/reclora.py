@@ -76,7 +76,8 @@ class RecLoRA(TALLRec):
         crm, _ = pipeline.load_trained_run(config.crm_run, dataset, "model.crm_run")
         if not hasattr(crm, "user_representation"):
             raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
-                              "gate; use sasrec-ctr, gru4rec-ctr or a model of the CTR zoo")
+                              "gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model of the "
+                              "CTR zoo")
         return cls(config, dataset, run, crm)
 
     def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
