@@ -336,6 +336,24 @@ def test_dslabs_embedded_default():
     assert d.item_features["year"].iloc[d.item_index("31")] == 1995
 
 
+def test_dslabs_pickle_folder_is_detected(tmp_path):
+    """A folder holding a copy of the pickled table (``../shared/data/movielens_dslabs``)."""
+    frame = pd.DataFrame({"movieId": [31, 1029, 31], "title": ["A", "B", "A"],
+                          "year": [1995, 1941, 1995], "genres": ["Drama", "Animation", "Drama"],
+                          "userId": [1, 1, 2], "rating": [2.5, 3.0, 4.0],
+                          "timestamp": [10, 20, 15]})
+    folder = tmp_path / "movielens_dslabs"
+    folder.mkdir()
+    frame.to_pickle(folder / "movielens.pkl.compress", compression="xz")
+    for source in (folder, folder / "movielens.pkl.compress"):
+        d = read_dataset(str(source))
+        assert (d.num_users, d.num_items, len(d.interactions)) == (2, 2, 3)
+        assert d.item_title(d.item_index("1029")) == "B"
+    (folder / "other.pkl.compress").write_bytes(b"")
+    with pytest.raises(DataError, match="expected one"):
+        read_dataset(str(folder))
+
+
 def test_real_ml100k(shared_data):
     d = read_dataset(str(shared_data("ml-100k")))
     assert (d.num_users, d.num_items, len(d.interactions)) == (943, 1682, 100000)

