@@ -1,7 +1,10 @@
-"""RecLoRA (Zhu et al. 2024) section 4 on ML-100K: Table 2 (ID vs LM-based CTR models),
-Table 3 (ablations), Figure 4 (meta-LoRA number N_m) and Figure 6 (LLM training samples).
+"""RecLoRA (Zhu et al. 2024) section 4 on ML-100K and the dslabs MovieLens subset: Table 2 (ID
+vs LM-based CTR models), Table 3 (ablations), Figure 4 (meta-LoRA number N_m), Figure 6 (LLM
+training samples) and Table 4 / Figure 5 (history lengths vs time).
 
-Protocol (every row): ML-100K, rating >= 4 positive, all samples cut by global time 8:1:1
+Protocol (every row): ML-100K, rating >= 4 positive (``--datasets``; or ``movielens_dslabs``,
+whose half-star ratings are positive from 3.5, the paper's "> 3.0"), all samples cut by global
+time 8:1:1
 (``data.task: ctr``), every model scored on the **same** seeded subsample of the valid and
 test samples (``--eval-samples``; LLM scoring costs ~0.5 s per sample on a CPU core). The
 LM-based models train on the **same** K samples (``--llm-samples``; the paper's few-shot
@@ -26,7 +29,7 @@ Sections (``--sections``, all by default):
 * ``table3`` — RecLoRA without meta-LoRA (N_m 1, rank 8), the same-parameter single LoRA
   (N_m 1, rank 8 * N_m), without the long retriever, without both retrievers (recent 60 for
   the CRM, recent 10 in the prompt); ``rel_impr`` relative to Table 2's RecLoRA.
-* ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8).
+* ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8, 16).
 * ``samples`` — Figure 6: RecLoRA and ReLLa at K in ``--sample-ks`` (256, 1024, 4096); a PNG
   plot (``results/NAME_samples.png``) when matplotlib is installed.
 
@@ -79,6 +82,9 @@ from typing import Any
 from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
 from recadapt.config import dump_config, validate_config
 
+#: dataset -> the rating a positive needs (appendix A: MovieLens rating >= 4; > 3.0 on the
+#: half-star scale of the dslabs subset, i.e. >= 3.5)
+DATASETS = {"ml-100k": 4, "movielens_dslabs": 3.5}
 ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr",
              "caser-ctr"]
 SECTIONS = ["table2", "table3", "nm", "samples", "history"]
@@ -97,9 +103,10 @@ class Run:
 class Plan:
     """Builds the runs of every section from the command-line settings."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, dataset: str = "ml-100k") -> None:
         self.args = args
-        self.source = str(shared_data("ml-100k"))
+        self.dataset = dataset
+        self.source = str(shared_data(dataset))
         self.work = Path(args.work_dir)
         long, short = args.long_history, args.prompt_history
         retrieval = {"model": args.llm, "dims": 64, "long_len": long, "short_len": short}
@@ -133,7 +140,8 @@ class Plan:
     # -- configs ---------------------------------------------------------------------------
     def data(self, view: str, k: int | None) -> dict[str, Any]:
         history_len, retrieval, _ = self.views[view]
-        ctr: dict[str, Any] = {"label_threshold": 4, "split": [0.8, 0.1, 0.1],
+        ctr: dict[str, Any] = {"label_threshold": DATASETS[self.dataset],
+                               "split": [0.8, 0.1, 0.1],
                                "history_len": history_len, "k_shot": k,
                                "max_eval_samples": self.args.eval_samples}
         if retrieval is not None:
@@ -270,7 +278,13 @@ def kept_run(folder: Path, raw: dict[str, Any], dataset: str, method: str,
     return run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=folder)
 
 
-def annotate(rows: list[dict[str, Any]]) -> None:
+def annotate(all_rows: list[dict[str, Any]]) -> None:
+    """Per dataset: see :func:`annotate_dataset`."""
+    for dataset in {r.get("dataset") for r in all_rows}:
+        annotate_dataset([r for r in all_rows if r.get("dataset") == dataset])
+
+
+def annotate_dataset(rows: list[dict[str, Any]]) -> None:
     """``rel_impr``: Table 2 rows relative to the best ID model, Table 3 rows relative to
     Table 2's RecLoRA (AUC), as the paper's RelImpr / RelDecr columns; Table 4 (``history``)
     rows relative to ReLLa with the shortest text history, with its time increases."""
@@ -294,7 +308,7 @@ def annotate(rows: list[dict[str, Any]]) -> None:
                 row[name] = row[key] / ref[key] - 1
 
 
-def plot_history(rows: list[dict[str, Any]], path: Path) -> None:
+def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
     """Figure 5 / Table 4 as a picture: AUC and training seconds per sample against the
     history length, for longer text (ReLLa) and longer ID (RecLoRA's CRM) histories."""
     try:
@@ -320,7 +334,7 @@ def plot_history(rows: list[dict[str, Any]], path: Path) -> None:
             lengths, aucs, seconds = zip(*points, strict=True)
             axes[0].plot(lengths, aucs, marker="o", label=label)
             axes[1].plot(lengths, seconds, marker="o", label=label)
-    axes[0].set(xlabel="history length", ylabel="test AUC", title="AUC (Figure 5)")
+    axes[0].set(xlabel="history length", ylabel="test AUC", title=f"{dataset}: AUC (Figure 5)")
     axes[1].set(xlabel="history length", ylabel="s / training sample",
                 title="training time (Table 4)")
     for ax in axes:
@@ -331,7 +345,7 @@ def plot_history(rows: list[dict[str, Any]], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def plot_samples(rows: list[dict[str, Any]], path: Path) -> None:
+def plot_samples(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
     try:
         import matplotlib
 
@@ -349,7 +363,7 @@ def plot_samples(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("LLM training samples K")
     ax.set_ylabel("test AUC")
-    ax.set_title("ML-100K, RecLoRA Figure 6")
+    ax.set_title(f"{dataset}, RecLoRA Figure 6")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -361,6 +375,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k"], choices=list(DATASETS),
+                        help="ml-100k (rating >= 4 positive) and/or movielens_dslabs (>= 3.5)")
     parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--llm-samples", type=int, default=None,
                         help="K, LLM training samples (default 1024; quick 16)")
@@ -371,7 +387,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=100, help="behaviours retrieval searches")
     parser.add_argument("--num-meta", type=int, default=4, help="N_m of the full RecLoRA")
     parser.add_argument("--nm", nargs="+", type=int, default=None,
-                        help="Figure 4's N_m values (default 1 2 4 8; quick 1 2)")
+                        help="Figure 4's N_m values (default 1 2 4 8 16; quick 1 2)")
     parser.add_argument("--sample-ks", nargs="+", type=int, default=None,
                         help="Figure 6's K values (default 256 1024 4096; quick 8 16)")
     parser.add_argument("--text-lengths", nargs="+", type=int, default=None,
@@ -394,7 +410,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     for key, full, small in (("llm_samples", 1024, 16), ("eval_samples", 1000, 16),
-                             ("nm", [1, 2, 4, 8], [1, 2]),
+                             ("nm", [1, 2, 4, 8, 16], [1, 2]),
                              ("sample_ks", [256, 1024, 4096], [8, 16]),
                              ("text_lengths", [10, 30, 60], [2, 4]),
                              ("id_lengths", [10, 30, 60], [10, 20]),
@@ -407,12 +423,14 @@ def main() -> None:
     rows: list[dict] = json.loads(path.read_text()) if keep_old else []
     done = {r["config_sha"]: r for r in rows
             if "config_sha" in r and "same_run_as" not in r} if args.resume else {}
-    plan = Plan(args)
-    for run in plan.runs(args.sections):
+    plans = [Plan(args, dataset) for dataset in args.datasets]
+    for plan, run in ((p, r) for p in plans for r in p.runs(args.sections)):
+        dataset = plan.dataset
         if args.only and run.method not in args.only:
             continue
         if args.resume and any(r["section"] == run.section and r["method"] == run.method
-                               and r["setting"] == run.setting for r in rows):
+                               and r["setting"] == run.setting
+                               and r.get("dataset", "ml-100k") == dataset for r in rows):
             continue
         sha = config_sha(run.raw)
         if sha in done:  # the same config ran as another row: copy it
@@ -420,34 +438,40 @@ def main() -> None:
             row = {**first, "method": run.method,
                    "same_run_as": f"{first['section']}: {first['method']}"}
         elif run.kept is not None:
-            row = kept_run(run.kept, run.raw, "ml-100k", run.method, run.setting)
+            row = kept_run(run.kept, run.raw, dataset, run.method, run.setting)
         else:
             if run.crm is not None:  # Few2Many: the CTR model first (once per history)
-                kept_run(plan.crm_dir(run.crm), plan.crm_raw(run.crm), "ml-100k",
+                kept_run(plan.crm_dir(run.crm), plan.crm_raw(run.crm), dataset,
                          f"sim CRM ({run.crm})", "")
-            row = run_config(run.raw, dataset="ml-100k", method=run.method, setting=run.setting)
+            row = run_config(run.raw, dataset=dataset, method=run.method, setting=run.setting)
         row.update(section=run.section, config_sha=sha,
                    family="ID" if run.raw["model"]["name"] in ID_MODELS else "LM",
                    trainable_ratio=row["trainable_params"] / max(1, row["total_params"]))
         if run.crm is not None:
             row["crm_run"] = plan.crm_dir(run.crm).name
         done.setdefault(sha, row)
-        rows = [r for r in rows if (r["section"], r["method"]) != (run.section, run.method)]
+        rows = [r for r in rows if (r.get("dataset"), r["section"], r["method"])
+                != (dataset, run.section, run.method)]
         rows.append(row)
         annotate(rows)
         write_results(name, rows)
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
     order = {s: i for i, s in enumerate(SECTIONS)}
-    rows.sort(key=lambda r: order.get(r["section"], len(order)))
+    rows.sort(key=lambda r: (args.datasets.index(r["dataset"]) if r.get("dataset") in
+                             args.datasets else len(args.datasets),
+                             order.get(r["section"], len(order))))
     annotate(rows)
     write_results(name, rows)
     print()
     print(format_table(rows, COLUMNS))
     print(f"\nwrote {path}")
-    if "samples" in args.sections:
-        plot_samples(rows, RESULTS / f"{name}_samples.png")
-    if "history" in args.sections:
-        plot_history(rows, RESULTS / f"{name}_history.png")
+    for dataset in args.datasets:
+        mine = [r for r in rows if r.get("dataset") == dataset]
+        suffix = "" if dataset == "ml-100k" else f"_{dataset}"
+        if "samples" in args.sections:
+            plot_samples(mine, RESULTS / f"{name}{suffix}_samples.png", dataset)
+        if "history" in args.sections:
+            plot_history(mine, RESULTS / f"{name}{suffix}_history.png", dataset)
 
 
 COLUMNS = ["section", "AUC", "LogLoss", "rel_impr", "epochs", "stopped", "trainable_params",
