@@ -183,8 +183,10 @@ def report(
     data: Annotated[bool, typer.Option("--data/--no-data", help="Read each run's dataset for "
                                        "the dataset card (slow on large data).")] = True,
 ) -> None:
-    """Write one static report of runs (opens offline): metrics with paired significance,
-    learning curves, efficiency, method analyses, the dataset card and the configs."""
+    """Write one offline HTML/Markdown report comparing runs (metrics, curves, efficiency).
+
+    It holds the metrics with paired significance, learning curves, efficiency, method
+    analyses, the dataset card and the configs."""
     from recadapt.report.build import write_report
 
     path = write_report(run_dirs, out, format, read_data=data, baseline=baseline)
@@ -290,8 +292,10 @@ def quickstart(
         typer.Option("--model", "-m", help="Only these of popularity, sasrec, iisan."),
     ] = None,
 ) -> None:
-    """Train popularity, SASRec and cached IISAN (MiniLM over titles and genres) on the packaged
-    MovieLens data and compare them, with seconds per epoch."""
+    """Train popularity, SASRec and cached IISAN on packaged MovieLens and compare them.
+
+    IISAN reads MiniLM states of each movie's title and genres; the table shows seconds per
+    epoch beside the metrics, and the runs can go on to `report` and `serve`."""
     from recadapt.quickstart import QUICKSTART_RUNS, run_quickstart
 
     unknown = sorted(set(model or []) - set(QUICKSTART_RUNS))
