@@ -145,13 +145,17 @@ def serve(
     ann_threshold: Annotated[int, typer.Option(
         help="Catalogues of at least this many items get an approximate FAISS HNSW index "
         "(inner product); smaller ones are ranked exactly.")] = 100_000,
+    ef_search: Annotated[int, typer.Option(
+        min=1, help="HNSW search breadth: higher finds more of the exact top-K, slower "
+        "(recall@10 on 1M random vectors: 0.73 at 256).")] = 256,
 ) -> None:
     """Serve recommendations over HTTP: /health, /recommend, /similar, /items (docs at /docs)."""
     import uvicorn
 
     from recadapt.serve.app import create_app
 
-    uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold), host=host, port=port)
+    uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold, ef_search=ef_search),
+                host=host, port=port)
 
 
 @app.command()

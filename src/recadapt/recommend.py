@@ -20,7 +20,7 @@ from recadapt.pipeline import (
     prepare_data,
     read_run_config,
 )
-from recadapt.serve.index import ExactIndex, build_index
+from recadapt.serve.index import HNSW_EF_SEARCH, ExactIndex, build_index
 from recadapt.train.checkpoint import load_weights
 
 
@@ -56,12 +56,14 @@ def ranks_by_dot_product(model: Recommender) -> bool:
 
 
 @torch.no_grad()
-def item_index(run: LoadedRun, ann_threshold: int | None = None) -> ExactIndex | None:
+def item_index(run: LoadedRun, ann_threshold: int | None = None,
+               ef_search: int = HNSW_EF_SEARCH) -> ExactIndex | None:
     """The top-K index over the run's item vectors (exact unless the catalogue reaches
-    ``ann_threshold``), or ``None`` for models that do not rank by a dot product."""
+    ``ann_threshold``; ``ef_search`` trades HNSW speed for recall), or ``None`` for models
+    that do not rank by a dot product."""
     if not ranks_by_dot_product(run.model):
         return None
-    return build_index(run.model.item_embeddings(), ann_threshold)
+    return build_index(run.model.item_embeddings(), ann_threshold, ef_search)
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from recadapt.errors import RecAdaptError
 from recadapt.recommend import LoadedRun, item_index, load_run, rank
-from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, ExactIndex
+from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, HNSW_EF_SEARCH, ExactIndex
 
 
 def _as_text(value: Any) -> Any:
@@ -169,11 +169,12 @@ class Catalogue:
         self.lookup = {raw: i for i, raw in enumerate(self.item_ids) if i > 0}
 
     @classmethod
-    def of_run(cls, run: LoadedRun, ann_threshold: int | None) -> Catalogue:
+    def of_run(cls, run: LoadedRun, ann_threshold: int | None,
+               ef_search: int = HNSW_EF_SEARCH) -> Catalogue:
         dataset = run.prepared.dataset
         ids = [str(raw) for raw in dataset.item_ids]
         titles = [None, *(dataset.item_title(i) for i in range(1, dataset.num_items + 1))]
-        return cls(ids, titles, item_index(run, ann_threshold))
+        return cls(ids, titles, item_index(run, ann_threshold, ef_search))
 
     def extend(self, item_ids: list[str], titles: list[str | None],
                vectors: torch.Tensor) -> None:
@@ -277,11 +278,13 @@ def _validation_message(error: RequestValidationError) -> str:
 
 
 def create_app(run: LoadedRun | str | Path, ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
+               ef_search: int = HNSW_EF_SEARCH,
                catalogue: Catalogue | None = None) -> FastAPI:
     """The app serving ``run`` (a run folder or a loaded run). ``catalogue`` replaces the
     run's own (benchmarks serve synthetic catalogues through the same code)."""
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    service = RecommendationService(loaded, catalogue or Catalogue.of_run(loaded, ann_threshold))
+    service = RecommendationService(loaded, catalogue or Catalogue.of_run(
+        loaded, ann_threshold, ef_search))
     app = FastAPI(title="recadapt", summary=f"Recommendations from a trained "
                   f"{service.model_name!r} run", version="1")
     app.state.service = service
