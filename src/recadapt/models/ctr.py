@@ -13,10 +13,11 @@ Caser reads only the last ``window`` behaviours of the history, by design (its `
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from recadapt.models.base import CTRRecommender
+from recadapt.models.idrec import CaserSettings
 from recadapt.nn.sequence import CaserActivation, CaserEncoder, GRU4RecEncoder, SASRecEncoder
 from recadapt.registry import register_model
 
@@ -31,7 +32,7 @@ class SequenceCTRConfig(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
-class CaserCTRConfig(BaseModel):
+class CaserCTRConfig(CaserSettings):
     """Caser's defaults (``nn/sequence.py`` ``CaserEncoder``; no user embedding), except
     ``fc_activation``: identity here, not the paper's ReLU, as the scoring MLP follows; with ReLU
     the planted-pattern test (hidden 16, seeds 0-2) learned on 1 of 3 seeds (test AUC 1.0; 0.53
@@ -41,19 +42,9 @@ class CaserCTRConfig(BaseModel):
 
     hidden_size: int = Field(64, ge=1, description="item embedding and encoder width")
     mlp_size: int = Field(64, ge=1, description="hidden width of the scoring MLP")
-    window: int = Field(5, ge=1, description="L: how many most recent behaviours Caser reads")
-    n_v: int = Field(4, ge=0, description="vertical convolution filters (L × 1)")
-    n_h: int = Field(16, ge=0, description="horizontal filters of each height 1..L (h × d)")
-    dropout: float = Field(0.5, ge=0, lt=1, description="Caser's dropout before its FC layer")
     fc_activation: CaserActivation = Field("identity", description=(
         "the paper's φ_a after the fully connected layer"))
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the scoring MLP")
-
-    @model_validator(mode="after")
-    def _some_filters(self) -> CaserCTRConfig:
-        if self.n_v + self.n_h == 0:
-            raise ValueError("n_v and n_h are both 0: Caser needs at least one convolution")
-        return self
 
 
 class SequenceCTR(CTRRecommender):

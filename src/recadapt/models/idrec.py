@@ -72,9 +72,9 @@ class NextItNetConfig(SequentialConfig):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the input item vectors")
 
 
-class CaserConfig(SequentialConfig):
-    """Caser's defaults (Tang & Wang 2018: L 5, n_v 4, n_h 16, dropout 0.5); no user
-    embedding (``nn/sequence.py`` ``CaserEncoder``: user-ID free like the other encoders)."""
+class CaserSettings(BaseModel):
+    """Caser's own settings, shared by ``caser`` and ``caser-ctr`` (Tang & Wang 2018 defaults:
+    L 5, n_v 4, n_h 16, dropout 0.5, ReLU)."""
 
     window: int = Field(5, ge=1, description="L: how many most recent items each position reads")
     n_v: int = Field(4, ge=0, description="vertical convolution filters (L × 1)")
@@ -84,10 +84,15 @@ class CaserConfig(SequentialConfig):
         "the paper's φ_a after the fully connected layer"))
 
     @model_validator(mode="after")
-    def _some_filters(self) -> CaserConfig:
+    def _some_filters(self) -> CaserSettings:
         if self.n_v + self.n_h == 0:
             raise ValueError("n_v and n_h are both 0: Caser needs at least one convolution")
         return self
+
+
+class CaserConfig(CaserSettings, SequentialConfig):
+    """Caser's defaults; no user embedding (``nn/sequence.py`` ``CaserEncoder``: user-ID free
+    like the other encoders)."""
 
 
 class IDSequentialRecommender(SequentialRecommender):
