@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -903,18 +904,21 @@ def _media_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, str] | No
     return {stem: relative for stem, (_, relative) in found.items()}
 
 
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    """A whole JSON file; a syntax error is one line naming the file, line and ``fix``."""
+    text = _read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); {fix}") from None
+
+
 def _microlens_meta(path: Path, prefix: str) -> tuple[str, bool]:
     """Name and synthetic flag from ``PREFIX_meta.json`` (default: the prefix, not
     synthetic)."""
     if not path.is_file():
         return prefix, False
-    text = _read_text(path, "a JSON object")
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); fix or remove the file"
-        ) from None
+    meta = _read_json(path, "a JSON object", "fix or remove the file")
     if not isinstance(meta, dict):
         raise DataError(f"{path}: a JSON {type(meta).__name__}, expected an object")
     synthetic = meta.get("synthetic", False)
@@ -1027,13 +1031,8 @@ def _minionerec_domain(path: Path, name: str | None) -> tuple[Path, str]:
 
 def _minionerec_items(path: Path) -> pd.DataFrame:
     """``NAME.item.json`` → item table indexed by the JSON keys."""
-    text = _read_text(path, "a MiniOneRec item file {id: {title, description, ...}}")
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); fix the file"
-        ) from None
+    raw = _read_json(path, "a MiniOneRec item file {id: {title, description, ...}}",
+                     "fix the file")
     if not isinstance(raw, dict) or not raw:
         raise DataError(
             f"{path}: expected a non-empty JSON object {{item id: {{title, ...}}}}, found "
