@@ -325,3 +325,50 @@ def test_causal_lm_heads_and_bias_free_layers(tied: bool) -> None:
     assert full.lm_head.weight.requires_grad is tied
     with pytest.raises(ConfigError, match="bitfit"):
         train_biases(llama())
+
+
+class TinyCNN(FrozenEncoder):
+    """Conv → BatchNorm → ReLU → global average pool; each item's "image" is a seeded tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+        self.info = EncoderInfo("test:tiny-cnn", "1", "image", 1, (3, 8), "avg", {})
+        self.freeze()
+
+    def prepare(self, contents):
+        images = [torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(zlib.crc32(
+            str(c).encode()))) for c in contents]
+        return {"pixel_values": torch.stack(images)}
+
+    def hidden_states(self, inputs, layers=None):
+        pixels = inputs["pixel_values"]
+        states = [pixels.mean((2, 3)), self.model(pixels).mean((2, 3))]
+        return [states[i] for i in check_layers(layers, 1)]
+
+    def backbone(self) -> nn.Module:
+        return self.model
+
+
+@pytest.mark.parametrize("method", ["fft", "bitfit"])
+def test_batchnorm_statistics_update_only_under_fft(method: str) -> None:
+    """BatchNorm running statistics are buffers: full fine-tuning updates them, a PEFT method
+    keeps the pretrained ones (eval-mode BatchNorm), while its biases still train."""
+    encoder = TinyCNN()
+    sources = nn.ModuleList([LiveStates(encoder, CONTENTS, [1], 5, trainable=True)])
+    config = CONFIGS[method]
+    model = get_model(method).model_class(config, NUM_ITEMS, 4, sources, [encoder.info])
+    model.fit_statistics(torch.arange(NUM_ITEMS + 1).float())
+    norm = model.sources[0].encoder.backbone()[1]
+    mean, bias = norm.running_mean.clone(), norm.bias.detach().clone()
+    model.train()
+    assert norm.training is (method == "fft")
+    optimizer = torch.optim.Adam(model.parameter_groups(1e-2), lr=1e-2)
+    optimizer.zero_grad()
+    model(_batch()).backward()
+    optimizer.step()
+    assert not torch.equal(norm.bias, bias)  # trained in both methods
+    assert torch.equal(norm.running_mean, mean) is (method == "bitfit")
+    model.eval()
+    assert not norm.training

@@ -11,7 +11,8 @@ whose item tower this is, with a trainable backbone):
   of every layer, plus the backbone's LayerNorms;
 * ``bitfit``: only the backbone's bias terms.
 
-The per-encoder LayerNorm, the fusion layer and SASRec train in every method. The backbone's
+The per-encoder LayerNorm, the fusion layer and SASRec train in every method. A CNN backbone's
+BatchNorm statistics update only under ``fft`` (:meth:`EmbeddedPEFT.train`). The backbone's
 trainable parameters get their own learning rate (``backbone_lr``), as usual in fine-tuning.
 These are the methods IISAN-Versa's efficiency analysis (IV) contrasts with decoupled PEFT: the
 backward pass traverses the whole foundation model, and nothing can be cached.
@@ -135,6 +136,19 @@ class EmbeddedPEFT(ContentRecommender):
 
     def item_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.tower(self.sources, item_ids)
+
+    def train(self, mode: bool = True) -> EmbeddedPEFT:
+        """BatchNorm running statistics are buffers, not parameters. Under ``fft`` they update
+        as in ordinary fine-tuning; ``lora``, ``adapter`` and ``bitfit`` do not train them (they
+        are not among the method's parameters), so a CNN backbone's BatchNorm layers stay in
+        eval mode and normalise with the pretrained statistics, whatever the item batches."""
+        super().train(mode)
+        if mode and self.method != "fft":
+            for source in self.sources:
+                for module in source.backbone_encoder.backbone().modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
+        return self
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters inside the encoders (what ``method`` trains)."""
