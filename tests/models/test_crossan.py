@@ -126,8 +126,8 @@ def test_short_crossan_run_beats_popularity_and_writes_its_analysis(
     assert sum(fusion["chosen_share"].values()) == pytest.approx(2.0)
 
 
-def test_frozen_encoders_are_loaded_once_per_process_only_when_reused(monkeypatch,
-                                                                     fake_encoder) -> None:
+def test_frozen_encoders_are_loaded_once_per_process_only_when_reused(monkeypatch, fake_encoder,
+                                                                     tmp_path: Path) -> None:
     import recadapt.encoders
 
     calls = []
@@ -140,6 +140,7 @@ def test_frozen_encoders_are_loaded_once_per_process_only_when_reused(monkeypatc
     monkeypatch.setattr(content, "_LOADED", {})
     run = validate_config({"data": {"source": "dslabs"},
                            "encoders": [{"name": "reuse-a", "model": "minilm"}],
+                           "cache": {"dir": str(tmp_path)},  # the fake's info is memoised
                            "model": {"name": "crossan"}})
     first = content.load_encoders(run, reuse=True)
     assert content.load_encoders(run, reuse=True)[0] is first[0]

@@ -119,8 +119,8 @@ def runs(tmp_path_factory, cyclic_writer):
 
 
 def test_the_cache_built_by_two_processes_equals_the_one_process_cache(runs):
-    one = {p.name: p for p in runs["cache_one"].iterdir()}
-    two = {p.name: p for p in runs["cache_two"].iterdir()}
+    one = {p.name: p for p in runs["cache_one"].iterdir() if not p.name.startswith(".")}
+    two = {p.name: p for p in runs["cache_two"].iterdir() if not p.name.startswith(".")}
     assert one.keys() == two.keys() and len(one) == 2  # same keys, so the same folder names
     for name, folder in one.items():
         layers = sorted(p.name for p in folder.glob("L*.npy"))

@@ -28,10 +28,11 @@ def semantic_item_vectors(dataset: Dataset, config: RetrievalConfig, cache: Cach
     from recadapt.cache import open_or_build
     from recadapt.config import EncoderSpec
     from recadapt.data.prompts import item_texts
-    from recadapt.encoders import load_encoder
+    from recadapt.encoders.lazy import load_encoder_memoized
 
-    encoder = load_encoder(EncoderSpec(name="retrieval", model=config.model, kind="llm",
-                                       pooling="last", max_length=64))
+    encoder = load_encoder_memoized(EncoderSpec(name="retrieval", model=config.model,
+                                                kind="llm", pooling="last", max_length=64),
+                                    cache.dir)
     texts = item_texts(dataset, config.item_format)[1:]
     last = encoder.info.num_layers
     states = open_or_build(encoder, texts, [last], cache, progress=progress,

@@ -134,9 +134,12 @@ def load_encoders(run: RunConfig, needed: int | None = None,
 
     ``reuse``: for models that never modify their encoders (frozen, side-adapter models), an
     encoder loaded earlier in this process for the same spec is returned again instead of
-    being reloaded — benchmarks train many such models in one process. Models that fine-tune
-    the backbone always get a fresh copy."""
+    being reloaded — benchmarks train many such models in one process — and an encoder whose
+    info is memoised under the cache root is not loaded at all until it must run
+    (:mod:`recadapt.encoders.lazy`: a run whose caches are complete never reads the weights).
+    Models that fine-tune the backbone always get a fresh copy."""
     from recadapt.encoders import load_encoder
+    from recadapt.encoders.lazy import load_encoder_memoized
 
     def load(position: int, spec: Any) -> FrozenEncoder:
         if not reuse:
@@ -145,7 +148,7 @@ def load_encoders(run: RunConfig, needed: int | None = None,
         if key not in _LOADED:
             if len(_LOADED) >= _LOADED_MAX:
                 _LOADED.pop(next(iter(_LOADED)))
-            _LOADED[key] = load_encoder(spec, position=position).freeze()
+            _LOADED[key] = load_encoder_memoized(spec, _cache_root(run), position).freeze()
         return _LOADED[key]
 
     if needed is not None and len(run.encoders) != needed:
