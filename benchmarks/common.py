@@ -53,6 +53,10 @@ def write_results(name: str, rows: list[dict[str, Any]]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if not name.endswith("_quick"):
+        from tables import write_docs  # docs/benchmark_results.md lists every measured row
+
+        write_docs()
     return path
 
 

@@ -387,6 +387,10 @@ def merge(rows: list[dict], out: Path) -> list[dict]:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(merged, indent=2) + "\n")
+    if out.parent == Path(__file__).resolve().parent / "results":
+        from tables import write_docs  # docs/benchmark_results.md lists every measured row
+
+        write_docs()
     return merged
 
 
