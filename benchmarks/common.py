@@ -46,7 +46,20 @@ def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,
         if keep_dir is None:
             shutil.rmtree(run_dir.parent, ignore_errors=True)
     return {"dataset": dataset, "method": method, "setting": setting,
-            **result.metrics["test"], "valid": result.metrics["valid"], **result.efficiency}
+            **result.metrics["test"], "valid": result.metrics["valid"], **result.efficiency,
+            "curve": learning_curve(result.history)}
+
+
+def learning_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per validated epoch: the epoch, cumulative training seconds, mean loss and the
+    validation metrics (``history.json`` of the run, which is deleted with it)."""
+    curve, seconds = [], 0.0
+    for record in history:
+        seconds += float(record.get("seconds", 0.0))
+        if "valid" in record:
+            curve.append({"epoch": record["epoch"], "seconds": round(seconds, 2),
+                          "loss": record.get("loss"), **record["valid"]})
+    return curve
 
 
 def write_results(name: str, rows: list[dict[str, Any]]) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
 
@@ -109,6 +110,23 @@ def main() -> None:
     print(format_table(rows, COLUMNS))
     name = f"{args.name}_quick" if args.quick else args.name  # quick never overwrites
     print(f"\nwrote {write_results(name, rows)}")
+    plot_curves(rows, RESULTS / f"{name}_curves.png")
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Validation NDCG@10 and training loss against cumulative training minutes (log scale):
+    quality per unit of compute, the comparison IISAN-Versa's efficiency claim is about."""
+    from recadapt.report.plots import learning_curves, save_png
+
+    curves = {r["method"]: r["curve"] for r in rows if r.get("curve")}
+    if not curves:
+        return
+    minutes = {m: [p["seconds"] / 60 for p in c] for m, c in curves.items()}
+    loss = {m: (minutes[m], [p["loss"] for p in c]) for m, c in curves.items()}
+    metric = {m: (minutes[m], [p["NDCG@10"] for p in c]) for m, c in curves.items()}
+    fig = learning_curves(loss, metric, "NDCG@10", x_label="training minutes (cumulative)",
+                          log_x=True)
+    print(f"wrote {save_png(fig, path)}")
 
 
 COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "stopped", "seconds_per_epoch",

@@ -84,9 +84,11 @@ def gate_heatmap(table: np.ndarray, names: Sequence[str], path: Path,
 
 
 def learning_curves(loss: Mapping[str, Series], metric: Mapping[str, Series],
-                    metric_name: str) -> Figure:
+                    metric_name: str, x_label: str = "epoch", log_x: bool = False) -> Figure:
     """Training loss and one validation metric per epoch, every run overlaid (one colour per
-    run in both panels, so a run's loss and metric are read together)."""
+    run in both panels, so a run's loss and metric are read together). ``x_label``/``log_x``:
+    other x values, e.g. cumulative training minutes on a log scale (benchmarks comparing
+    methods whose epochs differ in cost by orders of magnitude)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     colours = _colours(list(dict.fromkeys([*loss, *metric])))
@@ -94,10 +96,16 @@ def learning_curves(loss: Mapping[str, Series], metric: Mapping[str, Series],
         left.plot(epochs, values, marker=".", color=colours[label], label=label)
     for label, (epochs, values) in metric.items():
         right.plot(epochs, values, marker=".", color=colours[label], label=label)
-    left.set(title="training loss", xlabel="epoch", ylabel="loss")
-    right.set(title=f"validation {metric_name}", xlabel="epoch", ylabel=metric_name)
+    left.set(title="training loss", xlabel=x_label, ylabel="loss")
+    right.set(title=f"validation {metric_name}", xlabel=x_label, ylabel=metric_name)
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        if log_x:
+            from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
