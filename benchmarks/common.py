@@ -34,14 +34,22 @@ def shared_data(name: str) -> Path:
 
 
 def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,
-               keep_dir: Path | None = None) -> dict[str, Any]:
-    """Train ``raw`` in a fresh run directory and return one result row."""
+               keep_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train ``raw`` in a fresh run directory and return one result row.
+
+    ``keep_dir``: train there and keep the run; with ``resume``, a run left there by an
+    interrupted invocation (same config) continues from its last finished epoch, and a finished
+    one is only evaluated — long runs then span several sessions."""
     config = validate_config(raw)
     run_dir = keep_dir or Path(tempfile.mkdtemp(prefix="recadapt-bench-")) / "run"
-    if keep_dir is not None and keep_dir.exists():
+    again = resume and keep_dir is not None and (keep_dir / "checkpoints" /
+                                                 "last.safetensors").is_file()
+    if keep_dir is not None and keep_dir.exists() and not again:
         shutil.rmtree(keep_dir)
+    if again:
+        print(f"resuming {method} from {keep_dir}", flush=True)
     try:
-        result = train_run(config, run_dir, progress=sys.stderr.isatty())
+        result = train_run(config, run_dir, progress=sys.stderr.isatty(), resume=again)
     finally:
         if keep_dir is None:
             shutil.rmtree(run_dir.parent, ignore_errors=True)

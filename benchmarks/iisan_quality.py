@@ -11,6 +11,9 @@ each run may be given a training-time budget (``--budget-minutes``); the row the
     python benchmarks/iisan_quality.py                          # every method, early stopping
     python benchmarks/iisan_quality.py --methods iisan-vs frozen
     python benchmarks/iisan_quality.py --quick                  # 1 epoch each, tiny budgets
+    # FFT and LoRA to early stopping, over several sessions (rerun the same line to continue)
+    python benchmarks/iisan_quality.py --methods fft lora --embedded-budget-minutes 0 \
+        --runs-dir .cache/bench-quality/runs --resume --name iisan_quality_converged
 """
 
 from __future__ import annotations
@@ -72,7 +75,13 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="training-time budget per run (all methods)")
     parser.add_argument("--embedded-budget-minutes", type=float, default=60.0,
-                        help="training-time budget for fft and lora")
+                        help="training-time budget for fft and lora (0: none, train to early "
+                        "stopping; use with --runs-dir and --resume across sessions)")
+    parser.add_argument("--runs-dir", default=None,
+                        help="keep each method's run in RUNS_DIR/METHOD (default: a temporary "
+                        "folder, deleted)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs left unfinished in --runs-dir from their last epoch")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-quality"))
     parser.add_argument("--name", default="iisan_quality",
@@ -85,6 +94,7 @@ def main() -> None:
         budget = args.budget_minutes
         if method in EMBEDDED:
             budget = min(b for b in (budget, args.embedded_budget_minutes) if b is not None)
+            budget = budget or None  # 0: no budget
         if args.quick:
             budget = 2.0
         raw = {
@@ -101,7 +111,9 @@ def main() -> None:
             setting += f", batch {args.batch_size}"
         if budget:
             setting += f", budget {budget:g} min"
-        row = run_config(raw, dataset="amazon_scientific", method=method, setting=setting)
+        keep = Path(args.runs_dir) / method if args.runs_dir and not args.quick else None
+        row = run_config(raw, dataset="amazon_scientific", method=method, setting=setting,
+                         keep_dir=keep, resume=args.resume)
         rows = [r for r in rows if r["method"] != method or args.quick] + [row]
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
         if not args.quick:  # keep what is finished if a later method is interrupted
