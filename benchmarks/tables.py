@@ -87,14 +87,19 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(parts) + "\n"
 
 
-#: results files written under another name (``--name``) by a benchmark
-WRITTEN_BY = {"iisan_blocks": "iisan_quality.py", "idrec_seeds": "idrec.py"}
+#: results files whose name does not start with their benchmark's (``--name``)
+WRITTEN_BY = {"iisan_blocks": "iisan_quality"}
 
 
 def _script(stem: str) -> str:
-    if stem in WRITTEN_BY:
-        return f"{WRITTEN_BY[stem]} --name {stem}"
-    return f"{stem}.py"
+    """The command that writes ``stem.json``: ``NAME.py``, or ``SCRIPT.py --name NAME``."""
+    scripts = sorted((p.stem for p in (REPO / "benchmarks").glob("*.py")), key=len,
+                     reverse=True)
+    if stem in scripts:
+        return f"{stem}.py"
+    script = WRITTEN_BY.get(stem) or next(
+        (c for c in scripts if stem.startswith(c + "_")), None)
+    return f"{script}.py --name {stem}" if script else f"... --name {stem}"
 
 
 def write_docs(results: Path = RESULTS, doc: Path = DOC) -> Path:
