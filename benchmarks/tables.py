@@ -103,11 +103,11 @@ def _script(stem: str) -> str:
 
 
 def write_docs(results: Path = RESULTS, doc: Path = DOC) -> Path:
+    from recadapt.io import write_text
+
     text = render(results)
     if not doc.is_file() or doc.read_text(encoding="utf-8") != text:
-        tmp = doc.with_suffix(".md.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(doc)
+        write_text(doc, text)
     return doc
 
 

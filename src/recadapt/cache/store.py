@@ -284,9 +284,7 @@ class StateCache:
     @property
     def info(self) -> EncoderInfo:
         """The identity of the encoder that produced the states (what models size layers by)."""
-        enc = dict(self.key["encoder"])
-        enc["layer_dims"] = tuple(enc["layer_dims"])
-        return EncoderInfo(**enc)
+        return EncoderInfo.from_dict(self.key["encoder"])
 
     def _check_layer(self, layer: int) -> int:
         layer = int(layer)

@@ -65,6 +65,11 @@ class EncoderInfo:
         out["layer_dims"] = list(self.layer_dims)
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderInfo:
+        """The inverse of :meth:`as_dict` (a cache manifest's key, an info memo)."""
+        return cls(**{**data, "layer_dims": tuple(data["layer_dims"])})
+
 
 def check_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
     """``None`` → every layer ``0..num_layers``; otherwise validate the indices."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import torch
 from recadapt.config import EncoderSpec
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder
 from recadapt.errors import RecAdaptError
+from recadapt.io import write_json
 
 #: the folder under the cache root that holds the info memos
 MEMO_DIR = ".encoder-info"
@@ -41,16 +41,6 @@ _NOT_IN_MEMO = {"name", "fields", "template", "batch_size"}
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def info_from_dict(data: dict[str, Any]) -> EncoderInfo:
-    """The inverse of :meth:`EncoderInfo.as_dict` (a memo or a cache manifest's key)."""
-    return EncoderInfo(
-        source=str(data["source"]), revision=str(data["revision"]),
-        modality=str(data["modality"]), num_layers=int(data["num_layers"]),
-        layer_dims=tuple(int(d) for d in data["layer_dims"]), pooling=str(data["pooling"]),
-        settings=dict(data.get("settings") or {}),
-    )
 
 
 def same_info(a: EncoderInfo, b: EncoderInfo) -> bool:
@@ -86,23 +76,14 @@ def read_memo(path: Path) -> EncoderInfo | None:
     """The memoised info, or ``None`` when the file is missing or unreadable (then the encoder
     is loaded and the memo rewritten)."""
     try:
-        return info_from_dict(json.loads(path.read_text(encoding="utf-8"))["info"])
+        return EncoderInfo.from_dict(json.loads(path.read_text(encoding="utf-8"))["info"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def write_memo(path: Path, spec: EncoderSpec, info: EncoderInfo) -> None:
-    """Atomically (temporary file + rename): a reader sees the old memo or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"model": spec.model, "info": info.as_dict()}, indent=2, default=str)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(body + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically: a reader sees the old memo or the new one."""
+    write_json(path, {"model": spec.model, "info": info.as_dict()})
 
 
 class LazyEncoder(FrozenEncoder):
