@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash never leaves a half-written file under its final name."""
+"""Atomic file writes (a crash never leaves a half-written file under its final name) and the
+one canonical JSON form that content-addressed keys are hashed from."""
 
 from __future__ import annotations
 
@@ -30,3 +31,11 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: equal data gives equal text, so equal digests.
+
+    Cache keys and encoder info memos are hashed from this; changing it re-keys every cache.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

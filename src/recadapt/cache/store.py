@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from recadapt import __version__
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
 from recadapt.errors import RecAdaptError
-from recadapt.io import atomic_write, write_json
+from recadapt.io import atomic_write, canonical_json, write_json
 
 if TYPE_CHECKING:
     from recadapt.config import CacheConfig
@@ -142,17 +142,12 @@ def cache_key(
         "dtype": dtype,
         "contents": {"sha256": content_hash, "items": int(num_items)},
     }
-    return json.loads(_canonical(key))
+    return json.loads(canonical_json(key))
 
 
 def key_digest(key: dict[str, Any]) -> str:
     """sha256 of the key's canonical JSON (sorted keys, no spaces): the folder's identity."""
-    return hashlib.sha256(_canonical(key).encode("utf-8")).hexdigest()
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()
 
 
 def cache_path(root: str | os.PathLike[str], key: dict[str, Any], name: str = "") -> Path:
@@ -168,7 +163,7 @@ def _slug(text: str) -> str:
 
 def key_difference(have: dict[str, Any], want: dict[str, Any]) -> str | None:
     """The first way ``have`` (a cache's key) differs from ``want``, as words; None if equal."""
-    if _canonical(have) == _canonical(want):
+    if canonical_json(have) == canonical_json(want):
         return None
     h_enc, w_enc = have.get("encoder", {}), want.get("encoder", {})
     if h_enc.get("source") != w_enc.get("source"):

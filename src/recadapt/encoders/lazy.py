@@ -31,7 +31,7 @@ import torch
 from recadapt.config import EncoderSpec
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder
 from recadapt.errors import RecAdaptError
-from recadapt.io import write_json
+from recadapt.io import canonical_json, write_json
 
 #: the folder under the cache root that holds the info memos
 MEMO_DIR = ".encoder-info"
@@ -39,13 +39,9 @@ MEMO_DIR = ".encoder-info"
 _NOT_IN_MEMO = {"name", "fields", "template", "batch_size"}
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def same_info(a: EncoderInfo, b: EncoderInfo) -> bool:
     """Equal as the cache key sees them (JSON: tuples and lists compare equal)."""
-    return _canonical(a.as_dict()) == _canonical(b.as_dict())
+    return canonical_json(a.as_dict()) == canonical_json(b.as_dict())
 
 
 def memo_path(root: str | os.PathLike[str], spec: EncoderSpec,
@@ -68,7 +64,7 @@ def memo_path(root: str | os.PathLike[str], spec: EncoderSpec,
         "versions": {"recadapt": __version__, "transformers": transformers.__version__,
                      "torch": torch.__version__.split("+")[0]},
     }
-    digest = hashlib.sha256(_canonical(identity).encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()
     return Path(root).expanduser() / MEMO_DIR / f"{digest[:32]}.json"
 
 
