@@ -60,7 +60,8 @@ Other choices: TALLRec, ReLLa and RecLoRA share RecLoRA's prompt (Figure 2, temp
 the packaged SmolLM2-135M (``--llm``) instead of Vicuna-7B; LLMs train with batch 8, lr 1e-3,
 AdamW, linear decay (appendix C), ``--llm-epochs``; CTR-BERT with lr 5e-5 and 5% warm-up
 (appendix B.2, batch 8 here as K is small); ID models with AdamW, lr 1e-3, batch 256, early
-stopping on valid AUC.
+stopping on valid AUC. No 5-core filter (appendix A has one): on ML-100K it would drop 0.71%
+of the ratings and no user (docs/decisions.md).
 
     python benchmarks/reclora.py --quick --threads 1        # every section, tiny (smoke test;
                                                              # ~1 h on one busy core: 11 LLM
