@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from common import REPO, format_table, shared_data, write_results
-from recadapt.config import validate_config
+from recadapt.config import RunConfig, dump_config, validate_config
 from recadapt.train.loop import train_run
 
 DATASETS = {
@@ -120,9 +120,19 @@ class Runner:
         return self.work / dataset / key.replace(" ", "_").replace("/", "-")
 
     def train(self, raw: dict[str, Any], dataset: str, key: str) -> Path:
-        """Train (or reuse a finished) run; returns its folder."""
+        """Train (or reuse a finished or resume an interrupted run of the same config);
+        returns its folder. A run left there under another config (other lr, history, …)
+        is never reused: it is moved aside to ``FOLDER.replaced-N`` (nothing is lost)."""
         run_dir = self.folder(dataset, key)
         config = validate_config(raw)
+        stored = run_dir / "config.yaml"
+        if stored.is_file() and not same_config(stored, config):
+            aside = next(run_dir.with_name(f"{run_dir.name}.replaced-{n}") for n in
+                         range(1, 10_000) if not
+                         run_dir.with_name(f"{run_dir.name}.replaced-{n}").exists())
+            print(f"{run_dir} was trained under another config: moved to {aside.name}",
+                  flush=True)
+            run_dir.rename(aside)
         if (run_dir / "metrics.json").is_file():
             return run_dir
         resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
@@ -164,8 +174,22 @@ class Runner:
         parts = [f"sampled 1+19, valid/test subsample {eval_cfg['max_users']} users",
                  f"K={k} users" if k else ("cold users (first 3 items)" if cold else
                                            "all users"),
+                 f"model {json.dumps(shown_model(raw['model']), sort_keys=True)}",
                  f"train {json.dumps(raw['train'], sort_keys=True)}"]
         return ", ".join(parts) + (" (quick)" if self.args.quick else "")
+
+
+def shown_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The model section as a row's setting shows it: without the prerequisite runs' paths
+    (machine-specific; their own settings are the rows they come from)."""
+    return {k: v for k, v in model.items() if not k.endswith("_run")}
+
+
+def same_config(stored: Path, config: RunConfig) -> bool:
+    """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
+    so fields added with defaults since the run was trained do not count as changes)."""
+    previous = validate_config(yaml.safe_load(stored.read_text(encoding="utf-8")) or {})
+    return dump_config(previous) == dump_config(config)
 
 
 def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
@@ -175,7 +199,6 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
 
     import torch
 
-    from recadapt.config import dump_config
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json, write_text
     from recadapt.pipeline import build_model, prepare_data, read_run_config

@@ -1,0 +1,55 @@
+"""The A-LLMRec benchmark never reuses a kept run trained under another config."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recadapt.config import dump_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def bench(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_a_llmrec",
+                                                  REPO / "benchmarks" / "a_llmrec.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("common", None)
+
+
+def _raw(lr: float) -> dict:
+    return {"data": {"source": "somewhere"}, "model": {"name": "sasrec"},
+            "train": {"lr": lr, "epochs": 1}}
+
+
+def test_a_kept_run_is_reused_only_under_the_same_config(bench, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    trained: list[float] = []
+
+    def fake_train_run(config, run_dir: Path, **_: object) -> None:
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        (run_dir / "metrics.json").write_text("{}", encoding="utf-8")
+        trained.append(config.train.lr)
+
+    monkeypatch.setattr(bench, "train_run", fake_train_run)
+    args = argparse.Namespace(work_dir=str(tmp_path), quick=False, resume=False)
+    runner = bench.Runner(args, "unused")
+    folder = runner.train(_raw(1e-3), "d", "cf sasrec")
+    assert trained == [1e-3]
+    assert runner.train(_raw(1e-3), "d", "cf sasrec") == folder and trained == [1e-3]
+    # another lr: the old run moves aside (kept), a new one is trained in its place
+    assert runner.train(_raw(1e-4), "d", "cf sasrec") == folder and trained == [1e-3, 1e-4]
+    aside = folder.with_name(folder.name + ".replaced-1")
+    assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
+    assert bench.same_config(folder / "config.yaml", validate_config(_raw(1e-4)))
