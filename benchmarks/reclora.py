@@ -52,6 +52,10 @@ The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_fr
   trained for each length) reading ``--id-lengths`` (10, 30, 60) retrieved behaviours; AUC and
   seconds per training / inference sample relative to ReLLa at the shortest text (the paper's
   "Improve" and "Increase" columns); a PNG (``results/NAME_history.png``).
+* ``crm`` — RecLoRA gated by another conventional model (``--crm-models``, default
+  GRU4Rec-CTR, the best ID model of Table 2 here; the paper's CRM is SIM, its best ID model),
+  on recent histories (no retrieval; compare Table 3's "w/o long-short retriever"); ``rel_impr``
+  relative to the best ID model.
 * Table 2's Caser is ``caser-ctr`` (Caser's defaults but an identity activation after its FC
   layer; no user embedding, like the other ID sequence models; last in ``ID_MODELS`` so that
   the row order of earlier runs is kept).
@@ -90,7 +94,7 @@ from recadapt.config import dump_config, validate_config
 DATASETS = {"ml-100k": 4, "movielens_dslabs": 3.5}
 ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-ctr",
              "caser-ctr"]
-SECTIONS = ["table2", "table3", "nm", "samples", "history"]
+SECTIONS = ["table2", "table3", "nm", "samples", "history", "crm"]
 
 
 @dataclass
@@ -99,7 +103,8 @@ class Run:
     method: str
     raw: dict[str, Any]
     setting: str
-    crm: str | None = None  # view of the kept CTR-model run this row reads (trained first)
+    #: (view, model) of the kept CTR-model run this row reads (trained first)
+    crm: tuple[str, str] | None = None
     kept: Path | None = None  # the row is this kept run (Table 2's SIM = RecLoRA's CRM)
 
 
@@ -190,12 +195,12 @@ class Plan:
         parts.append(f"train {json.dumps(train, sort_keys=True)}")
         return "; ".join(parts) + (" (quick)" if self.args.quick else "")
 
-    def crm_raw(self, view: str) -> dict[str, Any]:
-        return self.raw(view, None, {"name": "sim"}, self.id_train())
+    def crm_raw(self, view: str, name: str = "sim") -> dict[str, Any]:
+        return self.raw(view, None, {"name": name}, self.id_train())
 
-    def crm_dir(self, view: str) -> Path:
-        digest = hashlib.sha1(json.dumps(self.crm_raw(view), sort_keys=True).encode())
-        return self.work / f"crm-sim-{view}-{digest.hexdigest()[:10]}"
+    def crm_dir(self, view: str, name: str = "sim") -> Path:
+        digest = hashlib.sha1(json.dumps(self.crm_raw(view, name), sort_keys=True).encode())
+        return self.work / f"crm-{name}-{view}-{digest.hexdigest()[:10]}"
 
     # -- runs ------------------------------------------------------------------------------
     def id_run(self, name: str) -> Run:
@@ -208,18 +213,18 @@ class Plan:
         return Run("table2", method, raw, setting, kept=kept)
 
     def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
-                num_meta: int | None = None, lora_r: int = 8) -> Run:
+                num_meta: int | None = None, lora_r: int = 8, crm_model: str = "sim") -> Run:
         crm_view = view if view.startswith("retrieved") else (
             "retrieved" if view == "noshort" else "recent")
-        crm = self.crm_dir(crm_view)
+        crm = self.crm_dir(crm_view, crm_model)
         model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
                  self.args.num_meta, "lora_r": lora_r,
                  "prompt_history_len": self.args.prompt_history, "crm_run": str(crm)}
         train = self.llm_train()
-        crm_label = (f"sim on the full training split, {self.views[crm_view][2]} "
+        crm_label = (f"{crm_model} on the full training split, {self.views[crm_view][2]} "
                      f"({crm.name})")
         return Run(section, method, self.raw(view, k, model, train),
-                   self.setting(view, k, model, train, crm_label), crm=crm_view)
+                   self.setting(view, k, model, train, crm_label), crm=(crm_view, crm_model))
 
     def llm(self, section: str, name: str, k: int, view: str | None = None,
             method: str | None = None) -> Run:
@@ -255,6 +260,9 @@ class Plan:
                 self.reclora("table3", f"reclora w/o long-short retriever K={k}", k,
                              view="recent"),
             ]
+        if "crm" in sections:  # RecLoRA gated by another CRM (recent histories, no retrieval)
+            runs += [self.reclora("crm", f"reclora CRM={name} K={k}", k, view="recent",
+                                  crm_model=name) for name in a.crm_models]
         if "nm" in sections:
             runs += [self.reclora("nm", f"reclora N_m={n} K={k}", k, num_meta=n) for n in a.nm]
         if "samples" in sections:
@@ -299,7 +307,8 @@ def annotate(all_rows: list[dict[str, Any]]) -> None:
 def annotate_dataset(rows: list[dict[str, Any]]) -> None:
     """``rel_impr``: Table 2 rows relative to the best ID model, Table 3 rows relative to
     Table 2's RecLoRA (AUC), as the paper's RelImpr / RelDecr columns; Table 4 (``history``)
-    rows relative to ReLLa with the shortest text history, with its time increases."""
+    rows relative to ReLLa with the shortest text history, with its time increases; ``crm``
+    rows relative to the best ID model."""
     ids = [r for r in rows if r["section"] == "table2" and r.get("family") == "ID"]
     best = max(ids, key=lambda r: r["AUC"], default=None)
     full = next((r for r in rows if r["section"] == "table2"
@@ -310,7 +319,8 @@ def annotate_dataset(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         for key in ("rel_impr", "rel_to", "train_time_increase", "inference_time_increase"):
             row.pop(key, None)
-        ref = {"table2": best, "table3": full, "history": shortest}.get(row["section"])
+        ref = {"table2": best, "crm": best, "table3": full,
+               "history": shortest}.get(row["section"])
         if ref is not None:
             row["rel_impr"] = row["AUC"] / ref["AUC"] - 1
             row["rel_to"] = ref["method"]
@@ -407,6 +417,9 @@ def main() -> None:
     parser.add_argument("--id-lengths", nargs="+", type=int, default=None,
                         help="Table 4 / Figure 5: RecLoRA's CRM histories (default 10 30 60; "
                         "quick 10 20)")
+    parser.add_argument("--crm-models", nargs="+", default=["gru4rec-ctr"],
+                        help="section crm: RecLoRA's CTR model (the paper: SIM, its best ID "
+                        "model; here the best ID model of Table 2)")
     parser.add_argument("--llm", default="smollm2-135m")
     parser.add_argument("--llm-epochs", type=int, default=None, help="default 2; quick 1")
     parser.add_argument("--llm-lr", type=float, default=1e-3)
@@ -457,14 +470,14 @@ def main() -> None:
             row = kept_run(run.kept, run.raw, dataset, run.method, run.setting)
         else:
             if run.crm is not None:  # Few2Many: the CTR model first (once per history)
-                kept_run(plan.crm_dir(run.crm), plan.crm_raw(run.crm), dataset,
-                         f"sim CRM ({run.crm})", "")
+                kept_run(plan.crm_dir(*run.crm), plan.crm_raw(*run.crm), dataset,
+                         f"{run.crm[1]} CRM ({run.crm[0]})", "")
             row = run_config(run.raw, dataset=dataset, method=run.method, setting=run.setting)
         row.update(section=run.section, config_sha=sha,
                    family="ID" if run.raw["model"]["name"] in ID_MODELS else "LM",
                    trainable_ratio=row["trainable_params"] / max(1, row["total_params"]))
         if run.crm is not None:
-            row["crm_run"] = plan.crm_dir(run.crm).name
+            row["crm_run"] = plan.crm_dir(*run.crm).name
         done.setdefault(sha, row)
         rows = [r for r in rows if (r.get("dataset"), r["section"], r["method"])
                 != (dataset, run.section, run.method)]
