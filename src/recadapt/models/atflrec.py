@@ -55,8 +55,10 @@ The paper's pipeline (section II, Figures 1-4) and how it is built here:
   the paper) gives the logit; the loss is the base class's binary cross-entropy.
 * **Trained**: LoRA weights, the audio network, the classifier; nothing else of the text model.
 * **Schedule** (III-4) belongs to the training loop: Adam, batch 8, gradient accumulation 4,
-  ``drop_last``, 50 warm-up steps from 1e-9, then linear decay to 0 (``train.warmup_start``,
-  ``train.schedule: linear``; see ``configs/atflrec_synth.yaml``).
+  ``drop_last``, warm-up from 1e-9 over 50 iterations, then linear decay to 0
+  (``train.warmup_start``, ``train.schedule: linear``; see ``configs/atflrec_synth.yaml``).
+  III-4 counts *iterations* as batches ("gradient accumulation performed every 4
+  iterations"), so its 50 warm-up iterations are ``warmup_steps: 13`` optimizer steps.
 """
 
 from __future__ import annotations
