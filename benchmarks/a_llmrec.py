@@ -127,9 +127,9 @@ class Runner:
         config = validate_config(raw)
         stored = run_dir / "config.yaml"
         if stored.is_file() and not same_config(stored, config):
-            aside = next(run_dir.with_name(f"{run_dir.name}.replaced-{n}") for n in
-                         range(1, 10_000) if not
-                         run_dir.with_name(f"{run_dir.name}.replaced-{n}").exists())
+            n = 1
+            while (aside := run_dir.with_name(f"{run_dir.name}.replaced-{n}")).exists():
+                n += 1
             print(f"{run_dir} was trained under another config: moved to {aside.name}",
                   flush=True)
             run_dir.rename(aside)
