@@ -188,8 +188,9 @@ def shown_model(model: dict[str, Any]) -> dict[str, Any]:
 def same_config(stored: Path, config: RunConfig) -> bool:
     """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
     so fields added with defaults since the run was trained do not count as changes)."""
-    previous = validate_config(yaml.safe_load(stored.read_text(encoding="utf-8")) or {})
-    return dump_config(previous) == dump_config(config)
+    from recadapt.pipeline import read_run_config
+
+    return dump_config(read_run_config(stored.parent)) == dump_config(config)
 
 
 def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
