@@ -36,6 +36,7 @@ from typing import Any
 
 from common import REPO, format_table, run_config, shared_data, write_results
 
+DEFAULT_LLM = "smollm2-135m"
 ID_MODELS = ["sasrec-ctr", "gru4rec-ctr", "lightgcn", "graphsage"]
 #: ATFLRec's Table III rows: run at every K of ``--atflrec-ks`` but 100
 TABLE3 = ("atflrec dual", "atflrec single text+audio", "atflrec single text")
@@ -54,6 +55,8 @@ def llm_train(args: argparse.Namespace, budget: float | None = None) -> dict[str
              "lr": args.llm_lr, "patience": 2, "num_threads": args.threads}
     if budget:
         train["time_budget_minutes"] = budget
+    if args.llm_precision != "no":
+        train["mixed_precision"] = args.llm_precision  # only then: older rows' settings hold
     return train
 
 
@@ -68,20 +71,32 @@ def atflrec_train(args: argparse.Namespace) -> dict[str, Any]:
             "num_threads": args.threads}
 
 
+def eval_sizes(args: argparse.Namespace) -> dict[str, int]:
+    """The valid and test subsample sizes (``--test-samples`` only when given)."""
+    sizes = {"max_eval_samples": args.eval_samples}
+    if args.test_samples is not None:
+        sizes["max_test_samples"] = args.test_samples
+    return sizes
+
+
 def ml100k_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     source = str(shared_data("ml-100k"))
     runs = []
     ks: list[int | None] = [*args.ks, None] if not args.quick else [args.ks[0]]
     for k in ks:
-        ctr = {"k_shot": k, "history_len": 10, "max_eval_samples": args.eval_samples}
+        ctr = {"k_shot": k, "history_len": 10, **eval_sizes(args)}
         data = {"source": source, "task": "ctr", "ctr": ctr}
         label = f"K={k}" if k else "full"
         for name in ID_MODELS:
             runs.append((f"{name} {label}", {"data": data, "model": {"name": name},
                                              "train": id_train(k, args)}))
         budget = args.llm_budget_minutes if k is None else None
-        runs.append((f"tallrec {label}", {"data": data, "model": {"name": "tallrec"},
-                                          "train": llm_train(args, budget)}))
+        model: dict[str, Any] = {"name": "tallrec"}
+        method = "tallrec"
+        if args.llm != DEFAULT_LLM:  # rows of another LLM are named apart
+            model["llm"], method = args.llm, f"tallrec {args.llm}"
+        runs.append((f"{method} {label}", {"data": data, "model": model,
+                                           "train": llm_train(args, budget)}))
     return runs
 
 
@@ -89,7 +104,7 @@ def atflrec_runs(args: argparse.Namespace, source: Path) -> list[tuple[str, dict
     runs = []
     for k in ([100] if args.quick else args.atflrec_ks):
         data = {"source": str(source), "task": "ctr",
-                "ctr": {"k_shot": k, "history_len": 10, "max_eval_samples": args.eval_samples}}
+                "ctr": {"k_shot": k, "history_len": 10, **eval_sizes(args)}}
         for name in ID_MODELS:
             runs.append((f"{name} K={k}", {"data": data, "model": {"name": name},
                                            "train": id_train(k, args)}))
@@ -137,8 +152,18 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[64, 256, 1024])
     parser.add_argument("--eval-samples", type=int, default=None,
                         help="valid/test samples scored per run (default 1000; quick 100)")
+    parser.add_argument("--test-samples", type=int, default=None,
+                        help="test subsample size when larger than --eval-samples (scored "
+                        "once; validation after each epoch keeps --eval-samples)")
     parser.add_argument("--llm-epochs", type=int, default=3)
     parser.add_argument("--llm-lr", type=float, default=1e-3)
+    parser.add_argument("--llm", default=DEFAULT_LLM,
+                        help="TALLRec's causal LM (packaged smollm2-135m or gemma3-270m, hf:ID, "
+                        "a folder); rows of another LLM are named 'tallrec LLM K=...'")
+    parser.add_argument("--llm-precision", choices=["no", "bf16", "fp16"], default="no",
+                        help="TALLRec's train.mixed_precision (bf16 autocast: ~1.5x faster "
+                        "fwd+bwd on CPUs with AVX512-BF16; RecLoRA's appendix runs TALLRec "
+                        "in 8-bit)")
     parser.add_argument("--atflrec-lr", type=float, default=1e-3)
     parser.add_argument("--atflrec-epochs", type=int, default=10)
     parser.add_argument("--atflrec-ks", nargs="+", type=int, default=[100, 500],
@@ -170,9 +195,11 @@ def main() -> None:
     for section, dataset, method, raw in plan:
         if args.only and method not in args.only:
             continue
+        test_size = f", test {args.test_samples}" if args.test_samples is not None else ""
         synthetic = " SYNTHETIC data (recadapt data synth)," if section == "atflrec" else ""
         setting = (f"{synthetic} CTR global-time 8:1:1, history 10, valid/test subsample "
-                   f"{args.eval_samples}, train {json.dumps(raw['train'], sort_keys=True)}"
+                   f"{args.eval_samples}{test_size}, "
+                   f"train {json.dumps(raw['train'], sort_keys=True)}"
                    + (" (quick)" if args.quick else "")).strip()
         if args.resume and any(r["method"] == method and r["setting"] == setting for r in rows):
             continue

@@ -62,6 +62,11 @@ class CTRDataConfig(Section):
     max_eval_samples: int | None = Field(
         None, ge=2, description="evaluate on a seeded subsample of valid/test (slow LLMs)"
     )
+    max_test_samples: int | None = Field(
+        None, ge=2, description="test subsample size when it should differ from "
+        "max_eval_samples: a larger one narrows the reported AUC's error bar for one pass, "
+        "while validation after every epoch stays cheap"
+    )
     retrieval: RetrievalConfig | None = Field(
         None, description="semantic retrieval: history_len is then the pool searched; the ID "
         "model reads retrieval.long_len behaviours, the prompt retrieval.short_len"

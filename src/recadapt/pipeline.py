@@ -68,7 +68,8 @@ def prepare_data(config: RunConfig) -> Prepared:
         split = ctr_split(dataset, history_len=ctr.history_len,
                           label_threshold=ctr.label_threshold, negatives=ctr.negatives,
                           ratios=tuple(ctr.split), k_shot_train=ctr.k_shot, seed=ctr.seed,
-                          max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed)
+                          max_eval_samples=ctr.max_eval_samples, eval_seed=config.eval.seed,
+                          max_test_samples=ctr.max_test_samples)
         if ctr.retrieval is not None:  # RecLoRA 3.4 / ReLLa: relevant, not recent, behaviours
             from recadapt.data.retrieval import semantic_item_vectors
 

@@ -75,6 +75,11 @@ def test_global_time_split_and_k_shot(shared_data):
     assert set(zip(few.train.users, few.train.items, strict=True)) <= pairs  # nested subsets
     limited = ctr_split(data, history_len=5, max_eval_samples=500)
     assert len(limited.valid) == len(limited.test) == 500
+    wide = ctr_split(data, history_len=5, max_eval_samples=500, max_test_samples=2000)
+    assert len(wide.valid) == 500 and len(wide.test) == 2000
+    assert np.array_equal(wide.valid.timestamps, limited.valid.timestamps)
+    small_test = set(zip(limited.test.users, limited.test.items, strict=True))
+    assert small_test < set(zip(wide.test.users, wide.test.items, strict=True))  # extends it
 
 
 def test_bad_split_settings_are_clear():

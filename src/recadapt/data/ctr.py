@@ -16,7 +16,8 @@ Choices (docs/protocols.md):
 * **Split.** All samples sorted by time and cut 8:1:1 by count (``global_time_split``'s rule);
   K-shot training subsets are a fixed prefix of one seeded permutation (``splits.k_shot``), and
   ``max_eval_samples`` subsamples valid/test with ``eval_seed`` for slow LLM models (reports
-  say so).
+  say so); ``max_test_samples`` gives the test subsample its own (larger) size — a prefix of
+  the same permutation, so it extends the smaller one.
 * Samples without any history are kept (a model must cope with an empty history); item 0 is
   padding in histories, never a target.
 """
@@ -152,7 +153,8 @@ def _with_sampled_negatives(samples: CTRSamples, dataset: Dataset, negatives: in
 def ctr_split(dataset: Dataset, *, history_len: int = 10, label_threshold: float = 4.0,
               negatives: int = 1, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
               k_shot_train: int | None = None, seed: int = 0,
-              max_eval_samples: int | None = None, eval_seed: int = 0) -> CTRSplit:
+              max_eval_samples: int | None = None, eval_seed: int = 0,
+              max_test_samples: int | None = None) -> CTRSplit:
     """Samples cut by global time (see module docstring)."""
     if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
         raise DataError(f"data.ctr.split: {list(ratios)} must be three non-negative numbers "
@@ -169,9 +171,11 @@ def ctr_split(dataset: Dataset, *, history_len: int = 10, label_threshold: float
             raise DataError(f"data.ctr.k_shot: {k_shot_train} exceeds the {len(train)} "
                             "training samples")
         train = train.subset(k_shot(np.arange(len(train)), k_shot_train, seed))
+    test_size = max_test_samples if max_test_samples is not None else max_eval_samples
     if max_eval_samples is not None:
-        valid, test = (_limit(part, max_eval_samples, eval_seed + i)
-                       for i, part in enumerate((valid, test)))
+        valid = _limit(valid, max_eval_samples, eval_seed)
+    if test_size is not None:  # a prefix of one seeded permutation: larger sizes extend it
+        test = _limit(test, test_size, eval_seed + 1)
     for name, part in (("train", train), ("valid", valid), ("test", test)):
         if len(part) == 0:
             raise DataError(f"dataset {dataset.name!r}: the CTR {name} split is empty; use more "
