@@ -49,6 +49,19 @@ def test_run_directory_holds_config_metrics_and_efficiency(make_config, tmp_path
     assert len(json.loads((run_dir / "history.json").read_text())) == 2
 
 
+def test_runs_of_different_precisions_follow_each_other_in_one_process(make_config, tmp_path):
+    """A benchmark trains fp32 ID rows then a bf16 LLM row in one process: accelerate's
+    process-wide state used to refuse the second precision."""
+    from accelerate.state import AcceleratorState
+
+    train_run(make_config(train={"epochs": 1}), tmp_path / "fp32", progress=False)
+    train_run(make_config(train={"epochs": 1, "mixed_precision": "bf16"}), tmp_path / "bf16",
+              progress=False)
+    assert AcceleratorState().mixed_precision == "bf16"
+    train_run(make_config(train={"epochs": 1}), tmp_path / "again", progress=False)
+    assert AcceleratorState().mixed_precision == "no"
+
+
 def test_existing_run_is_not_overwritten(make_config, tmp_path):
     run_dir = tmp_path / "run"
     train_run(make_config(train={"epochs": 1}), run_dir, progress=False)

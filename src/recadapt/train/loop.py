@@ -187,11 +187,29 @@ def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
         )
 
 
+def _allow_precision(mixed_precision: str) -> None:
+    """Let one process train runs of different precisions one after another (a benchmark's
+    ID rows in fp32, then an LLM row in bf16): accelerate's state is a process-wide singleton
+    that refuses a new precision. In a single process its precision-bound part is reset (the
+    process state stays); in a distributed launch every run must share the precision."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    state = AcceleratorState._shared_state
+    if not state or state.get("_mixed_precision") == mixed_precision:
+        return
+    if PartialState._shared_state.get("num_processes", 1) > 1:
+        raise RecAdaptError(f"train.mixed_precision: {mixed_precision!r} differs from "
+                            f"{state.get('_mixed_precision')!r} of an earlier run in this "
+                            "distributed launch; launch each precision separately")
+    AcceleratorState._reset_state()
+
+
 class _Loop:
     def __init__(self, config: RunConfig, model: Recommender, prepared: Prepared,
                  run_dir: Path, progress: bool, on_epoch_end: EpochHook | None) -> None:
         self.config, self.prepared, self.run_dir = config, prepared, run_dir
         self.train_cfg = config.train
+        _allow_precision(self.train_cfg.mixed_precision)
         self.accelerator = Accelerator(
             cpu=use_cpu(self.train_cfg.cpu),
             mixed_precision=self.train_cfg.mixed_precision,
