@@ -12,6 +12,13 @@ def test_overrides_parse_nested_yaml_values():
     }
 
 
+def test_mixed_precision_no_survives_yaml():
+    """YAML 1.1 reads a bare `no` as false; the precision field still means 'no'."""
+    raw = {"data": {"source": "x"}, **parse_overrides(["train.mixed_precision=no"])}
+    assert raw["train"]["mixed_precision"] is False
+    assert validate_config(raw).train.mixed_precision == "no"
+
+
 def test_file_then_overrides_then_model_defaults(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("train:\n  lr: 0.002\n  epochs: 3\nmodel:\n  name: sasrec\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recadapt.errors import ConfigError
 
@@ -139,6 +139,12 @@ class TrainConfig(Section):
     )
     cpu: bool = Field(False, description="force CPU even when an accelerator is present")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all)")
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        """YAML reads a bare ``no`` (``train.mixed_precision=no``) as false: mean 'no'."""
+        return "no" if value is False else value
 
 
 class EvalConfig(Section):
