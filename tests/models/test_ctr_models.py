@@ -45,6 +45,31 @@ def test_sequence_ctr_learns_a_planted_pattern(tmp_path, name):
     assert all(0 <= p <= 1 for p in predictions["probs"])
 
 
+def test_like_rate_is_the_smoothed_share_of_liked_behaviours(tmp_path):
+    import torch
+
+    from recadapt.data.ctr import CTRSamples
+    from recadapt.models.ctr import HistoryLikeRate, HistoryLikeRateConfig
+
+    model = HistoryLikeRate(HistoryLikeRateConfig(prior_weight=2.0), None, None)
+    labels = np.array([1, 1, 1, 0], dtype=np.float32)  # training positive rate 0.75
+    empty = np.zeros((4, 3), dtype=np.int64)
+    model.fit_training_samples(CTRSamples(np.zeros(4), np.zeros(4), labels, np.zeros(4),
+                                          empty, empty.astype(np.float32), empty))
+    batch = {"history": torch.tensor([[0, 5, 6], [0, 0, 0], [7, 8, 9]]),
+             "history_label": torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])}
+    probs = torch.sigmoid(model.ctr_logits(batch))
+    # (1 + 2*0.75) / (2 + 2), the prior alone, (3 + 1.5) / (3 + 2); padding (item 0) not counted
+    assert torch.allclose(probs, torch.tensor([0.625, 0.75, 0.9]), atol=1e-5)
+    config = validate_config({
+        "data": {"source": str(planted_ctr_csv(tmp_path / "ctr.csv")), "task": "ctr",
+                 "ctr": {"history_len": 8}}, "model": {"name": "like-rate"}})
+    result = train_run(config, tmp_path / "rate", progress=False)
+    # the planted labels depend on the target's parity, not on the user's like-rate
+    assert result.metrics["test"]["AUC"] < 0.7
+    assert result.efficiency["trainable_params"] == 0
+
+
 def test_task_and_model_must_match(tmp_path):
     with pytest.raises(ConfigError, match=r"does not do data\.task='ctr'"):
         ctr_config(tmp_path, name="sasrec")

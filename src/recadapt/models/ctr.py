@@ -114,3 +114,37 @@ class CaserCTR(SequenceCTR):
         # the last position reads the last L behaviours only: encode just those columns
         recent = {key: batch[key][:, -self.window:] for key in ("history", "history_label")}
         return super().user_vector(recent)
+
+
+class HistoryLikeRateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prior_weight: float = Field(1.0, ge=0, description=(
+        "pseudo-behaviours at the training samples' positive rate added to each history "
+        "(an empty history scores the prior)"))
+
+
+@register_model("like-rate", HistoryLikeRateConfig)
+class HistoryLikeRate(CTRRecommender):
+    """No learned parameters: the share of liked behaviours in the sample's history, smoothed
+    toward the training positive rate, ``(liked + w·p) / (n + w)``.
+
+    Why: when histories carry labels (ratings), a user's own like-rate is a strong CTR signal
+    (per-user bias) that any sequence model picks up from a few samples; this floor tells how
+    much of a few-shot table is that bias rather than item understanding."""
+
+    trainable = False
+
+    def __init__(self, config: HistoryLikeRateConfig, dataset, run) -> None:
+        super().__init__()
+        self.prior_weight = config.prior_weight
+        self.register_buffer("prior", torch.tensor(0.5))
+
+    def fit_training_samples(self, samples) -> None:
+        self.prior.fill_(float(samples.labels.mean()))
+
+    def ctr_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        valid = (batch["history"] > 0).float()
+        liked = ((batch["history_label"] >= 0.5).float() * valid).sum(1)
+        rate = (liked + self.prior_weight * self.prior) / (valid.sum(1) + self.prior_weight)
+        return torch.logit(rate.clamp(1e-4, 1 - 1e-4))
