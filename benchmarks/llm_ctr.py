@@ -5,9 +5,10 @@ Sections (``--sections``, all by default):
 
 * ``ml100k`` — ML-100K (rating >= 4 positive, global-time split 8:1:1, history 10): TALLRec
   (packaged SmolLM2-135M + LoRA r 8) against SASRec-CTR, GRU4Rec-CTR, LightGCN and GraphSAGE
-  trained on the **same** K-shot samples, K in ``--ks`` (64, 256, 1024), plus ``full``: the ID
-  and graph models on the whole training split and TALLRec on it under a time budget
-  (``--llm-budget-minutes``; the row says how far it got).
+  trained on the **same** K-shot samples, K in ``--ks`` (64, 256, 1024), and ``like-rate`` (no
+  parameters: the share of liked behaviours in the history, the per-user bias floor), plus
+  ``full``: the ID and graph models on the whole training split and TALLRec on it under a
+  time budget (``--llm-budget-minutes``; the row says how far it got).
 * ``atflrec`` — the synthetic multimodal set (``recadapt data synth``; audio = each item's
   clip), K in ``--atflrec-ks`` (the paper's 100 and 500): Table II (ATFLRec vs GRU4Rec, SASRec,
   LightGCN, GraphSAGE; every K), Table III (dual LoRA vs single LoRA text+audio vs single LoRA
@@ -87,7 +88,7 @@ def ml100k_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         ctr = {"k_shot": k, "history_len": 10, **eval_sizes(args)}
         data = {"source": source, "task": "ctr", "ctr": ctr}
         label = f"K={k}" if k else "full"
-        for name in ID_MODELS:
+        for name in [*ID_MODELS, "like-rate"]:  # like-rate: the per-user bias floor
             runs.append((f"{name} {label}", {"data": data, "model": {"name": name},
                                              "train": id_train(k, args)}))
         budget = args.llm_budget_minutes if k is None else None
