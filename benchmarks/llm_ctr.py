@@ -193,10 +193,10 @@ def main() -> None:
     if "atflrec" in args.sections:
         source = synthetic_source(args)
         plan += [("atflrec", source.name, m, raw) for m, raw in atflrec_runs(args, source)]
+    test_size = f", test {args.test_samples}" if args.test_samples is not None else ""
     for section, dataset, method, raw in plan:
         if args.only and method not in args.only:
             continue
-        test_size = f", test {args.test_samples}" if args.test_samples is not None else ""
         synthetic = " SYNTHETIC data (recadapt data synth)," if section == "atflrec" else ""
         setting = (f"{synthetic} CTR global-time 8:1:1, history 10, valid/test subsample "
                    f"{args.eval_samples}{test_size}, "
