@@ -6,7 +6,9 @@ Sections (``--sections``, all by default):
 * ``ml100k`` — ML-100K (rating >= 4 positive, global-time split 8:1:1, history 10): TALLRec
   (packaged SmolLM2-135M + LoRA r 8) against SASRec-CTR, GRU4Rec-CTR, LightGCN and GraphSAGE
   trained on the **same** K-shot samples, K in ``--ks`` (64, 256, 1024), and ``like-rate`` (no
-  parameters: the share of liked behaviours in the history, the per-user bias floor), plus
+  parameters: the share of liked behaviours in the history, the per-user bias floor), the
+  sequence models on the item sequence alone (``items-only``: without each behaviour's
+  liked/disliked label, the classic sequential recommenders' input), plus
   ``full``: the ID and graph models on the whole training split and TALLRec on it under a
   time budget (``--llm-budget-minutes``; the row says how far it got).
 * ``atflrec`` — the synthetic multimodal set (``recadapt data synth``; audio = each item's
@@ -91,6 +93,10 @@ def ml100k_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         for name in [*ID_MODELS, "like-rate"]:  # like-rate: the per-user bias floor
             runs.append((f"{name} {label}", {"data": data, "model": {"name": name},
                                              "train": id_train(k, args)}))
+        for name in ("sasrec-ctr", "gru4rec-ctr"):  # the item sequence alone (no labels)
+            runs.append((f"{name} items-only {label}", {
+                "data": data, "model": {"name": name, "feedback": False},
+                "train": id_train(k, args)}))
         budget = args.llm_budget_minutes if k is None else None
         model: dict[str, Any] = {"name": "tallrec"}
         method = "tallrec"

@@ -45,6 +45,33 @@ def test_sequence_ctr_learns_a_planted_pattern(tmp_path, name):
     assert all(0 <= p <= 1 for p in predictions["probs"])
 
 
+@pytest.mark.parametrize("name", ["sasrec-ctr", "gru4rec-ctr", "caser-ctr"])
+def test_feedback_switch_decides_whether_history_labels_matter(tmp_path, name):
+    from types import SimpleNamespace
+
+    import torch
+
+    from recadapt.registry import get_model
+
+    flipped = {}
+    for feedback in (True, False):
+        run = ctr_config(tmp_path, name=name, feedback=feedback)
+        entry = get_model(name)
+        torch.manual_seed(0)
+        model = entry.model_class(run.model_config_obj(), SimpleNamespace(num_items=10),
+                                   run).eval()
+        history = torch.tensor([[0, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6]])
+        labels = torch.tensor([[0.0, 1, 0, 1, 1, 0], [1.0, 1, 1, 0, 0, 0]])
+        batch = {"history": history, "history_label": labels, "item": torch.tensor([8, 9])}
+        with torch.no_grad():
+            before = model.ctr_logits(batch)
+            after = model.ctr_logits({**batch, "history_label": 1 - labels})
+        flipped[feedback] = (before - after).abs().max().item()
+        assert (model.feedback is None) == (not feedback)
+    assert flipped[True] > 1e-6  # labels change the user vector
+    assert flipped[False] == 0.0  # the item sequence alone
+
+
 def test_like_rate_is_the_smoothed_share_of_liked_behaviours(tmp_path):
     import torch
 

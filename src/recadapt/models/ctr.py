@@ -2,7 +2,8 @@
 models (ATFLRec Table II, RecLoRA's ID baselines).
 
 A sample's history items are embedded with their label (liked / disliked) — ID CTR models see
-every behaviour field, as RecLoRA's appendix B keeps all fields for them — and run through
+every behaviour field, as RecLoRA's appendix B keeps all fields for them; ``feedback: false``
+gives the classic sequential recommenders' input, the item sequence alone — and run through
 the library's causal sequence encoder (``nn/sequence.py``); the last position is the user
 vector ``u``. The target's embedding ``v`` and ``u`` meet in a small MLP over
 ``[u, v, u * v]`` (the interaction features of DIN/NCF-style heads) giving one logit; binary
@@ -30,6 +31,9 @@ class SequenceCTRConfig(BaseModel):
     num_layers: int = Field(2, ge=1, description="encoder blocks (SASRec) or GRU layers")
     num_heads: int = Field(2, ge=1, description="SASRec attention heads")
     dropout: float = Field(0.1, ge=0, lt=1)
+    feedback: bool = Field(True, description=(
+        "embed each history item with its liked/disliked label; false: the item sequence "
+        "alone, as classic sequential recommenders read it"))
 
 
 class CaserCTRConfig(CaserSettings):
@@ -45,6 +49,9 @@ class CaserCTRConfig(CaserSettings):
     fc_activation: CaserActivation = Field("identity", description=(
         "the paper's φ_a after the fully connected layer"))
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the scoring MLP")
+    feedback: bool = Field(True, description=(
+        "embed each history item with its liked/disliked label; false: the item sequence "
+        "alone, as classic sequential recommenders read it"))
 
 
 class SequenceCTR(CTRRecommender):
@@ -56,18 +63,22 @@ class SequenceCTR(CTRRecommender):
         d = config.hidden_size
         head_dropout = config.dropout if head_dropout is None else head_dropout
         self.items = nn.Embedding(num_items + 1, d, padding_idx=0)
-        self.feedback = nn.Embedding(2, d)  # disliked / liked behaviour
+        # disliked / liked behaviour; None: the item sequence alone (config ``feedback``)
+        self.feedback = nn.Embedding(2, d) if config.feedback else None
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(3 * d, config.mlp_size), nn.ReLU(),
                                   nn.Dropout(head_dropout), nn.Linear(config.mlp_size, 1))
         nn.init.normal_(self.items.weight, std=0.02)
-        nn.init.normal_(self.feedback.weight, std=0.02)
+        if self.feedback is not None:
+            nn.init.normal_(self.feedback.weight, std=0.02)
 
     def user_vector(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         history = batch["history"]
         valid = history > 0
-        liked = (batch["history_label"] >= 0.5).long()
-        vectors = (self.items(history) + self.feedback(liked)) * valid.unsqueeze(-1)
+        vectors = self.items(history)
+        if self.feedback is not None:
+            vectors = vectors + self.feedback((batch["history_label"] >= 0.5).long())
+        vectors = vectors * valid.unsqueeze(-1)
         return self.encoder(vectors, valid)[:, -1]
 
     def user_representation(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
