@@ -102,6 +102,8 @@ def ml100k_runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         method = "tallrec"
         if args.llm != DEFAULT_LLM:  # rows of another LLM are named apart
             model["llm"], method = args.llm, f"tallrec {args.llm}"
+        if args.llm_prompt != "tallrec":  # and rows of another prompt template
+            model["template"], method = args.llm_prompt, f"{method} prompt={args.llm_prompt}"
         runs.append((f"{method} {label}", {"data": data, "model": model,
                                            "train": llm_train(args, budget)}))
     return runs
@@ -167,6 +169,10 @@ def main() -> None:
     parser.add_argument("--llm", default=DEFAULT_LLM,
                         help="TALLRec's causal LM (packaged smollm2-135m or gemma3-270m, hf:ID, "
                         "a folder); rows of another LLM are named 'tallrec LLM K=...'")
+    parser.add_argument("--llm-prompt", default="tallrec",
+                        help="TALLRec's prompt template (tallrec; reclora: the profile and each "
+                        "behaviour's stars; a YAML file); rows of another template are named "
+                        "'tallrec prompt=NAME K=...'")
     parser.add_argument("--llm-precision", choices=["no", "bf16", "fp16"], default="no",
                         help="TALLRec's train.mixed_precision (bf16 autocast: ~1.5x faster "
                         "fwd+bwd on CPUs with AVX512-BF16; RecLoRA's appendix runs TALLRec "
