@@ -23,7 +23,15 @@ from recadapt.nn.sequence import CaserActivation, CaserEncoder, GRU4RecEncoder, 
 from recadapt.registry import register_model
 
 
-class SequenceCTRConfig(BaseModel):
+class HistoryFeedback(BaseModel):
+    """Whether the history's liked/disliked labels reach the sequence encoder."""
+
+    feedback: bool = Field(True, description=(
+        "embed each history item with its liked/disliked label; false: the item sequence "
+        "alone, as classic sequential recommenders read it"))
+
+
+class SequenceCTRConfig(HistoryFeedback):
     model_config = ConfigDict(extra="forbid")
 
     hidden_size: int = Field(64, ge=1, description="item embedding and encoder width")
@@ -31,12 +39,9 @@ class SequenceCTRConfig(BaseModel):
     num_layers: int = Field(2, ge=1, description="encoder blocks (SASRec) or GRU layers")
     num_heads: int = Field(2, ge=1, description="SASRec attention heads")
     dropout: float = Field(0.1, ge=0, lt=1)
-    feedback: bool = Field(True, description=(
-        "embed each history item with its liked/disliked label; false: the item sequence "
-        "alone, as classic sequential recommenders read it"))
 
 
-class CaserCTRConfig(CaserSettings):
+class CaserCTRConfig(CaserSettings, HistoryFeedback):
     """Caser's defaults (``nn/sequence.py`` ``CaserEncoder``; no user embedding), except
     ``fc_activation``: identity here, not the paper's ReLU, as the scoring MLP follows; with ReLU
     the planted-pattern test (hidden 16, seeds 0-2) learned on 1 of 3 seeds (test AUC 1.0; 0.53
@@ -49,9 +54,6 @@ class CaserCTRConfig(CaserSettings):
     fc_activation: CaserActivation = Field("identity", description=(
         "the paper's φ_a after the fully connected layer"))
     head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the scoring MLP")
-    feedback: bool = Field(True, description=(
-        "embed each history item with its liked/disliked label; false: the item sequence "
-        "alone, as classic sequential recommenders read it"))
 
 
 class SequenceCTR(CTRRecommender):
