@@ -47,8 +47,8 @@ from typing import Any
 
 import yaml
 
-from common import REPO, format_table, shared_data, write_results
-from recadapt.config import RunConfig, dump_config, validate_config
+from common import REPO, format_table, same_config, shared_data, write_results
+from recadapt.config import dump_config, validate_config
 from recadapt.train.loop import train_run
 
 DATASETS = {
@@ -183,14 +183,6 @@ def shown_model(model: dict[str, Any]) -> dict[str, Any]:
     """The model section as a row's setting shows it: without the prerequisite runs' paths
     (machine-specific; their own settings are the rows they come from)."""
     return {k: v for k, v in model.items() if not k.endswith("_run")}
-
-
-def same_config(stored: Path, config: RunConfig) -> bool:
-    """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
-    so fields added with defaults since the run was trained do not count as changes)."""
-    from recadapt.pipeline import read_run_config
-
-    return dump_config(read_run_config(stored.parent)) == dump_config(config)
 
 
 def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:

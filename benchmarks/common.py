@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recadapt.config import validate_config
+from recadapt.config import RunConfig, dump_config, validate_config
 from recadapt.train.loop import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +31,14 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         sys.exit(f"benchmark data {path} is absent; set RECADAPT_SHARED_DATA to its folder")
     return path
+
+
+def same_config(stored: Path, config: RunConfig) -> bool:
+    """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
+    so fields added with defaults since the run was trained do not count as changes)."""
+    from recadapt.pipeline import read_run_config
+
+    return dump_config(read_run_config(stored.parent)) == dump_config(config)
 
 
 def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,

@@ -86,8 +86,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
-from recadapt.config import dump_config, validate_config
+from common import (
+    REPO,
+    RESULTS,
+    format_table,
+    run_config,
+    same_config,
+    shared_data,
+    write_results,
+)
+from recadapt.config import validate_config
 
 #: dataset -> the rating a positive needs (appendix A: MovieLens rating >= 4; > 3.0 on the
 #: half-star scale of the dslabs subset, i.e. >= 3.5)
@@ -288,7 +296,7 @@ def kept_run(folder: Path, raw: dict[str, Any], dataset: str, method: str,
     finished run of the same config is there already."""
     stored = folder / "config.yaml"
     if (folder / "metrics.json").is_file() and stored.is_file() and \
-            stored.read_text(encoding="utf-8") == dump_config(validate_config(raw)):
+            same_config(stored, validate_config(raw)):
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         efficiency = json.loads((folder / "efficiency.json").read_text(encoding="utf-8"))
         print(f"reusing the trained CTR model in {folder}", flush=True)

@@ -1,4 +1,4 @@
-"""The A-LLMRec benchmark never reuses a kept run trained under another config."""
+"""The benchmarks never reuse a kept run trained under another config."""
 
 from __future__ import annotations
 
@@ -53,3 +53,40 @@ def test_a_kept_run_is_reused_only_under_the_same_config(bench, tmp_path: Path,
     aside = folder.with_name(folder.name + ".replaced-1")
     assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
     assert bench.same_config(folder / "config.yaml", validate_config(_raw(1e-4)))
+
+
+@pytest.fixture()
+def reclora_bench(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_reclora", REPO / "benchmarks" /
+                                                  "reclora.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_reclora", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("common", None)
+
+
+def test_a_kept_crm_survives_fields_added_since_but_not_a_changed_config(
+        reclora_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RecLoRA's CRM is reused when its stored config lacks a field that has since been added
+    with its default (the comparison is of validated configs, not of YAML text)."""
+    trained: list[float] = []
+
+    def fake_run_config(raw: dict, *, keep_dir: Path, **_: object) -> dict:
+        trained.append(raw["train"]["lr"])
+        return {"trained": True}
+
+    monkeypatch.setattr(reclora_bench, "run_config", fake_run_config)
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    stored = yaml.safe_load(dump_config(validate_config(_raw(1e-3))))
+    del stored["train"]["patience"]  # as if written before the field existed
+    (folder / "config.yaml").write_text(yaml.safe_dump(stored), encoding="utf-8")
+    (folder / "metrics.json").write_text('{"test": {"AUC": 0.7}, "valid": {"AUC": 0.6}}',
+                                         encoding="utf-8")
+    (folder / "efficiency.json").write_text('{"epochs": 3}', encoding="utf-8")
+    row = reclora_bench.kept_run(folder, _raw(1e-3), "d", "sim", "s")
+    assert trained == [] and row["AUC"] == 0.7 and row["epochs"] == 3
+    assert reclora_bench.kept_run(folder, _raw(1e-4), "d", "sim", "s") == {"trained": True}
+    assert trained == [1e-4]
