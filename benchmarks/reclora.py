@@ -30,7 +30,7 @@ Sections (``--sections``, all by default):
 * ``table3`` — RecLoRA without meta-LoRA (N_m 1, rank 8), the same-parameter single LoRA
   (N_m 1, rank 8 * N_m), without the long retriever, without both retrievers (recent 60 for
   the CRM, recent 10 in the prompt); ``rel_impr`` relative to Table 2's RecLoRA.
-* ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8, 16).
+* ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8, 16); a PNG (``results/NAME_nm.png``).
 * ``samples`` — Figure 6: RecLoRA and ReLLa at K in ``--sample-ks`` (256, 1024, 4096); a PNG
   plot (``results/NAME_samples.png``) when matplotlib is installed.
 
@@ -338,16 +338,30 @@ def annotate_dataset(rows: list[dict[str, Any]]) -> None:
                 row[name] = row[key] / ref[key] - 1
 
 
-def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
-    """Figure 5 / Table 4 as a picture: AUC and training seconds per sample against the
-    history length, for longer text (ReLLa) and longer ID (RecLoRA's CRM) histories."""
+def _pyplot(what: str) -> Any:
+    """matplotlib's pyplot on the Agg backend, or ``None`` (and a note) without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no Table 4 plot")
+        print(f"matplotlib is not installed: no {what} plot")
+        return None
+    return plt
+
+
+def _save(fig: Any, plt: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
+    """Figure 5 / Table 4 as a picture: AUC and training seconds per sample against the
+    history length, for longer text (ReLLa) and longer ID (RecLoRA's CRM) histories."""
+    if (plt := _pyplot("Table 4")) is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for prefix, label in (("rella text=", "ReLLa, text history"),
@@ -369,36 +383,33 @@ def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
                 title="training time (Table 4)")
     for ax in axes:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
+    _save(fig, plt, path)
 
 
-def plot_samples(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
-    try:
-        import matplotlib
+#: section -> (figure, x-axis label, [(method prefix before the swept number, legend label)])
+SWEEPS = {
+    "nm": ("Figure 4", "meta-LoRAs N_m", [("reclora N_m=", "RecLoRA")]),
+    "samples": ("Figure 6", "LLM training samples K",
+                [("reclora K=", "RecLoRA"), ("rella K=", "ReLLa")]),
+}
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no Figure 6 plot")
+
+def plot_sweep(rows: list[dict[str, Any]], path: Path, dataset: str, section: str) -> None:
+    """Test AUC against the swept number of a section (``SWEEPS``), on a log2 axis."""
+    figure, xlabel, series = SWEEPS[section]
+    if (plt := _pyplot(figure)) is None:
         return
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for prefix, label in (("reclora K=", "RecLoRA"), ("rella K=", "ReLLa")):
-        points = sorted((int(r["method"].removeprefix(prefix)), r["AUC"]) for r in rows
-                        if r["section"] == "samples" and r["method"].startswith(prefix))
+    for prefix, label in series:
+        points = sorted((int(r["method"].removeprefix(prefix).split()[0]), r["AUC"])
+                        for r in rows
+                        if r["section"] == section and r["method"].startswith(prefix))
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=label)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("LLM training samples K")
-    ax.set_ylabel("test AUC")
-    ax.set_title(f"{dataset}, RecLoRA Figure 6")
+    ax.set(xlabel=xlabel, ylabel="test AUC", title=f"{dataset}, RecLoRA {figure}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
+    _save(fig, plt, path)
 
 
 def main() -> None:
@@ -505,8 +516,9 @@ def main() -> None:
     for dataset in args.datasets:
         mine = [r for r in rows if r.get("dataset") == dataset]
         suffix = "" if dataset == "ml-100k" else f"_{dataset}"
-        if "samples" in args.sections:
-            plot_samples(mine, RESULTS / f"{name}{suffix}_samples.png", dataset)
+        for section in SWEEPS:
+            if section in args.sections:
+                plot_sweep(mine, RESULTS / f"{name}{suffix}_{section}.png", dataset, section)
         if "history" in args.sections:
             plot_history(mine, RESULTS / f"{name}{suffix}_history.png", dataset)
 

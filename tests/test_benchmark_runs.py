@@ -90,3 +90,16 @@ def test_a_kept_crm_survives_fields_added_since_but_not_a_changed_config(
     assert trained == [] and row["AUC"] == 0.7 and row["epochs"] == 3
     assert reclora_bench.kept_run(folder, _raw(1e-4), "d", "sim", "s") == {"trained": True}
     assert trained == [1e-4]
+
+
+def test_figure_4_plots_auc_against_the_number_of_meta_loras(
+        reclora_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    saved: list = []
+    monkeypatch.setattr(reclora_bench, "_save", lambda fig, plt, path: saved.append(fig))
+    rows = [{"section": "nm", "method": f"reclora N_m={n} K=256", "AUC": auc}
+            for n, auc in ((4, 0.73), (1, 0.51), (2, 0.72))]
+    rows.append({"section": "table2", "method": "reclora K=256", "AUC": 0.9})
+    reclora_bench.plot_sweep(rows, tmp_path / "nm.png", "d", "nm")
+    (line,) = saved[0].axes[0].lines
+    assert line.get_xydata().tolist() == [[1, 0.51], [2, 0.72], [4, 0.73]]
