@@ -32,7 +32,7 @@ Sections (``--sections``, all by default):
   the CRM, recent 10 in the prompt); ``rel_impr`` relative to Table 2's RecLoRA.
 * ``nm`` — Figure 4: N_m in ``--nm`` (1, 2, 4, 8, 16); a PNG (``results/NAME_nm.png``).
 * ``samples`` — Figure 6: RecLoRA and ReLLa at K in ``--sample-ks`` (256, 1024, 4096); a PNG
-  plot (``results/NAME_samples.png``) when matplotlib is installed.
+  plot (``results/NAME_samples.png``).
 
 Rows with the same config as an earlier row (N_m 4 = Table 2's RecLoRA, N_m 1 = "w/o
 meta-LoRA", Figure 6 at K = ``--llm-samples``) are not trained twice: the row is copied and
@@ -338,32 +338,12 @@ def annotate_dataset(rows: list[dict[str, Any]]) -> None:
                 row[name] = row[key] / ref[key] - 1
 
 
-def _pyplot(what: str) -> Any:
-    """matplotlib's pyplot on the Agg backend, or ``None`` (and a note) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"matplotlib is not installed: no {what} plot")
-        return None
-    return plt
-
-
-def _save(fig: Any, plt: Any, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
-
-
 def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
     """Figure 5 / Table 4 as a picture: AUC and training seconds per sample against the
     history length, for longer text (ReLLa) and longer ID (RecLoRA's CRM) histories."""
-    if (plt := _pyplot("Table 4")) is None:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    from recadapt.report.plots import pyplot, save_png
+
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))
     for prefix, label in (("rella text=", "ReLLa, text history"),
                           ("reclora", "RecLoRA, ID history")):
         points = []
@@ -383,7 +363,8 @@ def plot_history(rows: list[dict[str, Any]], path: Path, dataset: str) -> None:
                 title="training time (Table 4)")
     for ax in axes:
         ax.legend()
-    _save(fig, plt, path)
+    fig.tight_layout()
+    print(f"wrote {save_png(fig, path)}")
 
 
 #: section -> (figure, x-axis label, [(method prefix before the swept number, legend label)])
@@ -396,10 +377,10 @@ SWEEPS = {
 
 def plot_sweep(rows: list[dict[str, Any]], path: Path, dataset: str, section: str) -> None:
     """Test AUC against the swept number of a section (``SWEEPS``), on a log2 axis."""
+    from recadapt.report.plots import pyplot, save_png
+
     figure, xlabel, series = SWEEPS[section]
-    if (plt := _pyplot(figure)) is None:
-        return
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = pyplot().subplots(figsize=(5, 3.5))
     for prefix, label in series:
         points = sorted((int(r["method"].removeprefix(prefix).split()[0]), r["AUC"])
                         for r in rows
@@ -409,7 +390,8 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, dataset: str, section: st
     ax.set_xscale("log", base=2)
     ax.set(xlabel=xlabel, ylabel="test AUC", title=f"{dataset}, RecLoRA {figure}")
     ax.legend()
-    _save(fig, plt, path)
+    fig.tight_layout()
+    print(f"wrote {save_png(fig, path)}")
 
 
 def main() -> None:

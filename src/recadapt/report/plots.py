@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 Series = tuple[Sequence[float], Sequence[float]]
 
 
-def _pyplot():
+def pyplot():
     """pyplot on the Agg backend: no display is needed (servers, CI, headless reports)."""
     import matplotlib
 
@@ -36,7 +36,7 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """The figure as PNG bytes; the figure is closed (pyplot keeps open figures alive)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -53,7 +53,7 @@ def gate_figure(table: np.ndarray, names: Sequence[str], title: str = "CROSSAN g
     backbone state ``H`` then the previous outputs of each tower — the paper's Figure 4.
 
     ``table``: ``[towers, layers, 1 + towers]`` as from ``CrossModalSideNetworks.gate_table``."""
-    plt = _pyplot()
+    plt = pyplot()
     towers, layers, columns = table.shape
     labels = ["H", *[n[:6] for n in names]]
     fig, axes = plt.subplots(1, towers, figsize=(2.2 + 1.9 * towers, 0.6 + 0.45 * layers + 1),
@@ -89,7 +89,7 @@ def learning_curves(loss: Mapping[str, Series], metric: Mapping[str, Series],
     run in both panels, so a run's loss and metric are read together). ``x_label``/``log_x``:
     other x values, e.g. cumulative training minutes on a log scale (benchmarks comparing
     methods whose epochs differ in cost by orders of magnitude)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     colours = _colours(list(dict.fromkeys([*loss, *metric])))
     for label, (epochs, values) in loss.items():
@@ -116,7 +116,7 @@ def efficiency_bars(labels: Sequence[str], quantities: Mapping[str, Sequence[flo
                     ) -> Figure:
     """One bar panel per quantity (seconds per epoch, peak memory, ...), one bar per run; a
     run without the figure has no bar and is marked "n/a"."""
-    plt = _pyplot()
+    plt = pyplot()
     count = max(1, len(quantities))
     panel = max(2.6, 0.5 * len(labels) + 0.8)
     fig, axes = plt.subplots(1, count, figsize=(1 + panel * count, 3.6), squeeze=False)
@@ -143,7 +143,7 @@ def expert_usage_bars(names: Sequence[str], mean_weight: Sequence[float],
                       ) -> Figure:
     """Per modality: its mean fusion weight over all items and the share of items whose
     top-k experts include it (``fusion_weights.json``)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(names), 3.2))
     positions = np.arange(len(names))
     ax.bar(positions - 0.2, mean_weight, width=0.4, label="mean weight")
@@ -160,7 +160,7 @@ def expert_usage_bars(names: Sequence[str], mean_weight: Sequence[float],
 def mutual_information_bars(pairs: Mapping[str, float],
                             title: str = "mutual information between towers (nats)") -> Figure:
     """One bar per pair of towers (``mutual_information.json``)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2 + 1.0 * len(pairs), 3.2))
     names = list(pairs)
     ax.bar(range(len(names)), [pairs[n] for n in names], color="tab:purple")
@@ -177,7 +177,7 @@ def meta_lora_gate_distribution(gates: np.ndarray, title: str = "RecLoRA gate we
     """Box plot of each meta-LoRA's weight over users (``gates [users, N_m]``), beside how
     often each is a user's largest weight: spread boxes = a personalizing gate, one box near 1
     = a gate collapsed onto one LoRA."""
-    plt = _pyplot()
+    plt = pyplot()
     users, num_meta = gates.shape
     fig, (left, right) = plt.subplots(1, 2, figsize=(3 + 1.2 * num_meta, 3.2))
     labels = [f"LoRA {m + 1}" for m in range(num_meta)]
@@ -197,7 +197,7 @@ def meta_lora_gate_distribution(gates: np.ndarray, title: str = "RecLoRA gate we
 
 
 def _colours(labels: Sequence[str]) -> dict[str, tuple[float, ...]]:
-    cmap = _pyplot().get_cmap("tab10")
+    cmap = pyplot().get_cmap("tab10")
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
