@@ -81,6 +81,8 @@ def stage1_train(args: argparse.Namespace) -> dict[str, Any]:
              "patience": 10}
     if args.quick:
         train["time_budget_minutes"] = 0.3  # a few steps: the same code path
+    elif args.stage1_budget_minutes:
+        train["time_budget_minutes"] = args.stage1_budget_minutes
     return train
 
 
@@ -448,7 +450,10 @@ def main() -> None:
                         help="history titles in the LLM prompts (default: the model's 10; 5 "
                         "makes a stage-2 step ~3x cheaper)")
     parser.add_argument("--stage1-lr", type=float, default=1e-3)
-    parser.add_argument("--llm-budget-minutes", type=float, default=None)
+    parser.add_argument("--llm-budget-minutes", type=float, default=None,
+                        help="stop each LLM row's training after this many minutes")
+    parser.add_argument("--stage1-budget-minutes", type=float, default=None,
+                        help="the same for stage 1 (its 10 epochs fine-tune MiniLM)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--resume", action="store_true", help="keep finished rows")
     parser.add_argument("--name", default="a_llmrec")

@@ -353,7 +353,11 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
             f"model.name: {entry.model_class.name!r} does not do data.task={config.data.task!r} "
             f"(it does {sorted(entry.model_class.tasks)}); choose another model or task"
         )
-    config.model = {"name": config.model.get("name") or DEFAULT_MODEL, **model_cfg.model_dump()}
+    # once more through the class: pydantic does not validate defaults, so a default written
+    # as 16 for a float field would dump as 16 here and read back as 16.0 from the run's
+    # config.yaml; the second pass makes validate(dump(config)) == config
+    settled = type(model_cfg)(**model_cfg.model_dump())
+    config.model = {"name": config.model.get("name") or DEFAULT_MODEL, **settled.model_dump()}
     return config
 
 
