@@ -95,3 +95,29 @@ def test_prompt_ends_where_the_answer_is_scored(tallrec_config):
         assert int(mask[row].sum()) == position + answers.shape[1]
     text = model.prompts.tokenizer.decode(ids[0, : int(last[0]) + 1])
     assert "Whether the user will like the target movie" in text
+
+
+def test_long_prompts_keep_their_end_and_warn_once(tallrec_config):
+    """A prompt over model.max_length loses its beginning, never the question at the end, and
+    the user hears of it once (a silently cut history hides what a run really saw)."""
+    from recadapt.data.ctr import ctr_batches
+    from recadapt.pipeline import build_model, prepare_data
+
+    config = tallrec_config(max_length=24)
+    prepared = prepare_data(config)
+    model = build_model(config, prepared.dataset)
+    batch = next(ctr_batches(prepared.split.test, 4))
+    full = model.prompts.prompt_ids(batch, 0)
+    assert len(full) > 24
+    with pytest.warns(UserWarning, match="model.max_length 24"):
+        ids, _, last, _ = model.prompts.encode(batch, with_answer=True)
+    assert ids.shape[1] == 24
+    kept = ids[0, : int(last[0]) + 1].tolist()
+    assert kept == full[-len(kept):]  # the end of the prompt survives
+    assert model.prompts.truncated == 4
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.prompts.encode(batch, with_answer=False)  # no second warning
+    assert model.prompts.truncated == 8

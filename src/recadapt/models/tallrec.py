@@ -14,12 +14,15 @@ answer "Yes" or "No" to "will the user like the target item?".
   one-position softmax would then be meaningless.
 * Prompts longer than ``max_length`` tokens lose their *beginning* (the question about the target
   is at the end); the history length (``data.ctr.history_len``) keeps them short in practice.
+  The first truncation warns once (with the longest prompt seen so far), since a silently cut
+  history would make "longer text histories" experiments compare the same prompts.
 * Only the hidden states of the positions that carry a loss or a score go through the LM head
   (the full ``[batch, length, vocabulary]`` logits would dominate memory on CPU).
 """
 
 from __future__ import annotations
 
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
@@ -89,6 +92,8 @@ class LLMPrompts:
         self.tail = [int(t) for t in tail] + eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
             eos[0] if eos else 0)
+        #: prompts cut to ``max_length`` so far (their beginning is dropped)
+        self.truncated = 0
 
     def prompt_ids(self, batch: dict[str, torch.Tensor], row: int) -> list[int]:
         args = prompt_args(batch, row)
@@ -105,7 +110,10 @@ class LLMPrompts:
         rows, answers = [], []
         budget = self.max_length - (1 + len(self.tail) if with_answer else 0)
         for row in range(batch["item"].shape[0]):
-            ids = self.prompt_ids(batch, row)[-budget:]
+            ids = self.prompt_ids(batch, row)
+            if len(ids) > budget:
+                self._note_truncation(len(ids), budget)
+                ids = ids[-budget:]
             liked = with_answer and float(batch["label"][row]) >= 0.5
             answer = [self.yes_id if liked else self.no_id, *self.tail]
             rows.append(ids + (answer if with_answer else []))
@@ -119,6 +127,14 @@ class LLMPrompts:
             mask[i, : len(ids)] = 1
             last[i] = len(ids) - 1 - (len(answers[i]) if with_answer else 0)
         return input_ids, mask, last, torch.tensor(answers, dtype=torch.long)
+
+
+    def _note_truncation(self, length: int, budget: int) -> None:
+        if not self.truncated:
+            warnings.warn(f"model.max_length {self.max_length}: a prompt of {length} tokens "
+                          f"keeps only its last {budget}; raise model.max_length or shorten "
+                          "data.ctr.history_len", UserWarning, stacklevel=3)
+        self.truncated += 1
 
 
 @register_model("tallrec", TALLRecConfig)
