@@ -51,7 +51,11 @@ The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_fr
   ``--text-lengths`` (10, 30, 60) against RecLoRA with a 10-title prompt and its CRM (a SIM
   trained for each length) reading ``--id-lengths`` (10, 30, 60) retrieved behaviours; AUC and
   seconds per training / inference sample relative to ReLLa at the shortest text (the paper's
-  "Improve" and "Increase" columns); a PNG (``results/NAME_history.png``).
+  "Improve" and "Increase" columns); a PNG (``results/NAME_history.png``). Every row of the
+  section reads prompts of up to ``--history-max-length`` tokens (1536: 60 ML-100K titles with
+  their stars are ~750 tokens, the instruction ~130; the models' default 512 would cut the
+  longer histories to the same ~30 titles). Run it without ``--resume`` so that all rows are
+  timed side by side in one process.
 * ``crm`` — RecLoRA gated by another conventional model (``--crm-models``, default
   GRU4Rec-CTR, the best ID model of Table 2 here; the paper's CRM is SIM, its best ID model),
   on recent histories (no retrieval; compare Table 3's "w/o long-short retriever"); ``rel_impr``
@@ -221,13 +225,16 @@ class Plan:
         return Run("table2", method, raw, setting, kept=kept)
 
     def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
-                num_meta: int | None = None, lora_r: int = 8, crm_model: str = "sim") -> Run:
+                num_meta: int | None = None, lora_r: int = 8, crm_model: str = "sim",
+                max_length: int | None = None) -> Run:
         crm_view = view if view.startswith("retrieved") else (
             "retrieved" if view == "noshort" else "recent")
         crm = self.crm_dir(crm_view, crm_model)
         model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
                  self.args.num_meta, "lora_r": lora_r,
                  "prompt_history_len": self.args.prompt_history, "crm_run": str(crm)}
+        if max_length:
+            model["max_length"] = max_length
         train = self.llm_train()
         crm_label = (f"{crm_model} on the full training split, {self.views[crm_view][2]} "
                      f"({crm.name})")
@@ -235,9 +242,11 @@ class Plan:
                    self.setting(view, k, model, train, crm_label), crm=(crm_view, crm_model))
 
     def llm(self, section: str, name: str, k: int, view: str | None = None,
-            method: str | None = None) -> Run:
+            method: str | None = None, max_length: int | None = None) -> Run:
         view = view or ("retrieved" if name == "rella" else "short")
         model: dict[str, Any] = {"name": name, "llm": self.args.llm, "template": "reclora"}
+        if max_length:
+            model["max_length"] = max_length
         train = self.llm_train()
         return Run(section, method or f"{name} K={k}", self.raw(view, k, model, train),
                    self.setting(view, k, model, train))
@@ -280,9 +289,11 @@ class Plan:
         if "history" in sections:  # Table 4 and Figure 5: longer text vs longer ID histories
             short = a.prompt_history
             runs += [self.llm("history", "rella", k, self.retrieved_view(a.long_history, n),
-                              f"rella text={n} K={k}") for n in a.text_lengths]
+                              f"rella text={n} K={k}", a.history_max_length)
+                     for n in a.text_lengths]
             runs += [self.reclora("history", f"reclora text={short} ID={n} K={k}", k,
-                                  view=self.retrieved_view(n, short)) for n in a.id_lengths]
+                                  view=self.retrieved_view(n, short),
+                                  max_length=a.history_max_length) for n in a.id_lengths]
         return runs
 
 
@@ -418,6 +429,9 @@ def main() -> None:
     parser.add_argument("--id-lengths", nargs="+", type=int, default=None,
                         help="Table 4 / Figure 5: RecLoRA's CRM histories (default 10 30 60; "
                         "quick 10 20)")
+    parser.add_argument("--history-max-length", type=int, default=1536,
+                        help="section history: prompt tokens every row may read (60 titles "
+                        "must fit)")
     parser.add_argument("--crm-models", nargs="+", default=["gru4rec-ctr"],
                         help="section crm: RecLoRA's CTR model (the paper: SIM, its best ID "
                         "model; here the best ID model of Table 2)")
