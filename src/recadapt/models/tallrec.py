@@ -14,8 +14,9 @@ answer "Yes" or "No" to "will the user like the target item?".
   one-position softmax would then be meaningless.
 * Prompts longer than ``max_length`` tokens lose their *beginning* (the question about the target
   is at the end); the history length (``data.ctr.history_len``) keeps them short in practice.
-  The first truncation warns once (with the longest prompt seen so far), since a silently cut
-  history would make "longer text histories" experiments compare the same prompts.
+  The first truncation warns once (naming that prompt's length; ``LLMPrompts.truncated`` counts
+  them all), since a silently cut history would make "longer text histories" experiments
+  compare the same prompts.
 * Only the hidden states of the positions that carry a loss or a score go through the LM head
   (the full ``[batch, length, vocabulary]`` logits would dominate memory on CPU).
 """
@@ -127,7 +128,6 @@ class LLMPrompts:
             mask[i, : len(ids)] = 1
             last[i] = len(ids) - 1 - (len(answers[i]) if with_answer else 0)
         return input_ids, mask, last, torch.tensor(answers, dtype=torch.long)
-
 
     def _note_truncation(self, length: int, budget: int) -> None:
         if not self.truncated:
