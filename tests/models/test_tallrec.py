@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -115,8 +117,6 @@ def test_long_prompts_keep_their_end_and_warn_once(tallrec_config):
     kept = ids[0, : int(last[0]) + 1].tolist()
     assert kept == full[-len(kept):]  # the end of the prompt survives
     assert model.prompts.truncated == 4
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.prompts.encode(batch, with_answer=False)  # no second warning
