@@ -42,6 +42,7 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,19 @@ def llm_model(name: str, dataset: str, args: argparse.Namespace, **extra: Any
     return {**model, **extra}
 
 
+@dataclass(frozen=True)
+class Prerequisite:
+    """A kept run some rows build on (the frozen CF model, stage 1), trained only when a row
+    that needs it is about to train: its folder is known before it exists, so the rows'
+    configs can name it, and ``--only`` / ``--resume`` skip it with the rows."""
+
+    raw: dict[str, Any]
+    dataset: str
+    key: str
+    path: Path
+    needs: tuple[Prerequisite, ...] = ()
+
+
 class Runner:
     """Trains rows into kept run folders (so later rows can reuse them) and collects rows."""
 
@@ -120,6 +134,17 @@ class Runner:
 
     def folder(self, dataset: str, key: str) -> Path:
         return self.work / dataset / key.replace(" ", "_").replace("/", "-")
+
+    def prerequisite(self, raw: dict[str, Any], dataset: str, key: str,
+                     needs: tuple[Prerequisite, ...] = ()) -> Prerequisite:
+        """Declare (do not train) a kept run; ``needs``: the prerequisites it builds on."""
+        return Prerequisite(raw, dataset, key, self.folder(dataset, key), needs)
+
+    def ensure(self, *prerequisites: Prerequisite) -> None:
+        """Train (or reuse) each prerequisite after those it builds on."""
+        for prerequisite in prerequisites:
+            self.ensure(*prerequisite.needs)
+            self.train(prerequisite.raw, prerequisite.dataset, prerequisite.key)
 
     def train(self, raw: dict[str, Any], dataset: str, key: str) -> Path:
         """Train (or reuse a finished or resume an interrupted run of the same config);
@@ -144,17 +169,18 @@ class Runner:
         return run_dir
 
     def row(self, raw: dict[str, Any], dataset: str, method: str, section: str,
-            key: str | None = None, reuse: tuple[str, dict[str, Any]] | None = None
-            ) -> dict[str, Any] | None:
-        """One result row: train ``raw`` — or, with ``reuse`` (a trained row's key and
-        config), evaluate that run's weights again under ``raw`` (A-LLMRec (SBERT): the same
-        model with q at inference)."""
+            key: str | None = None, reuse: tuple[str, dict[str, Any]] | None = None,
+            needs: tuple[Prerequisite, ...] = ()) -> dict[str, Any] | None:
+        """One result row: train ``raw`` after the prerequisites it ``needs`` — or, with
+        ``reuse`` (a trained row's key and config), evaluate that run's weights again under
+        ``raw`` (A-LLMRec (SBERT): the same model with q at inference)."""
         setting = self.setting(raw)
         if self.args.only and method not in self.args.only:
             return None
         if any(r["method"] == method and r["dataset"] == dataset and r["section"] == section
                and r["setting"] == setting for r in self.rows):
             return None
+        self.ensure(*needs)
         if reuse is not None:
             source = self.train(reuse[1], dataset, reuse[0])
             run_dir = reevaluate(source, raw, self.folder(dataset, f"{section} {method}"))
@@ -271,36 +297,51 @@ def warm_cold(run_dir: Path) -> dict[str, Any]:
 
 
 def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
+    """Every row of ``args.sections`` on one dataset; a prerequisite run (CF model, stage 1)
+    trains only when the first row that needs it is about to train."""
     sections = args.sections
     base = base_config(dataset, args)
     stage1_extra = DATASETS[dataset]["stage1"]
-    # the frozen collaborative model: also the SASRec row of Table 1
-    sasrec = {**base, "model": {"name": "sasrec"}, "train": {**base["train"], **cf_train(args)}}
-    cf_dir = runner.train(sasrec, dataset, "cf sasrec")
-    stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_dir), **stage1_extra}
-    stage1_dir = runner.train({**base, "model": stage1,
-                               "train": {**base["train"], **stage1_train(args)}},
-                              dataset, "stage1")
-    llm = {**base, "train": {**base["train"], **llm_train(args)}}
 
-    def a_llmrec(**extra: Any) -> dict[str, Any]:
-        return {**llm, "model": llm_model("a-llmrec", dataset, args,
-                                          stage1_run=str(stage1_dir), **extra)}
+    def cf(config: dict[str, Any], key: str, name: str = "sasrec") -> Prerequisite:
+        raw = {**config, "model": {"name": name},
+               "train": {**config["train"], **cf_train(args)}}
+        return runner.prerequisite(raw, dataset, key)
+
+    def stage1(config: dict[str, Any], key: str, cf_run: Prerequisite, **change: Any
+               ) -> Prerequisite:
+        model = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path), **stage1_extra,
+                 **change}
+        raw = {**config, "model": model, "train": {**config["train"], **stage1_train(args)}}
+        return runner.prerequisite(raw, dataset, key, needs=(cf_run,))
+
+    def llm_rows(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "train": {**config["train"], **llm_train(args)}}
+
+    # the frozen collaborative model: also the SASRec row of Table 1
+    sasrec = cf(base, "cf sasrec")
+    main_stage1 = stage1(base, "stage1", sasrec)
+    llm = llm_rows(base)
+
+    def a_llmrec(stage1_run: Prerequisite = main_stage1, config: dict[str, Any] = llm,
+                 **extra: Any) -> dict[str, Any]:
+        return {**config, "model": llm_model("a-llmrec", dataset, args,
+                                             stage1_run=str(stage1_run.path), **extra)}
 
     if "overall" in sections:  # the headline comparison first: rows land as they finish
-        runner.row(sasrec, dataset, "SASRec", "overall", key="cf sasrec")
-        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall")
+        runner.row(sasrec.raw, dataset, "SASRec", "overall", key=sasrec.key)
+        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall", needs=(main_stage1,))
         runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
-                   "overall", reuse=("overall A-LLMRec", a_llmrec()))
+                   "overall", reuse=("overall A-LLMRec", a_llmrec()), needs=(main_stage1,))
         runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "overall")
-        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args, cf_run=str(cf_dir))},
-                   dataset, "MLP-LLM", "overall")
+        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args,
+                                               cf_run=str(sasrec.path))},
+                   dataset, "MLP-LLM", "overall", needs=(sasrec,))
         runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
                    "LLM-Only", "overall")
-        runner.row({**base, "model": {"name": "gru4rec"},
-                    "train": {**base["train"], **cf_train(args)}}, dataset, "GRU4Rec",
-                   "overall")
+        gru4rec = cf(base, "overall GRU4Rec", "gru4rec")
+        runner.row(gru4rec.raw, dataset, "GRU4Rec", "overall", key=gru4rec.key)
         morec = {**base, "encoders": [{"name": "text", "model": "minilm", "max_length": 64}],
                  "model": {"name": "frozen", "loss": "ce"},
                  "train": {**base["train"], **cf_train(args)}}
@@ -311,68 +352,52 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
                             ("w/o L_rec", {"rec_loss": False}),
                             ("Freeze SBERT", {"finetune_text": False})]
         for method, change in stage1_ablations[:1] if args.quick else stage1_ablations:
-            own = runner.train({**base, "model": {**stage1, **change},
-                                "train": {**base["train"], **stage1_train(args)}},
-                               dataset, f"stage1 {method}")
-            runner.row({**llm, "model": llm_model("a-llmrec", dataset, args,
-                                                   stage1_run=str(own))},
-                       dataset, f"A-LLMRec {method}", "ablations")
+            own = stage1(base, f"stage1 {method}", sasrec, **change)
+            runner.row(a_llmrec(own), dataset, f"A-LLMRec {method}", "ablations",
+                       needs=(own,))
         stage2_ablations = [("w/o user representation", {"user_token": False}),
                             ("w/o joint embedding", {"item_embedding": "none"}),
                             ("with random joint embedding", {"item_embedding": "random"})]
         for method, change in stage2_ablations[:1] if args.quick else stage2_ablations:
-            runner.row(a_llmrec(**change), dataset, f"A-LLMRec {method}", "ablations")
+            runner.row(a_llmrec(**change), dataset, f"A-LLMRec {method}", "ablations",
+                       needs=(main_stage1,))
     if "fewshot" in sections:
         for k in ([64] if args.quick else args.ks):
             few = base_config(dataset, args, k_shot=k)
-            few_llm = {**few, "train": {**few["train"], **llm_train(args)}}
-            sas = {**few, "model": {"name": "sasrec"},
-                   "train": {**few["train"], **cf_train(args)}}
-            few_cf = runner.train(sas, dataset, f"fewshot cf K={k}")
-            runner.row(sas, dataset, f"SASRec K={k}", "fewshot", key=f"fewshot cf K={k}")
+            few_llm = llm_rows(few)
+            few_cf = cf(few, f"fewshot cf K={k}")
+            runner.row(few_cf.raw, dataset, f"SASRec K={k}", "fewshot", key=few_cf.key)
             runner.row({**few_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                        f"TALLRec K={k}", "fewshot")
-            few_stage1 = runner.train({**few, "model": {**stage1, "cf_run": str(few_cf)},
-                                       "train": {**few["train"], **stage1_train(args)}},
-                                      dataset, f"fewshot stage1 K={k}")
-            trained = {**few_llm, "model": llm_model("a-llmrec", dataset, args,
-                                                      stage1_run=str(few_stage1))}
-            runner.row(trained, dataset, f"A-LLMRec K={k}", "fewshot")
+            few_stage1 = stage1(few, f"fewshot stage1 K={k}", few_cf)
+            trained = a_llmrec(few_stage1, few_llm)
+            runner.row(trained, dataset, f"A-LLMRec K={k}", "fewshot", needs=(few_stage1,))
             sbert = {**trained, "model": {**trained["model"], "inference_embedding": "text"}}
             runner.row(sbert, dataset, f"A-LLMRec (SBERT) K={k}", "fewshot",
-                       reuse=(f"fewshot A-LLMRec K={k}", trained))
+                       reuse=(f"fewshot A-LLMRec K={k}", trained), needs=(few_stage1,))
     if "coldusers" in sections:
         cold = base_config(dataset, args)
         cold["data"]["cold_users"] = args.max_users
-        cold_llm = {**cold, "train": {**cold["train"], **llm_train(args)}}
-        sas = {**cold, "model": {"name": "sasrec"}, "train": {**cold["train"], **cf_train(args)}}
-        cold_cf = runner.train(sas, dataset, "coldusers cf")
-        runner.row(sas, dataset, "SASRec", "coldusers", key="coldusers cf")
+        cold_llm = llm_rows(cold)
+        cold_cf = cf(cold, "coldusers cf")
+        runner.row(cold_cf.raw, dataset, "SASRec", "coldusers", key=cold_cf.key)
         runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "coldusers")
         runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
-                                                    cf_run=str(cold_cf))},
-                   dataset, "MLP-LLM", "coldusers")
-        cold_stage1 = runner.train({**cold, "model": {**stage1, "cf_run": str(cold_cf)},
-                                    "train": {**cold["train"], **stage1_train(args)}},
-                                   dataset, "coldusers stage1")
-        runner.row({**cold_llm, "model": llm_model("a-llmrec", dataset, args,
-                                                    stage1_run=str(cold_stage1))},
-                   dataset, "A-LLMRec", "coldusers")
+                                                    cf_run=str(cold_cf.path))},
+                   dataset, "MLP-LLM", "coldusers", needs=(cold_cf,))
+        cold_stage1 = stage1(cold, "coldusers stage1", cold_cf)
+        runner.row(a_llmrec(cold_stage1, cold_llm), dataset, "A-LLMRec", "coldusers",
+                   needs=(cold_stage1,))
     if "crossdomain" in sections and dataset == "ml-100k":
         cross_domain(runner, args)
     if "backbones" in sections:
         for cf_name in ["nextitnet"] if args.quick else ["nextitnet", "gru4rec", "ncf"]:
-            raw = {**base, "model": {"name": cf_name},
-                   "train": {**base["train"], **cf_train(args)}}
-            cf = runner.train(raw, dataset, f"cf {cf_name}")
-            runner.row(raw, dataset, cf_name, "backbones", key=f"cf {cf_name}")
-            own = runner.train({**base, "model": {**stage1, "cf_run": str(cf)},
-                                "train": {**base["train"], **stage1_train(args)}},
-                               dataset, f"stage1 {cf_name}")
-            runner.row({**llm, "model": llm_model("a-llmrec", dataset, args,
-                                                   stage1_run=str(own))},
-                       dataset, f"A-LLMRec ({cf_name})", "backbones")
+            backbone = cf(base, f"cf {cf_name}", cf_name)
+            runner.row(backbone.raw, dataset, cf_name, "backbones", key=backbone.key)
+            own = stage1(base, f"stage1 {cf_name}", backbone)
+            runner.row(a_llmrec(own), dataset, f"A-LLMRec ({cf_name})", "backbones",
+                       needs=(own,))
 
 
 CROSS = ("Industrial_and_Scientific", "Office_Products")
@@ -397,23 +422,27 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
 
     base = config_for(source)
     sasrec = {**base, "model": {"name": "sasrec"}, "train": {**base["train"], **cf_train(args)}}
-    cf_dir = runner.train(sasrec, label, "cross cf")
-    stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_dir),
+    cf_run = runner.prerequisite(sasrec, label, "cross cf")
+    stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path),
               "text_format": "Title: {title}, Description: {categories}. {brand}"}
-    stage1_dir = runner.train({**base, "model": stage1,
-                               "train": {**base["train"], **stage1_train(args)}},
-                              label, "cross stage1")
+    stage1_run = runner.prerequisite({**base, "model": stage1,
+                                      "train": {**base["train"], **stage1_train(args)}},
+                                     label, "cross stage1", needs=(cf_run,))
     llm = {**base, "train": {**base["train"], **llm_train(args)}}
     rows = [("A-LLMRec (SBERT)", {**llm, "model": llm_model(
-                "a-llmrec", "amazon_scientific", args, stage1_run=str(stage1_dir))}),
-            ("TALLRec", {**llm, "model": llm_model("tallrec-list", "amazon_scientific", args)}),
-            ("LLM-Only", {**llm, "model": llm_model("llm-only", "amazon_scientific", args)})]
-    for method, raw in rows:
+                "a-llmrec", "amazon_scientific", args, stage1_run=str(stage1_run.path))},
+             (stage1_run,)),
+            ("TALLRec", {**llm, "model": llm_model("tallrec-list", "amazon_scientific", args)},
+             ()),
+            ("LLM-Only", {**llm, "model": llm_model("llm-only", "amazon_scientific", args)},
+             ())]
+    for method, raw, needs in rows:
         setting = runner.setting(raw) + f", evaluated on {target}"
         if (args.only and method not in args.only) or any(
                 r["method"] == method and r["section"] == "crossdomain" and
                 r["setting"] == setting for r in runner.rows):
             continue
+        runner.ensure(*needs)
         run_dir = runner.train(raw, label, f"cross {method}")
         target_raw = {**raw, "data": config_for(target)["data"]}
         target_config = validate_config(target_raw)

@@ -21,6 +21,7 @@ def bench(monkeypatch: pytest.MonkeyPatch):
     spec = importlib.util.spec_from_file_location("bench_a_llmrec",
                                                   REPO / "benchmarks" / "a_llmrec.py")
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_a_llmrec", module)  # dataclasses look it up
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop("common", None)
@@ -104,3 +105,36 @@ def test_figure_4_plots_auc_against_the_number_of_meta_loras(
     reclora_bench.plot_sweep(rows, tmp_path / "nm.png", "d", "nm")
     (line,) = saved[0].axes[0].lines
     assert line.get_xydata().tolist() == [[1, 0.51], [2, 0.72], [4, 0.73]]
+
+
+def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
+        bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--only LLM-Only`` trains that row alone; A-LLMRec trains the CF model, then stage 1
+    (which reads the CF run), then itself; a finished prerequisite is not trained again."""
+    trained: list[str] = []
+
+    def fake_train_run(config, run_dir: Path, **_: object) -> None:
+        model = yaml.safe_load(dump_config(config))["model"]
+        for field in ("cf_run", "stage1_run"):  # a prerequisite is trained before its user
+            assert not model.get(field) or (Path(model[field]) / "metrics.json").is_file()
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        (run_dir / "metrics.json").write_text("{}", encoding="utf-8")
+        trained.append(run_dir.name)
+
+    monkeypatch.setattr(bench, "train_run", fake_train_run)
+    monkeypatch.setattr(bench, "collect", lambda run_dir: {})
+    monkeypatch.setattr(bench, "write_results", lambda name, rows: None)
+    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
+    monkeypatch.setenv("RECADAPT_SHARED_DATA", str(tmp_path / "data"))
+    args = argparse.Namespace(work_dir=str(tmp_path / "work"), quick=False, resume=False,
+                              only=["LLM-Only"], sections=["overall"], max_users=10,
+                              threads=1, history_len=None, llm_epochs=1, llm_lr=1e-3,
+                              llm_budget_minutes=None, stage1_lr=1e-3,
+                              stage1_budget_minutes=None, ks=[64])
+    runner = bench.Runner(args, "unused")
+    bench.run_dataset(runner, "ml-100k", args)
+    assert trained == ["overall_LLM-Only"]
+    args.only = ["A-LLMRec", "MLP-LLM"]
+    bench.run_dataset(runner, "ml-100k", args)
+    assert trained[1:] == ["cf_sasrec", "stage1", "overall_A-LLMRec", "overall_MLP-LLM"]
