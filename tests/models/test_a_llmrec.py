@@ -391,6 +391,23 @@ def test_item_embedding_variants_read_the_stage1_tables(trained):
 # ----------------------------------------------------------------------------- candidates
 
 
+def test_the_profile_probe_asks_the_templates_question(stage2, tmp_path, monkeypatch):
+    """5.4.4's free-text probe asks MovieLens users' genres, a shop's users' categories."""
+    from recadapt.data.prompts import resolve_candidate_template
+
+    model, _ = stage2
+    asked: list[str] = []
+    monkeypatch.setattr(model, "describe_user",
+                        lambda user, history, question: asked.append(question) or "Drama")
+    for name, word in (("movies", "movie genres"), ("items", "product categories")):
+        monkeypatch.setattr(model.prompts, "template", resolve_candidate_template(name))
+        model.write_analysis(tmp_path)
+        rows = json.loads((tmp_path / "generations.json").read_text())
+        assert rows and all(word in row["question"] and row["favourite_genres"] == "Drama"
+                            for row in rows)
+        assert word in asked[-1]
+
+
 def test_candidate_lists_hold_the_target_once_and_no_interacted_item(trained):
     from recadapt.eval.protocols import candidate_lists
 

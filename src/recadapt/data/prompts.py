@@ -459,7 +459,9 @@ class CandidateTemplate(BaseModel):
     ``text`` holds ``{history}`` and ``{candidates}``; each entry is ``item`` (over item
     columns, ``{title}`` as in :class:`PromptTemplate`) joined by ``separator``; ``answer`` is
     the target text the LLM learns to write (then EOS). ``user`` follows the user token when
-    the prompt has one (A-LLMRec, MLP-LLM)."""
+    the prompt has one (A-LLMRec, MLP-LLM). ``profile_question`` follows the history in the
+    free-text probe of section 5.4.4 (favourite genres of MovieLens users; the categories of a
+    shop's items)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -468,6 +470,8 @@ class CandidateTemplate(BaseModel):
     item: str = '"{title}"'
     separator: str = ","
     answer: str = '"{title}"'
+    profile_question: str = (" in the previous. What kinds of items does this user like most? "
+                             "Answer: ")
 
     @field_validator("text")
     @classmethod
@@ -484,11 +488,15 @@ CANDIDATE_TEMPLATES: dict[str, CandidateTemplate] = {
     "movies": CandidateTemplate(
         text="This user has watched {history} in the previous. Recommend one next movie for "
              "this user to watch next from the following movie title set, {candidates}. The "
-             "recommendation is "),
+             "recommendation is ",
+        profile_question=" in the previous. Which movie genres does this user like most? "
+                         "Answer: "),
     "items": CandidateTemplate(
         text="This user has bought {history} in the previous. Recommend one next item for "
              "this user to buy next from the following item title set, {candidates}. The "
-             "recommendation is "),
+             "recommendation is ",
+        profile_question=" in the previous. Which product categories does this user like "
+                         "most? Answer: "),
 }
 
 

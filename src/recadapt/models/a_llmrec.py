@@ -866,10 +866,11 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         return text.strip()
 
     def write_analysis(self, run_dir: Path) -> None:
-        """``generations.json``: favourite-genre answers (5.4.4) for a few users."""
+        """``generations.json``: favourite-genre answers (5.4.4) for a few users; the question
+        is the template's (genres for movies, product categories for a shop's items)."""
         from recadapt.io import write_json
 
-        question = " in the previous. Which movie genres does this user like most? Answer: "
+        question = self.prompts.template.profile_question
         rows = []
         for user in range(min(5, len(self._sequences))):
             seq = self._sequences[user]
@@ -877,6 +878,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
                 continue
             rows.append({"user": user, "history": [self.prompts.titles[i] for i in
                                                    seq[-self.config.history_len:]],
+                         "question": question.strip(),
                          "favourite_genres": self.describe_user(user, seq, question)})
         write_json(run_dir / "generations.json", rows)
 
