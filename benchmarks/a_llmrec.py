@@ -424,7 +424,7 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
     sasrec = {**base, "model": {"name": "sasrec"}, "train": {**base["train"], **cf_train(args)}}
     cf_run = runner.prerequisite(sasrec, label, "cross cf")
     stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path),
-              "text_format": "Title: {title}, Description: {categories}. {brand}"}
+              **DATASETS["amazon_scientific"]["stage1"]}  # the same Amazon text fields
     stage1_run = runner.prerequisite({**base, "model": stage1,
                                       "train": {**base["train"], **stage1_train(args)}},
                                      label, "cross stage1", needs=(cf_run,))
