@@ -175,10 +175,7 @@ class Runner:
         ``reuse`` (a trained row's key and config), evaluate that run's weights again under
         ``raw`` (A-LLMRec (SBERT): the same model with q at inference)."""
         setting = self.setting(raw)
-        if self.args.only and method not in self.args.only:
-            return None
-        if any(r["method"] == method and r["dataset"] == dataset and r["section"] == section
-               and r["setting"] == setting for r in self.rows):
+        if not self.pending(dataset, method, section, setting):
             return None
         self.ensure(*needs)
         if reuse is not None:
@@ -186,11 +183,23 @@ class Runner:
             run_dir = reevaluate(source, raw, self.folder(dataset, f"{section} {method}"))
         else:
             run_dir = self.train(raw, dataset, key or f"{section} {method}")
-        row = {"dataset": dataset, "method": method, "setting": setting, "section": section,
-               **collect(run_dir)}
-        self.rows = [r for r in self.rows if not (r["method"] == method and
-                                                  r["dataset"] == dataset and
-                                                  r["section"] == section)] + [row]
+        return self.record({"dataset": dataset, "method": method, "setting": setting,
+                            "section": section, **collect(run_dir)})
+
+    def pending(self, dataset: str, method: str, section: str, setting: str) -> bool:
+        """Whether a row is still to run: selected by ``--only`` and not already in the
+        results under the same setting."""
+        if self.args.only and method not in self.args.only:
+            return False
+        return not any(r["method"] == method and r["dataset"] == dataset and
+                       r["section"] == section and r["setting"] == setting
+                       for r in self.rows)
+
+    def record(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Replace the row of the same dataset / method / section, save, print it."""
+        self.rows = [r for r in self.rows if not (r["method"] == row["method"] and
+                                                  r["dataset"] == row["dataset"] and
+                                                  r["section"] == row["section"])] + [row]
         write_results(self.name, self.rows)
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
         return row
@@ -438,9 +447,7 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
              ())]
     for method, raw, needs in rows:
         setting = runner.setting(raw) + f", evaluated on {target}"
-        if (args.only and method not in args.only) or any(
-                r["method"] == method and r["section"] == "crossdomain" and
-                r["setting"] == setting for r in runner.rows):
+        if not runner.pending(label, method, "crossdomain", setting):
             continue
         runner.ensure(*needs)
         run_dir = runner.train(raw, label, f"cross {method}")
@@ -449,13 +456,9 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
         model, prepared = transfer(run_dir, target_config)
         result = evaluate_part(model, prepared.split, "test", target_config.eval,
                                target_config.data.max_seq_len)
-        row = {"dataset": label, "method": method, "section": "crossdomain",
-               "setting": setting,
-               **result.metrics, **json.loads((run_dir / "efficiency.json").read_text())}
-        runner.rows = [r for r in runner.rows if not (r["method"] == method and
-                                                      r["section"] == "crossdomain")] + [row]
-        write_results(runner.name, runner.rows)
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+        runner.record({"dataset": label, "method": method, "section": "crossdomain",
+                       "setting": setting, **result.metrics,
+                       **json.loads((run_dir / "efficiency.json").read_text())})
 
 
 COLUMNS = ["section", "sampled_HR@1", "sampled_HR@3", "sampled_NDCG@5", "HR@1_warm",

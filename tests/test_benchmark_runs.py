@@ -138,3 +138,5 @@ def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
     args.only = ["A-LLMRec", "MLP-LLM"]
     bench.run_dataset(runner, "ml-100k", args)
     assert trained[1:] == ["cf_sasrec", "stage1", "overall_A-LLMRec", "overall_MLP-LLM"]
+    bench.run_dataset(runner, "ml-100k", args)  # the rows are recorded: nothing trains again
+    assert len(trained) == 5 and len(runner.rows) == 3
