@@ -17,10 +17,10 @@ Sections (``--sections``):
   splits its test users by the target's popularity (Table 2: warm = top 35 % of items by
   training interactions, cold = bottom 35 %: ``HR@1_warm`` / ``HR@1_cold``), and carries the
   training and inference times (Table 8: A-LLMRec's stage 2 against TALLRec, side by side in
-  one run; ``stage1_seconds`` adds stage 1).
+  one run; ``stage1_seconds`` adds stage 1). Popularity (not in the paper) is the floor.
 * ``coldusers`` — Table 3: ``--max-users`` users held out of training, tested on their
   first 3 interactions (neither dataset has users with exactly 3: they are truncated, see
-  ``recadapt.data.splits.cold_users``).
+  ``recadapt.data.splits.cold_users``); Popularity again as the floor.
 * ``fewshot`` — Table 4: every model trained on K users only (``data.k_shot_users``).
 * ``ablations`` — Table 6 (stage 1 without matching / reconstructions / rec loss, frozen
   SBERT) and Table 7 (stage 2 without the user token, without / with random joint embeddings).
@@ -327,6 +327,12 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
     def llm_rows(config: dict[str, Any]) -> dict[str, Any]:
         return {**config, "train": {**config["train"], **llm_train(args)}}
 
+    def popularity(config: dict[str, Any]) -> dict[str, Any]:
+        """The floor: on the sampled protocol a popular target often wins by itself (a cold
+        user's third interaction is usually a popular item)."""
+        return {**config, "model": {"name": "popularity"},
+                "train": {**config["train"], **cf_train(args)}}
+
     # the frozen collaborative model: also the SASRec row of Table 1
     sasrec = cf(base, "cf sasrec")
     main_stage1 = stage1(base, "stage1", sasrec)
@@ -339,6 +345,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
 
     if "overall" in sections:  # the headline comparison first: rows land as they finish
         runner.row(sasrec.raw, dataset, "SASRec", "overall", key=sasrec.key)
+        runner.row(popularity(base), dataset, "Popularity", "overall")
         runner.row(a_llmrec(), dataset, "A-LLMRec", "overall", needs=(main_stage1,))
         runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
                    "overall", reuse=("overall A-LLMRec", a_llmrec()), needs=(main_stage1,))
@@ -390,6 +397,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
         cold_llm = llm_rows(cold)
         cold_cf = cf(cold, "coldusers cf")
         runner.row(cold_cf.raw, dataset, "SASRec", "coldusers", key=cold_cf.key)
+        runner.row(popularity(cold), dataset, "Popularity", "coldusers")
         runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "coldusers")
         runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
