@@ -76,6 +76,12 @@ def cf_train(args: argparse.Namespace) -> dict[str, Any]:
             "patience": 10, "eval_every": 1}
 
 
+def id_model(config: dict[str, Any], name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A conventional model's run: the frozen CF model, its rows alone, or the Popularity floor
+    (on the sampled protocol a popular target often wins by itself, e.g. a cold user's 3rd item)."""
+    return {**config, "model": {"name": name}, "train": {**config["train"], **cf_train(args)}}
+
+
 def stage1_train(args: argparse.Namespace) -> dict[str, Any]:
     """The paper: 10 epochs, batch 32 (lr 1e-4 in its Table 11; we use 1e-3, see docs)."""
     train = {"epochs": 1 if args.quick else 10, "batch_size": 32, "lr": args.stage1_lr,
@@ -313,9 +319,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
     stage1_extra = DATASETS[dataset]["stage1"]
 
     def cf(config: dict[str, Any], key: str, name: str = "sasrec") -> Prerequisite:
-        raw = {**config, "model": {"name": name},
-               "train": {**config["train"], **cf_train(args)}}
-        return runner.prerequisite(raw, dataset, key)
+        return runner.prerequisite(id_model(config, name, args), dataset, key)
 
     def stage1(config: dict[str, Any], key: str, cf_run: Prerequisite, **change: Any
                ) -> Prerequisite:
@@ -326,12 +330,6 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
 
     def llm_rows(config: dict[str, Any]) -> dict[str, Any]:
         return {**config, "train": {**config["train"], **llm_train(args)}}
-
-    def popularity(config: dict[str, Any]) -> dict[str, Any]:
-        """The floor: on the sampled protocol a popular target often wins by itself (a cold
-        user's third interaction is usually a popular item)."""
-        return {**config, "model": {"name": "popularity"},
-                "train": {**config["train"], **cf_train(args)}}
 
     # the frozen collaborative model: also the SASRec row of Table 1
     sasrec = cf(base, "cf sasrec")
@@ -345,7 +343,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
 
     if "overall" in sections:  # the headline comparison first: rows land as they finish
         runner.row(sasrec.raw, dataset, "SASRec", "overall", key=sasrec.key)
-        runner.row(popularity(base), dataset, "Popularity", "overall")
+        runner.row(id_model(base, "popularity", args), dataset, "Popularity", "overall")
         runner.row(a_llmrec(), dataset, "A-LLMRec", "overall", needs=(main_stage1,))
         runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
                    "overall", reuse=("overall A-LLMRec", a_llmrec()), needs=(main_stage1,))
@@ -397,7 +395,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
         cold_llm = llm_rows(cold)
         cold_cf = cf(cold, "coldusers cf")
         runner.row(cold_cf.raw, dataset, "SASRec", "coldusers", key=cold_cf.key)
-        runner.row(popularity(cold), dataset, "Popularity", "coldusers")
+        runner.row(id_model(cold, "popularity", args), dataset, "Popularity", "coldusers")
         runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "coldusers")
         runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
@@ -438,8 +436,7 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
         return base
 
     base = config_for(source)
-    sasrec = {**base, "model": {"name": "sasrec"}, "train": {**base["train"], **cf_train(args)}}
-    cf_run = runner.prerequisite(sasrec, label, "cross cf")
+    cf_run = runner.prerequisite(id_model(base, "sasrec", args), label, "cross cf")
     stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path),
               **DATASETS["amazon_scientific"]["stage1"]}  # the same Amazon text fields
     stage1_run = runner.prerequisite({**base, "model": stage1,
