@@ -47,11 +47,16 @@ def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,
 
     ``keep_dir``: train there and keep the run; with ``resume``, a run left there by an
     interrupted invocation (same config) continues from its last finished epoch, and a finished
-    one is only evaluated — long runs then span several sessions."""
+    one is only evaluated — long runs then span several sessions. A kept run trained under
+    another config is never resumed: it is trained again from scratch."""
     config = validate_config(raw)
     run_dir = keep_dir or Path(tempfile.mkdtemp(prefix="recadapt-bench-")) / "run"
     again = resume and keep_dir is not None and (keep_dir / "checkpoints" /
                                                  "last.safetensors").is_file()
+    if again and not same_config(keep_dir / "config.yaml", config):
+        print(f"{keep_dir} was trained under another config; training {method} again",
+              flush=True)
+        again = False
     if keep_dir is not None and keep_dir.exists() and not again:
         shutil.rmtree(keep_dir)
     if again:

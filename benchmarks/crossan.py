@@ -111,8 +111,11 @@ def train_args(args: argparse.Namespace) -> dict[str, Any]:
             "num_threads": args.threads}
 
 
-def quality_row(raw: dict, dataset: str, method: str, setting: str, keep: Path) -> dict:
-    row = run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=keep)
+def quality_row(raw: dict, dataset: str, method: str, setting: str, keep: Path,
+                resume: bool = False) -> dict:
+    """One trained row; with ``resume``, a run stopped mid-way continues from its last epoch."""
+    row = run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=keep,
+                     resume=resume)
     for name in ("mutual_information.json", "fusion_weights.json"):
         path = keep / name
         if path.is_file():
@@ -159,7 +162,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--resume", action="store_true",
-                        help="skip methods whose row (same setting) is already in the results file")
+                        help="skip methods whose row (same setting) is already in the results "
+                        "file, and continue a stopped run from its last finished epoch")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-crossan"),
                         help="synthetic data, state caches and kept runs")
     args = parser.parse_args()
@@ -192,7 +196,7 @@ def main() -> None:
         width = {} if model["name"] == "popularity" else {"hidden_size": 64}
         raw = {**base, "model": {**width, **model},
                "encoders": [ENCODERS[m] for m in subset]}
-        row = quality_row(raw, data.name, method, setting, runs_dir / slug(method))
+        row = quality_row(raw, data.name, method, setting, runs_dir / slug(method), args.resume)
         record({**row, "section": section, "reference": reference})
     if "efficiency" in args.sections and not args.only:
         steps, warmup = (2, 1) if args.quick else (30, 3)
@@ -214,7 +218,7 @@ def main() -> None:
             row = quality_row({**real, "model": {"name": model, "hidden_size": 64}},
                               "amazon_scientific", method,
                               "full-ranking leave-one-out, three text fields as modalities",
-                              runs_dir / slug(method))
+                              runs_dir / slug(method), args.resume)
             record({**row, "section": "real", "reference": "crossan title|categories|brand"})
     add_significance(rows, runs_dir)
     write_results(name, rows)

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -140,3 +141,38 @@ def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
     assert trained[1:] == ["cf_sasrec", "stage1", "overall_A-LLMRec", "overall_MLP-LLM"]
     bench.run_dataset(runner, "ml-100k", args)  # the rows are recorded: nothing trains again
     assert len(trained) == 5 and len(runner.rows) == 3
+
+
+def test_run_config_resumes_a_stopped_run_only_under_the_same_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import common
+
+    calls: list[tuple[float, bool]] = []
+
+    result = SimpleNamespace(metrics={"test": {"HR@10": 0.5}, "valid": {"HR@10": 0.4}},
+                             efficiency={}, history=[])
+
+    def fake_train_run(config, run_dir: Path, *, resume: bool, **_: object) -> SimpleNamespace:
+        calls.append((config.train.lr, resume))
+        if not resume:
+            assert not run_dir.exists()  # a restart starts from an empty folder
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        (run_dir / "checkpoints" / "last.safetensors").write_bytes(b"state")
+        return result
+
+    monkeypatch.setattr(common, "train_run", fake_train_run)
+    keep = tmp_path / "run"
+    row = common.run_config(_raw(1e-3), dataset="d", method="m", setting="s", keep_dir=keep,
+                            resume=True)
+    assert row["HR@10"] == 0.5 and calls == [(1e-3, False)]
+    common.run_config(_raw(1e-3), dataset="d", method="m", setting="s", keep_dir=keep,
+                      resume=True)
+    assert calls[-1] == (1e-3, True)  # same config: continues
+    common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep,
+                      resume=True)
+    assert calls[-1] == (1e-4, False)  # another config: trained again, not resumed
+    common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep)
+    assert calls[-1] == (1e-4, False)  # without resume: always from scratch
+    sys.modules.pop("common", None)
