@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from common import REPO, format_table, same_config, shared_data, write_results
+from common import REPO, format_table, set_aside_if_changed, shared_data, write_results
 from recadapt.config import dump_config, validate_config
 from recadapt.train.loop import train_run
 
@@ -158,14 +158,7 @@ class Runner:
         is never reused: it is moved aside to ``FOLDER.replaced-N`` (nothing is lost)."""
         run_dir = self.folder(dataset, key)
         config = validate_config(raw)
-        stored = run_dir / "config.yaml"
-        if stored.is_file() and not same_config(stored, config):
-            n = 1
-            while (aside := run_dir.with_name(f"{run_dir.name}.replaced-{n}")).exists():
-                n += 1
-            print(f"{run_dir} was trained under another config: moved to {aside.name}",
-                  flush=True)
-            run_dir.rename(aside)
+        set_aside_if_changed(run_dir, config)
         if (run_dir / "metrics.json").is_file():
             return run_dir
         resume = (run_dir / "checkpoints" / "last.safetensors").is_file()

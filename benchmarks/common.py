@@ -41,6 +41,19 @@ def same_config(stored: Path, config: RunConfig) -> bool:
     return dump_config(read_run_config(stored.parent)) == dump_config(config)
 
 
+def set_aside_if_changed(run_dir: Path, config: RunConfig) -> None:
+    """A kept run trained under another config is never reused nor deleted: it is moved
+    aside to ``FOLDER.replaced-N`` (nothing is lost), leaving ``run_dir`` free."""
+    stored = run_dir / "config.yaml"
+    if not stored.is_file() or same_config(stored, config):
+        return
+    n = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.replaced-{n}")).exists():
+        n += 1
+    print(f"{run_dir} was trained under another config: moved to {aside.name}", flush=True)
+    run_dir.rename(aside)
+
+
 def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,
                keep_dir: Path | None = None, resume: bool = False) -> dict[str, Any]:
     """Train ``raw`` in a fresh run directory and return one result row.
@@ -48,15 +61,13 @@ def run_config(raw: dict[str, Any], *, dataset: str, method: str, setting: str,
     ``keep_dir``: train there and keep the run; with ``resume``, a run left there by an
     interrupted invocation (same config) continues from its last finished epoch, and a finished
     one is only evaluated — long runs then span several sessions. A kept run trained under
-    another config is never resumed: it is trained again from scratch."""
+    another config is never resumed: it is moved aside and ``method`` trained from scratch."""
     config = validate_config(raw)
     run_dir = keep_dir or Path(tempfile.mkdtemp(prefix="recadapt-bench-")) / "run"
+    if resume and keep_dir is not None:
+        set_aside_if_changed(keep_dir, config)
     again = resume and keep_dir is not None and (keep_dir / "checkpoints" /
                                                  "last.safetensors").is_file()
-    if again and not same_config(keep_dir / "config.yaml", config):
-        print(f"{keep_dir} was trained under another config; training {method} again",
-              flush=True)
-        again = False
     if keep_dir is not None and keep_dir.exists() and not again:
         shutil.rmtree(keep_dir)
     if again:

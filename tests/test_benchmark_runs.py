@@ -54,7 +54,7 @@ def test_a_kept_run_is_reused_only_under_the_same_config(bench, tmp_path: Path,
     assert runner.train(_raw(1e-4), "d", "cf sasrec") == folder and trained == [1e-3, 1e-4]
     aside = folder.with_name(folder.name + ".replaced-1")
     assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
-    assert bench.same_config(folder / "config.yaml", validate_config(_raw(1e-4)))
+    assert sys.modules["common"].same_config(folder / "config.yaml", validate_config(_raw(1e-4)))
 
 
 @pytest.fixture()
@@ -173,6 +173,8 @@ def test_run_config_resumes_a_stopped_run_only_under_the_same_config(
     common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep,
                       resume=True)
     assert calls[-1] == (1e-4, False)  # another config: trained again, not resumed
+    aside = keep.with_name("run.replaced-1")  # ... and the old run is kept, not deleted
+    assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
     common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep)
     assert calls[-1] == (1e-4, False)  # without resume: always from scratch
     sys.modules.pop("common", None)
