@@ -8,6 +8,7 @@ single-process code path is unchanged.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -35,10 +36,29 @@ def use_cpu(cpu: bool = False) -> bool:
     return cpu or (launched() and not torch.cuda.is_available())
 
 
+def _destroy_process_group() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads are sometimes destroyed while still
+    joinable and the process aborts ("terminate called without an active exception",
+    SIGABRT) after all its work is done, failing the whole launch (measured: about 1 launch
+    in 20 on 2 CPU processes with torch 2.13)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _close_at_exit(state: PartialState) -> PartialState:
+    """Register :func:`_destroy_process_group` once when ``state`` joined several processes."""
+    if state.num_processes > 1 and not getattr(_close_at_exit, "registered", False):
+        atexit.register(_destroy_process_group)
+        _close_at_exit.registered = True  # type: ignore[attr-defined]
+    return state
+
+
 def process_state(cpu: bool = False) -> PartialState:
     """accelerate's process state (the process group under a launcher; one plain process
     otherwise)."""
-    return PartialState(cpu=use_cpu(cpu))
+    return _close_at_exit(PartialState(cpu=use_cpu(cpu)))
 
 
 def distributed_state() -> PartialState | None:
@@ -47,7 +67,7 @@ def distributed_state() -> PartialState | None:
     if not launched() and not PartialState._shared_state:
         return None
     state = PartialState(cpu=use_cpu()) if not PartialState._shared_state else PartialState()
-    return state if state.num_processes > 1 else None
+    return _close_at_exit(state) if state.num_processes > 1 else None
 
 
 def is_main_process() -> bool:
