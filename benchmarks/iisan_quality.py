@@ -89,10 +89,18 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-quality"))
     parser.add_argument("--name", default="iisan_quality",
                         help="results file benchmarks/results/NAME.json (e.g. iisan_blocks)")
+    parser.add_argument("--plot-also", nargs="+", default=[], metavar="NAME:METHOD",
+                        help="add these rows' learning curves from results/NAME.json to the "
+                        "plot (e.g. iisan_quality:iisan-vs beside the converged FFT and LoRA)")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw NAME_curves.png from the results file; train nothing")
     args = parser.parse_args()
-    source = str(shared_data("amazon_scientific"))
     path = RESULTS / f"{args.name}.json"
     rows = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    if args.plot_only:
+        plot_curves(rows + reference_rows(args.plot_also), RESULTS / f"{args.name}_curves.png")
+        return
+    source = str(shared_data("amazon_scientific"))
     for method in args.methods:
         budget = args.budget_minutes
         if method in EMBEDDED:
@@ -128,7 +136,22 @@ def main() -> None:
     print(format_table(rows, COLUMNS))
     name = f"{args.name}_quick" if args.quick else args.name  # quick never overwrites
     print(f"\nwrote {write_results(name, rows)}")
-    plot_curves(rows, RESULTS / f"{name}_curves.png")
+    plot_curves(rows + reference_rows(args.plot_also), RESULTS / f"{name}_curves.png")
+
+
+def reference_rows(specs: list[str]) -> list[dict]:
+    """The rows named ``NAME:METHOD`` (``results/NAME.json``), for the plot only."""
+    found = []
+    for spec in specs:
+        name, _, method = spec.partition(":")
+        path = RESULTS / f"{name}.json"
+        if not path.is_file():
+            raise SystemExit(f"--plot-also {spec}: {path} does not exist")
+        matches = [r for r in json.loads(path.read_text()) if r["method"] == method]
+        if not matches:
+            raise SystemExit(f"--plot-also {spec}: no row with method {method!r} in {path}")
+        found.append(matches[-1])
+    return found
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
