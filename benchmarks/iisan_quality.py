@@ -97,8 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     path = RESULTS / f"{args.name}.json"
     rows = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    references = reference_rows(args.plot_also)  # a wrong name fails now, not after training
     if args.plot_only:
-        plot_curves(rows + reference_rows(args.plot_also), RESULTS / f"{args.name}_curves.png")
+        plot_curves(rows + references, RESULTS / f"{args.name}_curves.png")
         return
     source = str(shared_data("amazon_scientific"))
     for method in args.methods:
@@ -136,7 +137,7 @@ def main() -> None:
     print(format_table(rows, COLUMNS))
     name = f"{args.name}_quick" if args.quick else args.name  # quick never overwrites
     print(f"\nwrote {write_results(name, rows)}")
-    plot_curves(rows + reference_rows(args.plot_also), RESULTS / f"{name}_curves.png")
+    plot_curves(rows + references, RESULTS / f"{name}_curves.png")
 
 
 def reference_rows(specs: list[str]) -> list[dict]:
