@@ -309,7 +309,19 @@ def quickstart(
 
 
 def main() -> None:
-    app()
+    """Run the command; in a process of a multi-process launch, end it without C++ teardown
+    (torch/gloo's exit abort: :func:`recadapt.train.distributed.exit_launched_process`)."""
+    try:
+        app()
+    except SystemExit as done:  # click ends every command, successful or not, with SystemExit
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if "recadapt.train.distributed" in sys.modules and isinstance(done.code, str):
+            print(done.code, file=sys.stderr)  # what SystemExit would have printed
+        if "recadapt.train.distributed" in sys.modules:  # only commands that could launch
+            from recadapt.train.distributed import exit_launched_process
+
+            exit_launched_process(code)
+        raise
 
 
 if __name__ == "__main__":

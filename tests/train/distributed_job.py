@@ -1,7 +1,9 @@
 """Run under ``accelerate launch`` by ``test_distributed.py`` (every process runs it):
 ``distributed_job.py CONFIG OUT_ROOT`` trains SASRec from CONFIG into ``OUT_ROOT/sasrec``
 interrupted after its second epoch and resumed, then a model that needs a prerequisite run
-(trained into ``OUT_ROOT/needs/stages/warm_run``, as A-LLMRec's stages are)."""
+(trained into ``OUT_ROOT/needs/stages/warm_run``, as A-LLMRec's stages are). It ends as a
+user's own script should under a launch, with ``exit_launched_process``; if that returned, the
+launch would fail with the message below."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from needs_run import ENTRY, NeedsRun
 
 from recadapt import registry
 from recadapt.config import load_config
+from recadapt.train.distributed import exit_launched_process
 from recadapt.train.loop import train_run
 
 
@@ -36,3 +39,5 @@ def main(config_path: str, out_root: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    exit_launched_process(0)
+    sys.exit("exit_launched_process returned in a launched process")

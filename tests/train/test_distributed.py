@@ -51,32 +51,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# torch's own C++ abort when a gloo process tears down (not a recadapt error message)
-TEARDOWN_ABORT = "terminate called without an active exception"
-
-
-def launch(*args: str, cwd: Path, outputs: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+def launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``accelerate launch`` with 2 processes: accelerate's torchrun launcher (``--multi_gpu``);
     without a GPU recadapt joins the processes over gloo on CPU (accelerate's own ``--cpu``
     launcher would start a single process unless given an MPI host file).
 
-    A launch that dies of torch/gloo's teardown abort (:data:`TEARDOWN_ABORT`, SIGABRT) is run
-    once more from scratch (``outputs`` removed first). It hits about 1 launch in 20 (measured by
-    hand: 1 of 25 without recadapt's exit hook that destroys the process group, 3 of 62 with
-    it). Any other failure, or the abort twice, fails."""
+    No rerun on failure: every launched process ends through
+    :func:`recadapt.train.distributed.exit_launched_process`, which avoids torch/gloo's
+    teardown abort (before it, about 1 launch in 20 failed that way)."""
     if not ACCELERATE.is_file():
         pytest.skip("the accelerate command is not installed next to this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for attempt in (1, 2):
-        command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", str(_free_port()), *args]
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=600, check=False)
-        if done.returncode == 0 or attempt == 2 or TEARDOWN_ABORT not in done.stderr:
-            break
-        for path in outputs:
-            shutil.rmtree(path, ignore_errors=True)
+    command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), *args]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout}\n{done.stderr[-4000:]}"
     return done
 
@@ -122,13 +112,13 @@ def runs(tmp_path_factory, cyclic_writer):
     sasrec["train"]["batch_size"] = iisan["train"]["batch_size"] = 16  # per process
     iisan["cache"]["dir"] = str(root / "cache-two")
     launch("-m", "recadapt.cli", "cache", "build", str(write_yaml(root / "iisan_two.yaml", iisan)),
-           "--quiet", cwd=root, outputs=(root / "cache-two",))
+           "--quiet", cwd=root)
     kept = root / "cache-two-as-built"  # training below must not change it
     shutil.copytree(root / "cache-two", kept)
     launch("-m", "recadapt.cli", "train", str(root / "iisan_two.yaml"), "--out",
-           str(two / "iisan"), "--quiet", cwd=root, outputs=(two / "iisan",))
+           str(two / "iisan"), "--quiet", cwd=root)
     launch(str(HERE / "distributed_job.py"), str(write_yaml(root / "sasrec_two.yaml", sasrec)),
-           str(two), cwd=root, outputs=(two / "sasrec", two / "needs"))
+           str(two), cwd=root)
     return {"one": one, "two": two, "cache_one": root / "cache-one", "cache_two": kept}
 
 
