@@ -314,13 +314,10 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:  # click ends every command, successful or not, with SystemExit
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if "recadapt.train.distributed" in sys.modules and isinstance(done.code, str):
-            print(done.code, file=sys.stderr)  # what SystemExit would have printed
         if "recadapt.train.distributed" in sys.modules:  # only commands that could launch
             from recadapt.train.distributed import exit_launched_process
 
-            exit_launched_process(code)
+            exit_launched_process(done.code)
         raise
 
 

@@ -39,9 +39,10 @@ def use_cpu(cpu: bool = False) -> bool:
     return cpu or (launched() and not torch.cuda.is_available())
 
 
-def exit_launched_process(code: int = 0) -> None:
-    """End a process of a multi-process launch with ``code``, skipping C++ teardown; return
-    (doing nothing) in a plain process.
+def exit_launched_process(code: int | str | None = 0) -> None:
+    """End a process of a multi-process launch as ``sys.exit(code)`` would (an int is the exit
+    status, None is 0, anything else is printed to stderr and gives 1), skipping C++ teardown;
+    return (doing nothing) in a plain process.
 
     Why: with torch 2.13 and gloo, a launched process aborts *after* Python has finalised
     ("terminate called without an active exception", SIGABRT, no Python frame), which makes the
@@ -55,12 +56,15 @@ def exit_launched_process(code: int = 0) -> None:
     it."""
     if not launched() or not PartialState._shared_state or PartialState().num_processes < 2:
         return
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    os._exit(code)
+    os._exit(code or 0)
 
 
 def process_state(cpu: bool = False) -> PartialState:
