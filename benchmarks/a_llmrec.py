@@ -231,7 +231,7 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json, write_text
     from recadapt.pipeline import build_model, prepare_data, read_run_config
-    from recadapt.train.checkpoint import load_weights
+    from recadapt.train.checkpoint import load_model_weights
 
     trained = read_run_config(source)
     raw = {**raw, "model": {**trained.model, **{k: v for k, v in raw["model"].items()
@@ -243,7 +243,7 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
     prepared = prepare_data(config)
     model = build_model(config, prepared.dataset)
     model.fit_statistics(torch.from_numpy(prepared.split.item_counts()).float())
-    model.load_state_dict(load_weights(source / "model.safetensors"))
+    load_model_weights(model, source / "model.safetensors")
     results = {}
     for part in ("valid", "test"):
         started = time.perf_counter()

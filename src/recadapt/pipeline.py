@@ -135,7 +135,7 @@ def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommen
     """A finished run's model (its best weights), frozen and in eval mode: the prerequisite
     runs a model builds on (A-LLMRec's collaborative model and stage 1, RecLoRA's CTR model);
     ``key`` names the config field in errors."""
-    from recadapt.train.checkpoint import load_weights
+    from recadapt.train.checkpoint import load_model_weights
 
     folder = Path(run_dir)
     weights = folder / "model.safetensors"
@@ -144,7 +144,7 @@ def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommen
                             "it first or leave the field empty to train it here")
     config = read_run_config(folder)
     model = build_model(config, dataset)
-    model.load_state_dict(load_weights(weights))
+    load_model_weights(model, weights)
     for param in model.parameters():
         param.requires_grad_(False)
     return model.eval(), config

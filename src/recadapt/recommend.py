@@ -21,7 +21,7 @@ from recadapt.pipeline import (
     read_run_config,
 )
 from recadapt.serve.index import HNSW_EF_SEARCH, ExactIndex, build_index
-from recadapt.train.checkpoint import load_weights
+from recadapt.train.checkpoint import load_model_weights
 
 
 @dataclass
@@ -43,7 +43,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     model.fit_statistics(item_counts_tensor(prepared.split))
     if prepared.is_ctr:
         model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
-    model.load_state_dict(load_weights(weights))
+    load_model_weights(model, weights)
     model.eval()
     return LoadedRun(config, prepared, model)
 

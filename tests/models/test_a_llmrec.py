@@ -25,6 +25,7 @@ from recadapt.models.a_llmrec import match_candidate, normalise_title
 from recadapt.models.base import Recommender
 from recadapt.pipeline import build_model, prepare_data
 from recadapt.train import loop
+from recadapt.train.checkpoint import load_model_weights
 from recadapt.train.loop import RunResult, train_run
 
 WORDS = ["Apple", "River", "Garden", "Candle", "Forest", "Violin", "Harbor", "Meadow",
@@ -155,7 +156,7 @@ def trained_stage1(run_dir: Path, dataset):
     from recadapt.pipeline import read_run_config
 
     model = build_model(read_run_config(run_dir), dataset)
-    model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    load_model_weights(model, run_dir / "model.safetensors")
     return model.eval()
 
 
@@ -292,11 +293,20 @@ def test_cf_model_and_llm_are_unchanged_by_training(trained):
         assert state.keys() == cf_weights.keys()
         for name, value in state.items():
             assert torch.equal(value, cf_weights[name]), name
-    # the stage-2 checkpoint holds the same frozen model, and no LLM weight
-    saved = load_file(trained.run_dir / "model.safetensors")
-    for name, value in cf_weights.items():
-        assert torch.equal(saved[f"cf.{name}"], value), name
-    assert {n.split(".")[0] for n in saved} == {"cf", "user_proj", "item_proj"}
+    # the stage-2 weights leave the frozen CF model out but record it unchanged, and hold no
+    # LLM weight
+    from safetensors import safe_open
+
+    from recadapt.train.checkpoint import FROZEN, frozen_fingerprints
+
+    with safe_open(str(trained.run_dir / "model.safetensors"), framework="pt") as handle:
+        saved, frozen = set(handle.keys()), json.loads(handle.metadata()[FROZEN])
+    cf_params = {name for name, _ in stage2_model.cf.named_parameters()}
+    assert cf_params and {f"cf.{name}" for name in cf_params} <= set(frozen)
+    assert frozen == frozen_fingerprints(stage2_model)
+    assert not saved & set(frozen)
+    assert {n.split(".")[0] for n in saved} <= {"cf", "user_proj", "item_proj"}
+    assert {n.split(".")[0] for n in saved} >= {"user_proj", "item_proj"}
     fresh, _ = load_causal_lm("smollm2-135m")
     fresh_state = fresh.state_dict()
     trained_state = stage2_model.llm.state_dict()

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
-from recadapt.errors import ConfigError
+from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.content import LiveStates
 from recadapt.models.epeft import (
     AdapterConfig,
@@ -35,7 +35,12 @@ from recadapt.nn.peft_methods import (
     train_biases,
 )
 from recadapt.registry import get_model
-from recadapt.train.checkpoint import load_weights, save_weights
+from recadapt.train.checkpoint import (
+    load_model_weights,
+    load_weights,
+    save_model_weights,
+    save_weights,
+)
 from recadapt.train.efficiency import parameter_counts
 
 NUM_ITEMS = 12
@@ -97,8 +102,8 @@ def _batch() -> dict[str, torch.Tensor]:
     return {"history": history, "target": target, "user": torch.arange(3)}
 
 
-def _model(config: EPEFTConfig, seed: int = 0) -> EmbeddedPEFT:
-    encoder = TinyBert(seed)
+def _model(config: EPEFTConfig, seed: int = 0, backbone_seed: int | None = None) -> EmbeddedPEFT:
+    encoder = TinyBert(seed if backbone_seed is None else backbone_seed)
     sources = nn.ModuleList([LiveStates(encoder, CONTENTS, [LAYERS], 5, trainable=True)])
     torch.manual_seed(seed)
     model = get_model(type(config).method).model_class(config, NUM_ITEMS, 4, sources,
@@ -218,6 +223,36 @@ def test_state_dict_round_trip(method: str, tmp_path) -> None:
     fresh.eval()
     with torch.no_grad():
         assert torch.equal(trained.score(_batch()), fresh.score(_batch()))
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_saved_weights_leave_the_frozen_backbone_out(method: str, tmp_path) -> None:
+    """What a run writes (model.safetensors, checkpoints): trainable parameters and buffers
+    only; a model rebuilt over the same frozen backbone scores the same, one over another
+    backbone is refused (under fft only the unused pooler is frozen)."""
+    trained = _model(CONFIGS[method], seed=0)
+    trained.train()
+    optimizer = torch.optim.Adam(trained.parameter_groups(1e-2), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        trained(_batch()).backward()
+        optimizer.step()
+    path = tmp_path / "model.safetensors"
+    save_model_weights(path, trained)
+    saved = set(load_weights(path))
+    frozen = {n for n, p in trained.named_parameters() if not p.requires_grad}
+    trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
+    assert trainable <= saved and not saved & frozen
+    backbone = {n for n in frozen if n.startswith("sources.0.encoder.model.")}
+    assert frozen == backbone and len(frozen) > 2 * (method != "fft")  # fft: the unused pooler
+    fresh = _model(CONFIGS[method], seed=1, backbone_seed=0)  # other trainable weights
+    load_model_weights(fresh, path)
+    trained.eval()
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(trained.score(_batch()), fresh.score(_batch()))
+    with pytest.raises(RecAdaptError, match="frozen weights differ"):
+        load_model_weights(_model(CONFIGS[method], seed=1, backbone_seed=2), path)
 
 
 def test_trainable_counts_are_honest_and_ordered() -> None:

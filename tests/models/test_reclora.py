@@ -14,7 +14,7 @@ from recadapt.config import validate_config
 from recadapt.data.ctr import ctr_batches
 from recadapt.nn.lora import PersonalizedLoRALinear
 from recadapt.pipeline import build_model, load_trained_run, prepare_data
-from recadapt.train.checkpoint import load_weights
+from recadapt.train.checkpoint import load_model_weights, load_weights
 from recadapt.train.loop import train_run
 
 
@@ -58,9 +58,13 @@ def test_only_the_gate_and_the_meta_lora_banks_change(trained):
     config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     weights = load_weights(run_dir / "model.safetensors")
     crm = load_weights(run_dir / "stages" / "crm_run" / "model.safetensors")
-    for key, value in crm.items():  # the frozen CTR model is bit-identical
-        assert torch.equal(weights[f"crm.{key}"], value), key
-    fresh = build_model(config, prepare_data(config).dataset).state_dict()
+    model = build_model(config, prepare_data(config).dataset)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    buffers = {name for name, _ in model.named_buffers()}
+    for key, value in crm.items():  # the frozen CTR model: not saved, rebuilt bit-identical
+        assert f"crm.{key}" not in weights or f"crm.{key}" in buffers, key
+        assert torch.equal(fresh[f"crm.{key}"], value), key
+    load_model_weights(model, run_dir / "model.safetensors")  # its fingerprints match
     changed = {k for k, v in weights.items() if not torch.equal(v, fresh[k])}
     assert changed, "nothing trained"
     assert all(k.startswith("gate.") or k.endswith(("lora_A", "lora_B")) for k in changed), changed
@@ -134,3 +138,27 @@ def test_write_analysis_records_each_test_users_gate_mix(trained):
     batch = next(iter(ctr_batches(test.subset(rows), len(rows))))
     np.testing.assert_allclose(model.gates(batch).mean(0).numpy(), mixes[0], atol=1e-5)
     assert sum(gates["argmax_share"]) == pytest.approx(1.0)
+
+
+def test_resume_restores_the_banks_over_the_rebuilt_frozen_llm(planted, tmp_path):
+    """Checkpoints leave the frozen LLM and CTR model out (megabytes, not the LLM's 500 MB);
+    a run stopped after epoch 1 and resumed ends with the uninterrupted run's weights."""
+    config = config_for(planted, crm_train={"epochs": 1, "batch_size": 16})
+    config.train.epochs = 2
+    straight = train_run(config, tmp_path / "straight", progress=False)
+
+    def interrupt(epoch: int, record: dict) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "resumed", progress=False, on_epoch_end=interrupt)
+    checkpoint = tmp_path / "resumed" / "checkpoints" / "last.safetensors"
+    assert checkpoint.stat().st_size < 20e6
+    resumed = train_run(config, tmp_path / "resumed", resume=True, progress=False)
+    a = load_weights(tmp_path / "straight" / "model.safetensors")
+    b = load_weights(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and any(k.endswith("lora_B") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.metrics == straight.metrics

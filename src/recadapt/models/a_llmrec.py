@@ -911,7 +911,7 @@ def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]
     another dataset (cross-domain, 5.2.5): returns the retargeted model and the target's
     prepared data; evaluate with ``recadapt.eval.protocols.evaluate_part``."""
     from recadapt.pipeline import build_model, prepare_data, read_run_config
-    from recadapt.train.checkpoint import load_weights
+    from recadapt.train.checkpoint import load_model_weights
 
     folder = Path(run_dir)
     source = read_run_config(folder)
@@ -919,7 +919,7 @@ def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]
     model = build_model(source, source_data.dataset)
     if not isinstance(model, CandidateLLM):
         raise ConfigError(f"{folder}: {source.model['name']} is not a candidate-list LLM run")
-    model.load_state_dict(load_weights(folder / "model.safetensors"))
+    load_model_weights(model, folder / "model.safetensors")
     target_data = prepare_data(target)
     table = None
     if model.item_proj is not None:

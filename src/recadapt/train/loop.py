@@ -7,8 +7,9 @@ metric, checkpoints and the files of a run directory.
 Run directory layout::
 
     config.yaml          resolved config (written first)
-    checkpoints/last.safetensors   full training state after the latest epoch (for --resume)
+    checkpoints/last.safetensors   training state after the latest epoch (for --resume)
     model.safetensors    best weights by the monitored validation metric
+                         (both without frozen parameters: see ``train/checkpoint.py``)
     history.json         per-epoch loss, validation metrics, seconds (learning curves)
     metrics.json         {"valid": {...}, "test": {...}} of the best weights
     efficiency.json      seconds_per_epoch, peak_memory_mb, trainable_params, total_params,
@@ -57,9 +58,11 @@ from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare
 from recadapt.registry import get_model
 from recadapt.train.checkpoint import (
     load_checkpoint,
-    load_weights,
+    load_model_weights,
+    load_trainable_state,
     save_checkpoint,
-    save_weights,
+    save_model_weights,
+    trainable_state,
 )
 from recadapt.train.distributed import (
     max_over_processes,
@@ -260,9 +263,9 @@ class _Loop:
         unwrapped = acc.unwrap_model(self.model)
         acc.wait_for_everyone()  # the main process has written the best weights
         if best_path.is_file():
-            unwrapped.load_state_dict(load_weights(best_path))
+            load_model_weights(unwrapped, best_path)
         elif acc.is_main_process:  # nothing trained (popularity, epochs=0): the weights as is
-            save_weights(best_path, unwrapped.state_dict())
+            save_model_weights(best_path, unwrapped)
         valid = self._evaluate("valid")
         started = time.perf_counter()
         test = self._evaluate("test")
@@ -336,7 +339,8 @@ class _Loop:
             self.model, optimizer, scheduler = acc.prepare(self.model, optimizer, scheduler)
         checkpoint_path = self.run_dir / "checkpoints" / "last.safetensors"
         if resume:
-            self._restore(load_checkpoint(checkpoint_path), optimizer, scheduler)
+            self._restore(load_checkpoint(checkpoint_path), optimizer, scheduler,
+                          str(checkpoint_path))
 
         self.steps_per_epoch = len(loader)
         budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
@@ -385,7 +389,8 @@ class _Loop:
                     self.best, self.bad_epochs = score, 0
                     weights = acc.get_state_dict(self.model)  # collective under FSDP/DeepSpeed
                     if acc.is_main_process:
-                        save_weights(self.run_dir / "model.safetensors", weights)
+                        save_model_weights(self.run_dir / "model.safetensors",
+                                           acc.unwrap_model(self.model), weights)
                 else:
                     self.bad_epochs += 1
             self.history.append(record)
@@ -458,8 +463,10 @@ class _Loop:
     # -- checkpoints ----------------------------------------------------------------------
     def _save(self, path: Path, epochs_done: int, optimizer: Any, scheduler: Any,
               stopped: bool) -> None:
+        model_state, frozen = trainable_state(self.accelerator.unwrap_model(self.model))
         state = {
-            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "model": model_state,
+            "frozen": frozen,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "loop": {"epochs_done": epochs_done, "best": self.best, "bad_epochs": self.bad_epochs,
@@ -470,8 +477,10 @@ class _Loop:
         }
         save_checkpoint(path, state)
 
-    def _restore(self, state: dict[str, Any], optimizer: Any, scheduler: Any) -> None:
-        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+    def _restore(self, state: dict[str, Any], optimizer: Any, scheduler: Any,
+                 source: str) -> None:
+        load_trainable_state(self.accelerator.unwrap_model(self.model), state["model"],
+                             state.get("frozen"), source)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         loop = state["loop"]
