@@ -4,6 +4,7 @@ dataset with a learnable pattern, and configs for it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,41 @@ class ContentModels:
 @pytest.fixture
 def content_models():
     return ContentModels
+
+
+def train_stopped_and_resumed(config: RunConfig, folder: Path, stop_after: int,
+                              while_stopped: Callable[[Path], None] | None = None):
+    """Train ``config`` straight through and, in a second folder, stopped after epoch
+    ``stop_after`` then resumed; check both end with the same weights, metrics and losses.
+    ``while_stopped(run_dir)`` inspects the stopped run. Returns ``(straight, resumed)``."""
+    import torch
+    from safetensors.torch import load_file
+
+    from recadapt.train.loop import train_run
+
+    straight = train_run(config, folder / "straight", progress=False)
+
+    def interrupt(epoch: int, record: dict) -> None:
+        if epoch == stop_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, folder / "resumed", progress=False, on_epoch_end=interrupt)
+    assert not (folder / "resumed" / "metrics.json").exists()
+    if while_stopped is not None:
+        while_stopped(folder / "resumed")
+    resumed = train_run(config, folder / "resumed", resume=True, progress=False)
+    a = load_file(str(folder / "straight" / "model.safetensors"))
+    b = load_file(str(folder / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.metrics == straight.metrics
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    return straight, resumed
+
+
+@pytest.fixture
+def stopped_and_resumed():
+    """:func:`train_stopped_and_resumed`, for tests in any folder."""
+    return train_stopped_and_resumed

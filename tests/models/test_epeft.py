@@ -207,15 +207,21 @@ def test_inserted_modules_start_as_the_identity(method: str) -> None:
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("method", list(CONFIGS))
-def test_state_dict_round_trip(method: str, tmp_path) -> None:
-    trained = _model(CONFIGS[method], seed=0)
+def _trained(config: EPEFTConfig) -> EmbeddedPEFT:
+    """Two Adam steps at a large learning rate: every trainable parameter moves."""
+    trained = _model(config, seed=0)
     trained.train()
     optimizer = torch.optim.Adam(trained.parameter_groups(1e-2), lr=1e-2)
     for _ in range(2):
         optimizer.zero_grad()
         trained(_batch()).backward()
         optimizer.step()
+    return trained
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_state_dict_round_trip(method: str, tmp_path) -> None:
+    trained = _trained(CONFIGS[method])
     save_weights(tmp_path / "model.safetensors", trained.state_dict())
     fresh = _model(CONFIGS[method], seed=1)  # other random weights everywhere
     fresh.load_state_dict(load_weights(tmp_path / "model.safetensors"))  # strict
@@ -230,13 +236,7 @@ def test_saved_weights_leave_the_frozen_backbone_out(method: str, tmp_path) -> N
     """What a run writes (model.safetensors, checkpoints): trainable parameters and buffers
     only; a model rebuilt over the same frozen backbone scores the same, one over another
     backbone is refused (under fft only the unused pooler is frozen)."""
-    trained = _model(CONFIGS[method], seed=0)
-    trained.train()
-    optimizer = torch.optim.Adam(trained.parameter_groups(1e-2), lr=1e-2)
-    for _ in range(2):
-        optimizer.zero_grad()
-        trained(_batch()).backward()
-        optimizer.step()
+    trained = _trained(CONFIGS[method])
     path = tmp_path / "model.safetensors"
     save_model_weights(path, trained)
     saved = set(load_weights(path))

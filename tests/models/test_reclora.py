@@ -140,25 +140,16 @@ def test_write_analysis_records_each_test_users_gate_mix(trained):
     assert sum(gates["argmax_share"]) == pytest.approx(1.0)
 
 
-def test_resume_restores_the_banks_over_the_rebuilt_frozen_llm(planted, tmp_path):
+def test_resume_restores_the_banks_over_the_rebuilt_frozen_llm(planted, tmp_path,
+                                                               stopped_and_resumed):
     """Checkpoints leave the frozen LLM and CTR model out (megabytes, not the LLM's 500 MB);
     a run stopped after epoch 1 and resumed ends with the uninterrupted run's weights."""
     config = config_for(planted, crm_train={"epochs": 1, "batch_size": 16})
     config.train.epochs = 2
-    straight = train_run(config, tmp_path / "straight", progress=False)
 
-    def interrupt(epoch: int, record: dict) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
+    def small_checkpoint(run_dir):
+        assert (run_dir / "checkpoints" / "last.safetensors").stat().st_size < 20e6
 
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "resumed", progress=False, on_epoch_end=interrupt)
-    checkpoint = tmp_path / "resumed" / "checkpoints" / "last.safetensors"
-    assert checkpoint.stat().st_size < 20e6
-    resumed = train_run(config, tmp_path / "resumed", resume=True, progress=False)
-    a = load_weights(tmp_path / "straight" / "model.safetensors")
-    b = load_weights(tmp_path / "resumed" / "model.safetensors")
-    assert a.keys() == b.keys() and any(k.endswith("lora_B") for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert resumed.metrics == straight.metrics
+    stopped_and_resumed(config, tmp_path, 1, small_checkpoint)
+    saved = load_weights(tmp_path / "straight" / "model.safetensors")
+    assert any(k.endswith("lora_B") for k in saved)

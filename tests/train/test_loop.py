@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from recadapt.errors import RecAdaptError
 from recadapt.train.loop import train_run, warmup_linear
@@ -71,28 +69,12 @@ def test_existing_run_is_not_overwritten(make_config, tmp_path):
     assert (run_dir / "metrics.json").read_text() == before
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(make_config, tmp_path):
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(make_config, tmp_path,
+                                                             stopped_and_resumed):
     # dropout on and BCE negatives drawn from the RNG: resume must restore RNG state too
     config = make_config(train={"epochs": 4, "warmup_steps": 3, "schedule": "linear"},
                          model={"name": "sasrec", "hidden_size": 16, "loss": "bce"})
-    straight = train_run(config, tmp_path / "straight", progress=False)
-
-    def interrupt(epoch: int, record: dict) -> None:
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "resumed", progress=False, on_epoch_end=interrupt)
-    assert not (tmp_path / "resumed" / "metrics.json").exists()
-    resumed = train_run(config, tmp_path / "resumed", resume=True, progress=False)
-
-    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert resumed.metrics == straight.metrics
-    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    stopped_and_resumed(config, tmp_path, stop_after=2)
 
 
 def test_resume_refuses_a_changed_config(make_config, tmp_path):
