@@ -295,12 +295,10 @@ def test_cf_model_and_llm_are_unchanged_by_training(trained):
             assert torch.equal(value, cf_weights[name]), name
     # the stage-2 weights leave the frozen CF model out but record it unchanged, and hold no
     # LLM weight
-    from safetensors import safe_open
+    from recadapt.train.checkpoint import frozen_fingerprints, read_model_weights
 
-    from recadapt.train.checkpoint import FROZEN, frozen_fingerprints
-
-    with safe_open(str(trained.run_dir / "model.safetensors"), framework="pt") as handle:
-        saved, frozen = set(handle.keys()), json.loads(handle.metadata()[FROZEN])
+    state, frozen = read_model_weights(trained.run_dir / "model.safetensors")
+    saved = set(state)
     cf_params = {name for name, _ in stage2_model.cf.named_parameters()}
     assert cf_params and {f"cf.{name}" for name in cf_params} <= set(frozen)
     assert frozen == frozen_fingerprints(stage2_model)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 
 from recadapt.errors import RecAdaptError
 from recadapt.io import atomic_write
@@ -74,48 +74,47 @@ def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def _write(path: str | Path, tensors: dict[str, torch.Tensor],
+           metadata: dict[str, str] | None = None) -> None:
+    tensors = _own_storage(tensors)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def _read(path: str | Path, what: str, hint: str = ""
+          ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file; ``what`` and ``hint`` word the error."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RecAdaptError(f"cannot read {what} {path}: {err}{hint}") from None
+    return tensors, metadata
+
+
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor]) -> None:
-    tensors = _own_storage(state_dict)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    _write(path, state_dict)
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RecAdaptError(f"cannot read weights {path}: {err}") from None
+    return _read(path, "weights")[0]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """``state``: any nesting of dicts/lists/scalars/tensors (e.g. optimizer.state_dict())."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _split(state, "s", tensors)
-    tensors = _own_storage(tensors)
-    metadata = {"recadapt_checkpoint": json.dumps(skeleton)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    _write(path, tensors, {"recadapt_checkpoint": json.dumps(skeleton)})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RecAdaptError(
-            f"cannot read checkpoint {path}: {err}; delete it to start over"
-        ) from None
+    tensors, metadata = _read(path, "checkpoint", "; delete it to start over")
     if "recadapt_checkpoint" not in metadata:
         raise RecAdaptError(f"{path} is not a recadapt training checkpoint")
     return _join(json.loads(metadata["recadapt_checkpoint"]), tensors)
 
 
 # -- model weights without the frozen parameters ------------------------------------------------
-def frozen_names(model: torch.nn.Module) -> list[str]:
-    """State-dict names of the parameters that do not train (every name of a tied one)."""
-    return sorted(name for name, param in model.named_parameters(remove_duplicate=False)
-                  if not param.requires_grad)
-
-
 def _fingerprint(tensor: torch.Tensor) -> list[float]:
     """Cheap on any device (no copy to the CPU of a whole tensor) and position-sensitive
     enough to tell two checkpoints or revisions of a model apart."""
@@ -130,6 +129,7 @@ def _fingerprint(tensor: torch.Tensor) -> list[float]:
 
 
 def frozen_fingerprints(model: torch.nn.Module) -> dict[str, list[float]]:
+    """By state-dict name, the parameters that do not train (every name of a tied one)."""
     return {name: _fingerprint(param)
             for name, param in model.named_parameters(remove_duplicate=False)
             if not param.requires_grad}
@@ -140,16 +140,14 @@ def trainable_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor] 
     """``(state, fingerprints)``: the state dict (``state_dict``, e.g. gathered by accelerate,
     else the model's) without its frozen parameters, and their fingerprints."""
     state = model.state_dict() if state_dict is None else state_dict
-    frozen = set(frozen_names(model))
-    return ({k: v for k, v in state.items() if k not in frozen}, frozen_fingerprints(model))
+    fingerprints = frozen_fingerprints(model)
+    return {k: v for k, v in state.items() if k not in fingerprints}, fingerprints
 
 
 def save_model_weights(path: str | Path, model: torch.nn.Module,
                        state_dict: dict[str, torch.Tensor] | None = None) -> None:
     state, fingerprints = trainable_state(model, state_dict)
-    tensors = _own_storage(state)
-    metadata = {FROZEN: json.dumps(fingerprints)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    _write(path, state, {FROZEN: json.dumps(fingerprints)})
 
 
 def _same(saved: list[float], now: list[float]) -> bool:
@@ -185,14 +183,15 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor],
             f"{list(result.unexpected_keys)[:3]}): build it from the run's own config.yaml")
 
 
+def read_model_weights(path: str | Path
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, list[float]] | None]:
+    """``(state, fingerprints)`` of a weights file; fingerprints None for a complete state dict
+    (:func:`save_weights`, or a run of an older version)."""
+    state, metadata = _read(path, "weights")
+    return state, json.loads(metadata[FROZEN]) if FROZEN in metadata else None
+
+
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load weights written by :func:`save_model_weights` (or a complete state dict written by
     :func:`save_weights`) into a model built from the same config."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RecAdaptError(f"cannot read weights {path}: {err}") from None
-    fingerprints = json.loads(metadata[FROZEN]) if FROZEN in metadata else None
-    load_trainable_state(model, state, fingerprints, str(path))
+    load_trainable_state(model, *read_model_weights(path), str(path))
