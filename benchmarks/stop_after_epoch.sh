@@ -1,6 +1,6 @@
 #!/bin/bash
-# Stop a long benchmark cleanly: wait until its run writes an epoch to history.json after
-# HH:MM (UTC), then end the benchmark process. The loop writes the epoch checkpoint before
+# Stop a long benchmark cleanly: wait until its run writes an epoch to history.json at
+# HH:MM (UTC) or later, then end the benchmark process. The loop writes the epoch checkpoint before
 # history.json, so the run resumes from that epoch with `--resume`.
 #   benchmarks/stop_after_epoch.sh RUN_DIR HH:MM PATTERN
 #   e.g. benchmarks/stop_after_epoch.sh ~/.cache/recadapt-bench/runs-bf16/lora 12:30 iisan_quality.py
@@ -19,7 +19,7 @@ while [ -n "$(others)" ]; do
   now=$(epochs)
   if [ "$now" != "$seen" ]; then
     seen=$now
-    if [[ $(date -u +%H:%M) > "$after" ]]; then
+    if [[ ! $(date -u +%H:%M) < "$after" ]]; then
       kill $(others); echo "stopped after epoch $now at $(date -u)"; exit 0
     fi
   fi
