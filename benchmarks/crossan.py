@@ -204,7 +204,7 @@ def main() -> None:
             raw = {**base, "model": {"name": model, "hidden_size": 64},
                    "encoders": [ENCODERS[m] for m in ALL]}
             result = measure_steps_in_worker(raw, steps, warmup)
-            record({"dataset": "synth", "method": f"{model} {label(ALL)} (efficiency)",
+            record({"dataset": data.name, "method": f"{model} {label(ALL)} (efficiency)",
                     "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
                     "section": "efficiency", **result})
     if "real" in args.sections and not args.quick and not args.only:
