@@ -2,6 +2,8 @@
 # Stop a long benchmark cleanly: wait until its run writes an epoch to history.json at
 # HH:MM (UTC) or later, then end the benchmark process. The loop writes the epoch checkpoint before
 # history.json, so the run resumes from that epoch with `--resume`.
+# HH:MM is compared as text within one UTC day: a target past midnight (started at 23:50 for
+# 00:10) stops at the first epoch.
 #   benchmarks/stop_after_epoch.sh RUN_DIR HH:MM PATTERN
 #   e.g. benchmarks/stop_after_epoch.sh ~/.cache/recadapt-bench/runs-bf16/lora 12:30 iisan_quality.py
 set -u
