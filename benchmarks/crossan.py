@@ -12,7 +12,9 @@ Sections (``--sections``, all by default):
 
 * ``baselines``  — popularity and SASRec (item IDs);
 * ``modalities`` — CROSSAN and IISAN-E for T+I, T+I+A, T+I+V, T+I+V+A (Table 3);
-* ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5);
+* ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5), and
+  MOMEF with a balance loss on its gate (``model.balance``; not in the paper: its gates
+  collapse onto one tower without it);
 * ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6);
 * ``topk``       — MOMEF top-k 1–4, T+I+V+A (Table 7);
 * ``efficiency`` — seconds per training step, peak memory, trainable parameters of CROSSAN vs
@@ -77,6 +79,9 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
     for fusion in ("dynamic", "static", "concat"):
         runs.append(("fusion", f"crossan {label(ALL)} fusion={fusion}", ALL,
                      {"name": "crossan", "fusion": fusion}, ref))
+    for balance in (0.01, 0.1):  # 0.01: DeepSeekMoE's expert-level α
+        runs.append(("fusion", f"crossan {label(ALL)} balance={balance}", ALL,
+                     {"name": "crossan", "balance": balance}, ref))
     runs.append(("cross", f"indsan {label(ALL)}", ALL, {"name": "crossan", "cross": False}, ref))
     for k in (1, 3, 4):
         runs.append(("topk", f"crossan {label(ALL)} top_k={k}", ALL,

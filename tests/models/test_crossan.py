@@ -84,6 +84,27 @@ def test_crossan_is_lighter_than_iisan_e_at_equal_width(content_models, fake_enc
     assert count(crossan) < count(iisan_e)  # one tower per modality, no inter tower
 
 
+def test_balance_adds_momef_gate_term_to_the_loss_once(content_models, fake_encoder) -> None:
+    encoders = _encoders(fake_encoder)
+    batch = content_models.batch()
+    losses = {}
+    for balance in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = content_models.build(
+            CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4, balance=balance, dropout=0.0,
+                                   adapter_dropout=0.0), encoders, cached=True)
+        model.train()
+        model.fusion.take_balance_loss()
+        losses[balance] = model(batch)
+        assert model.fusion.take_balance_loss() is None  # the loss took its term
+    # the 3 modalities, top-2: the term is α Σ f_m P_m ≥ α·(min over the simplex) > 0
+    extra = (losses[0.5] - losses[0.0]).item()
+    assert 0.5 * 0.5 < extra < 0.5 * 3 / 2 + 1e-6
+    with pytest.raises(ConfigError, match="balance"):
+        content_models.build(CROSSAN, CROSSANConfig(hidden_size=16, top_k=3, balance=0.1),
+                             encoders, cached=True)
+
+
 @pytest.fixture
 def three_fake_encoders(monkeypatch, fake_encoder):
     def load(run, needed=None, model_name="", reuse=False):

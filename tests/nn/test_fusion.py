@@ -63,3 +63,35 @@ def test_concat_is_one_linear_map_and_top_k_is_checked() -> None:
     torch.testing.assert_close(concat(outputs), concat.project(torch.cat(outputs, dim=-1)))
     with pytest.raises(ValueError, match="top_k"):
         ModalityFusion([5, 5], out=3, mode="momef", top_k=3)
+
+
+def test_balance_term_matches_deepseekmoe_by_hand_and_reaches_the_gate() -> None:
+    fusion = ModalityFusion([2] * 3, out=2, mode="momef", top_k=1, balance=0.5)
+    with torch.no_grad():  # the gate reads the concatenated outputs; make scores easy to read
+        fusion.gate.weight.zero_()
+        fusion.gate.bias.zero_()
+        fusion.gate.weight[0, 0] = 1.0  # expert 0's score = the first feature of modality 0
+    first = torch.tensor([[3.0, 0.0], [2.0, 0.0], [-5.0, 0.0], [-5.0, 0.0]])
+    outputs = [first.clone().requires_grad_(), torch.zeros(4, 2), torch.zeros(4, 2)]
+    fusion(outputs)
+    term = fusion.take_balance_loss()
+    assert term is not None and fusion.take_balance_loss() is None  # taken once
+    # items 1-2 choose expert 0; items 3-4 tie between 1 and 2 at score 0 (topk picks one)
+    scores = torch.tensor([[3.0, 0, 0], [2.0, 0, 0], [-5.0, 0, 0], [-5.0, 0, 0]])
+    importance = torch.softmax(scores, -1).mean(0)
+    chosen = scores.topk(1, dim=-1).indices.squeeze(-1)
+    load = torch.bincount(chosen, minlength=3).float() * 3 / (1 * 4)
+    torch.testing.assert_close(term, 0.5 * (load * importance).sum())
+    term.backward()
+    assert fusion.gate.weight.grad is not None and fusion.gate.weight.grad.abs().sum() > 0
+
+
+def test_balance_is_only_computed_in_training_and_refused_where_constant() -> None:
+    fusion = ModalityFusion([5] * 4, out=3, mode="momef", top_k=2, balance=0.01)
+    fusion.eval()
+    fusion(_outputs())
+    assert fusion.take_balance_loss() is None
+    for mode, k in (("momef", 4), ("dynamic", 2), ("concat", 2)):
+        with pytest.raises(ValueError, match="balance"):
+            ModalityFusion([5] * 4, out=3, mode=mode, top_k=k, balance=0.01)
+    assert ModalityFusion([5] * 4, out=3, mode="momef", top_k=4).take_balance_loss() is None

@@ -11,7 +11,9 @@ audio, video) and MOMEF fusion, feeding a SASRec user encoder.
   towers over encoders of different depths stay aligned layer by layer.
 * Fusion: ``momef`` (default, ``top_k`` experts per item), ``dynamic``, ``static`` or
   ``concat`` (Table 5) — :class:`~recadapt.nn.fusion.ModalityFusion`.
-* ``cross: false`` is INDSAN (independent towers, Table 6). Loss: in-batch debiased CE (eq. 7–8).
+* ``cross: false`` is INDSAN (independent towers, Table 6). Loss: in-batch debiased CE (eq. 7–8),
+  plus, with ``balance`` > 0 (not in the paper), a balance term on the MOMEF gate
+  (:class:`~recadapt.nn.fusion.ModalityFusion`).
 
 After training, :meth:`CROSSAN.write_analysis` writes the gate values (``gates.json``), their
 heatmap (``gates.png``, the paper's Figure 4) and the mutual information between the towers'
@@ -94,6 +96,9 @@ class CROSSANConfig(SideTowersConfig):
     fusion: FusionMode = Field("momef", description="momef | dynamic | static | concat "
                                "(Table 5)")
     top_k: int = Field(2, ge=1, description="MOMEF: experts (modalities) kept per item")
+    balance: float = Field(0.0, ge=0, description="MOMEF: weight of the DeepSeekMoE expert-level "
+                           "balance loss on the gate (0: eq. 6 as printed; needs top_k below "
+                           "the modalities)")
 
 
 class MultiTowerRecommender(ContentRecommender):
@@ -146,11 +151,21 @@ class CROSSAN(MultiTowerRecommender):
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
         if config.fusion == "momef" and config.top_k > len(infos):
             raise ConfigError(f"model.top_k: {config.top_k} exceeds the {len(infos)} modalities")
+        if config.balance > 0 and (config.fusion != "momef" or config.top_k >= len(infos)):
+            raise ConfigError(f"model.balance: needs fusion momef with top_k below the "
+                              f"{len(infos)} modalities (with every expert kept it is constant)")
         super().__init__(config, num_items, max_seq_len, sources, infos)
         self.towers = CrossModalSideNetworks(self.dims, self.width, config.adapter_size,
                                              config.adapter_dropout, config.gates, config.cross)
         self.fusion = ModalityFusion([self.width] * len(infos), config.hidden_size,
-                                     config.fusion, config.top_k)
+                                     config.fusion, config.top_k, config.balance)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The recommendation loss, plus MOMEF's balance term when ``balance`` > 0."""
+        self.fusion.take_balance_loss()  # drop terms of forward passes outside a loss
+        loss = super().loss(batch)
+        balance = self.fusion.take_balance_loss()
+        return loss if balance is None else loss + balance.to(loss.dtype)
 
     def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
         return self.towers([source(item_ids) for source in self.sources])

@@ -17,6 +17,13 @@ over the concatenation of all tower outputs; the renormalised top-k weights are 
 the chosen experts' scores (equal to renormalising the full softmax), so gradients reach the
 gate through the chosen experts' weights. Inputs are not re-normalised here: side-network
 towers end in a LayerNorm already (:class:`~recadapt.nn.adapters.AdapterBlock`).
+
+Optional balance term (not in eq. 6; ``balance`` > 0, MOMEF with ``top_k`` < ``M`` only): the
+expert-level balance loss of DeepSeekMoE, which the paper cites as MOMEF's inspiration,
+``α Σ_m f_m P_m`` with ``f_m = M / (k N) · #{items choosing m}`` and ``P_m`` the mean full
+softmax weight of ``m`` over the ``N`` items of the step. Why: without it our MOMEF gates
+collapse onto one tower for every item (docs/benchmarks.md, CROSSAN). With every expert kept
+``f_m ≡ 1`` and the term is constant, so it is refused there.
 """
 
 from __future__ import annotations
@@ -34,12 +41,20 @@ class ModalityFusion(nn.Module):
     """One of the four fusions above (see module docstring)."""
 
     def __init__(self, widths: Sequence[int], out: int, mode: FusionMode = "momef",
-                 top_k: int = 2) -> None:
+                 top_k: int = 2, balance: float = 0.0) -> None:
         super().__init__()
         self.mode, self.num_modalities = mode, len(widths)
         if mode == "momef" and not 1 <= top_k <= len(widths):
             raise ValueError(f"top_k must lie in 1..{len(widths)} (the modalities), got {top_k}")
         self.top_k = top_k if mode == "momef" else len(widths)
+        if balance < 0:
+            raise ValueError(f"balance must be ≥ 0, got {balance}")
+        if balance > 0 and (mode != "momef" or self.top_k == len(widths)):
+            raise ValueError("balance needs MOMEF with top_k below the number of modalities "
+                             f"({len(widths)}): with every expert kept the term is constant")
+        self.balance = balance
+        #: balance terms of the forward passes since :meth:`take_balance_loss`
+        self._balance_terms: list[torch.Tensor] = []
         if mode == "concat":
             self.project = nn.Linear(sum(widths), out)
             return
@@ -59,9 +74,25 @@ class ModalityFusion(nn.Module):
         scores = self.gate(torch.cat(list(outputs), dim=-1))
         if self.top_k < self.num_modalities:
             chosen = scores.topk(self.top_k, dim=-1).indices
+            if self.balance > 0 and self.training:
+                self._balance_terms.append(self._balance_term(scores, chosen))
             mask = torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
             scores = scores + mask
         return torch.softmax(scores, dim=-1)
+
+    def _balance_term(self, scores: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """``α Σ_m f_m P_m`` over the rows of ``scores`` (see module docstring)."""
+        rows, experts = scores.shape
+        picked = torch.zeros_like(scores).scatter(-1, chosen, 1.0)
+        load = picked.sum(0) * experts / (self.top_k * rows)  # f_m; 1 when balanced
+        importance = torch.softmax(scores.float(), dim=-1).mean(0)  # P_m
+        return self.balance * (load.detach().float() * importance).sum()
+
+    def take_balance_loss(self) -> torch.Tensor | None:
+        """The mean balance term of the forward passes since the last call (``None`` when
+        there were none), and forget them: the model adds it to its loss once per step."""
+        terms, self._balance_terms = self._balance_terms, []
+        return torch.stack(terms).mean() if terms else None
 
     def forward(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
         if self.mode == "concat":
