@@ -97,7 +97,7 @@ def test_balance_adds_momef_gate_term_to_the_loss_once(content_models, fake_enco
         model.fusion.take_balance_loss()
         losses[balance] = model(batch)
         assert model.fusion.take_balance_loss() is None  # the loss took its term
-    # the 3 modalities, top-2: the term is α Σ f_m P_m ≥ α·(min over the simplex) > 0
+    # α Σ f_m P_m: α when balanced, at most α·M/k (f_m ≤ M/k, Σ P_m = 1); α/2 a loose floor
     extra = (losses[0.5] - losses[0.0]).item()
     assert 0.5 * 0.5 < extra < 0.5 * 3 / 2 + 1e-6
     with pytest.raises(ConfigError, match="balance"):

@@ -149,11 +149,10 @@ class CROSSAN(MultiTowerRecommender):
 
     def __init__(self, config: CROSSANConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
-        if config.fusion == "momef" and config.top_k > len(infos):
-            raise ConfigError(f"model.top_k: {config.top_k} exceeds the {len(infos)} modalities")
-        if config.balance > 0 and (config.fusion != "momef" or config.top_k >= len(infos)):
-            raise ConfigError(f"model.balance: needs fusion momef with top_k below the "
-                              f"{len(infos)} modalities (with every expert kept it is constant)")
+        try:
+            ModalityFusion.check(len(infos), config.fusion, config.top_k, config.balance)
+        except ValueError as error:
+            raise ConfigError(f"model: {error}") from None
         super().__init__(config, num_items, max_seq_len, sources, infos)
         self.towers = CrossModalSideNetworks(self.dims, self.width, config.adapter_size,
                                              config.adapter_dropout, config.gates, config.cross)

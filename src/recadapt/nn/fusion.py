@@ -43,15 +43,9 @@ class ModalityFusion(nn.Module):
     def __init__(self, widths: Sequence[int], out: int, mode: FusionMode = "momef",
                  top_k: int = 2, balance: float = 0.0) -> None:
         super().__init__()
+        self.check(len(widths), mode, top_k, balance)
         self.mode, self.num_modalities = mode, len(widths)
-        if mode == "momef" and not 1 <= top_k <= len(widths):
-            raise ValueError(f"top_k must lie in 1..{len(widths)} (the modalities), got {top_k}")
         self.top_k = top_k if mode == "momef" else len(widths)
-        if balance < 0:
-            raise ValueError(f"balance must be ≥ 0, got {balance}")
-        if balance > 0 and (mode != "momef" or self.top_k == len(widths)):
-            raise ValueError("balance needs MOMEF with top_k below the number of modalities "
-                             f"({len(widths)}): with every expert kept the term is constant")
         self.balance = balance
         #: balance terms of the forward passes since :meth:`take_balance_loss`
         self._balance_terms: list[torch.Tensor] = []
@@ -63,6 +57,18 @@ class ModalityFusion(nn.Module):
             self.static_logits = nn.Parameter(torch.zeros(len(widths)))
         else:
             self.gate = nn.Linear(sum(widths), len(widths))
+
+    @staticmethod
+    def check(modalities: int, mode: FusionMode, top_k: int, balance: float) -> None:
+        """Refuse settings that make no sense (``ValueError`` naming the setting), so that
+        models can check their config before building anything."""
+        if mode == "momef" and not 1 <= top_k <= modalities:
+            raise ValueError(f"top_k must lie in 1..{modalities} (the modalities), got {top_k}")
+        if balance < 0:
+            raise ValueError(f"balance must be ≥ 0, got {balance}")
+        if balance > 0 and (mode != "momef" or top_k >= modalities):
+            raise ValueError("balance needs MOMEF with top_k below the number of modalities "
+                             f"({modalities}): with every expert kept the term is constant")
 
     def weights(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """``[N, M]`` fusion weights per item (zeros outside the top k); rows sum to 1."""
