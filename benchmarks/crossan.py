@@ -15,7 +15,8 @@ Sections (``--sections``, all by default):
 * ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5), and
   MOMEF with a balance loss on its gate (``model.balance``; not in the paper: its gates
   collapse onto one tower without it);
-* ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6);
+* ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6), with MOMEF
+  and with concat fusion (the latter isolates the cross-modal gates from MOMEF's collapse);
 * ``topk``       — MOMEF top-k 1–4, T+I+V+A (Table 7);
 * ``efficiency`` — seconds per training step, peak memory, trainable parameters of CROSSAN vs
   IISAN-E at equal width and adapter size, each in its own worker process (Table 4);
@@ -83,6 +84,10 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
         runs.append(("fusion", f"crossan {label(ALL)} balance={balance}", ALL,
                      {"name": "crossan", "balance": balance}, ref))
     runs.append(("cross", f"indsan {label(ALL)}", ALL, {"name": "crossan", "cross": False}, ref))
+    # INDSAN with concat fusion: the cross-modal gates' own effect, without MOMEF's collapse
+    runs.append(("cross", f"indsan {label(ALL)} fusion=concat", ALL,
+                 {"name": "crossan", "cross": False, "fusion": "concat"},
+                 f"crossan {label(ALL)} fusion=concat"))
     for k in (1, 3, 4):
         runs.append(("topk", f"crossan {label(ALL)} top_k={k}", ALL,
                      {"name": "crossan", "top_k": k}, ref))
@@ -212,7 +217,7 @@ def main() -> None:
             record({"dataset": data.name, "method": f"{model} {label(ALL)} (efficiency)",
                     "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
                     "section": "efficiency", **result})
-    if "real" in args.sections and not args.quick and not args.only:
+    if "real" in args.sections and not args.quick:
         real = {"data": {"source": str(shared_data("amazon_scientific")), "max_seq_len": 50},
                 "cache": {"dir": str(work / "cache")}, "train": train_args(args),
                 "eval": {"ks": [10, 20]},
@@ -220,6 +225,8 @@ def main() -> None:
                              for f in ("title", "categories", "brand")]}
         for model in ("crossan", "iisan-e"):
             method = f"{model} title|categories|brand"
+            if args.only and method not in args.only:
+                continue
             row = quality_row({**real, "model": {"name": model, "hidden_size": 64}},
                               "amazon_scientific", method,
                               "full-ranking leave-one-out, three text fields as modalities",
