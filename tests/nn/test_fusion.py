@@ -57,6 +57,19 @@ def test_dynamic_gate_weights_all_modalities_per_item_and_static_is_shared() -> 
     torch.testing.assert_close(shared[0], torch.softmax(torch.tensor([0.0, 1.0, 2.0, -1.0]), 0))
 
 
+def test_momef_keeping_every_expert_is_the_dynamic_gate() -> None:
+    """Why the benchmark's D-Gated row and MOMEF top_k = M are one model (docs/benchmarks.md)."""
+    outputs = _outputs()
+    torch.manual_seed(1)
+    dynamic = ModalityFusion([5] * 4, out=3, mode="dynamic")
+    torch.manual_seed(1)
+    keep_all = ModalityFusion([5] * 4, out=3, mode="momef", top_k=4)
+    torch.testing.assert_close(keep_all(outputs), dynamic(outputs), rtol=0, atol=0)
+    torch.manual_seed(1)
+    keep_two = ModalityFusion([5] * 4, out=3, mode="momef", top_k=2)
+    assert not torch.allclose(keep_two(outputs), dynamic(outputs))
+
+
 def test_concat_is_one_linear_map_and_top_k_is_checked() -> None:
     outputs = _outputs(modalities=2)
     concat = ModalityFusion([5, 5], out=3, mode="concat")
