@@ -197,11 +197,18 @@ def main() -> None:
         print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
         write_results(name, rows)
 
-    for section, method, subset, model, reference in synthetic_runs():
-        if section not in args.sections or (args.only and method not in args.only):
-            continue
-        if args.resume and any(r["method"] == method and r["setting"] == setting for r in rows):
+    def wanted(method: str, row_setting: str) -> bool:
+        """Selected by ``--only``, and not already recorded under ``--resume``."""
+        if args.only and method not in args.only:
+            return False
+        if args.resume and any(r["method"] == method and r["setting"] == row_setting
+                               for r in rows):
             print(f"kept from an earlier run: {method}", file=sys.stderr)
+            return False
+        return True
+
+    for section, method, subset, model, reference in synthetic_runs():
+        if section not in args.sections or not wanted(method, setting):
             continue
         width = {} if model["name"] == "popularity" else {"hidden_size": 64}
         raw = {**base, "model": {**width, **model},
@@ -223,13 +230,13 @@ def main() -> None:
                 "eval": {"ks": [10, 20]},
                 "encoders": [{"name": f, "model": "minilm", "fields": [f], "max_length": 48}
                              for f in ("title", "categories", "brand")]}
+        real_setting = "full-ranking leave-one-out, three text fields as modalities"
         for model in ("crossan", "iisan-e"):
             method = f"{model} title|categories|brand"
-            if args.only and method not in args.only:
+            if not wanted(method, real_setting):
                 continue
             row = quality_row({**real, "model": {"name": model, "hidden_size": 64}},
-                              "amazon_scientific", method,
-                              "full-ranking leave-one-out, three text fields as modalities",
+                              "amazon_scientific", method, real_setting,
                               runs_dir / slug(method), args.resume)
             record({**row, "section": "real", "reference": "crossan title|categories|brand"})
     add_significance(rows, runs_dir)
