@@ -134,8 +134,8 @@ def measure_steps(raw: dict, steps: int, warmup: int) -> dict:
         collate_windows,
         train_windows,
     )
+    from recadapt.models.registry import get_model
     from recadapt.pipeline import build_model, item_counts_tensor, prepare_data
-    from recadapt.registry import get_model
     from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
 
     config = validate_config(raw)
@@ -199,9 +199,11 @@ def measure_steps_in_worker(raw: dict, steps: int, warmup: int) -> dict:
 
 
 def _reads_cache(config: Any, model_class: type) -> bool:
-    model_config = config.model_config_obj()
+    from recadapt.models.registry import model_config
+
+    section = model_config(config)
     return bool(getattr(model_class, "cacheable", False)
-                and getattr(model_config, "cached", False))
+                and getattr(section, "cached", False))
 
 
 if __name__ == "__main__":  # the worker of measure_steps_in_worker

@@ -136,7 +136,7 @@ def quality_row(raw: dict, dataset: str, method: str, setting: str, keep: Path,
 
 
 def add_significance(rows: list[dict], runs_dir: Path) -> None:
-    from recadapt.significance_runs import compare_runs
+    from recadapt.eval.significance_runs import compare_runs
 
     for row in rows:
         ref = row.get("reference")

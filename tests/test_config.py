@@ -4,6 +4,7 @@ import pytest
 
 from recadapt.config import dump_config, load_config, parse_overrides, validate_config
 from recadapt.errors import ConfigError
+from recadapt.models.registry import resolve_model
 
 
 def test_overrides_parse_nested_yaml_values():
@@ -22,7 +23,7 @@ def test_mixed_precision_no_survives_yaml():
 def test_file_then_overrides_then_model_defaults(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("train:\n  lr: 0.002\n  epochs: 3\nmodel:\n  name: sasrec\n")
-    config = load_config(path, ["train.epochs=7", "model.num_layers=1"])
+    config = resolve_model(load_config(path, ["train.epochs=7", "model.num_layers=1"]))
     assert config.train.lr == 0.002
     assert config.train.epochs == 7
     assert config.model == {"name": "sasrec", "hidden_size": 64, "loss": "ce", "num_layers": 1,
@@ -33,7 +34,7 @@ def test_unknown_key_names_the_closest_valid_one():
     with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'.*'train.epochs'"):
         validate_config({"train": {"epoch": 3}})
     with pytest.raises(ConfigError, match=r"unknown key 'model.hiden_size'.*'model.hidden_size'"):
-        validate_config({"model": {"name": "sasrec", "hiden_size": 3}})
+        resolve_model(validate_config({"model": {"name": "sasrec", "hiden_size": 3}}))
     with pytest.raises(ConfigError, match=r"unknown key 'dta'.*'data'"):
         validate_config({"dta": {}})
 
@@ -42,9 +43,9 @@ def test_wrong_types_and_values_name_the_key():
     with pytest.raises(ConfigError, match=r"train.lr"):
         validate_config({"train": {"lr": "fast"}})
     with pytest.raises(ConfigError, match=r"model.dropout"):
-        validate_config({"model": {"name": "sasrec", "dropout": 1.5}})
+        resolve_model(validate_config({"model": {"name": "sasrec", "dropout": 1.5}}))
     with pytest.raises(ConfigError, match=r"unknown model 'sasrek'.*'sasrec'"):
-        validate_config({"model": {"name": "sasrek"}})
+        resolve_model(validate_config({"model": {"name": "sasrek"}}))
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
@@ -59,10 +60,10 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 
 def test_dumped_config_round_trips(tmp_path):
-    config = validate_config({"model": {"name": "gru4rec"}, "train": {"epochs": 2}})
+    config = resolve_model(validate_config({"model": {"name": "gru4rec"}, "train": {"epochs": 2}}))
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(config))
-    assert load_config(path) == config
+    assert resolve_model(load_config(path)) == config
 
 
 def test_monitor_must_be_a_reported_metric():
@@ -78,7 +79,7 @@ def test_every_model_config_reads_back_as_written(tmp_path):
     are reused only when their config is the requested one (a float field whose default is
     written 16 once dumped as 16 and read back as 16.0, so finished runs were retrained)."""
     from recadapt.models.a_llmrec import CandidateLLM
-    from recadapt.registry import get_model, model_names
+    from recadapt.models.registry import get_model, model_names
 
     for name in model_names():
         model_class = get_model(name).model_class
@@ -87,7 +88,16 @@ def test_every_model_config_reads_back_as_written(tmp_path):
         if issubclass(model_class, CandidateLLM):  # these rank listed candidates only
             raw["eval"] = {"protocol": "sampled", "ks": [1, 5]}
             raw["train"] = {"monitor": "sampled_HR@1"}
-        config = validate_config(raw)
+        config = resolve_model(validate_config(raw))
         path = tmp_path / f"{name}.yaml"
         path.write_text(dump_config(config))
-        assert dump_config(load_config(path)) == dump_config(config), name
+        assert dump_config(resolve_model(load_config(path))) == dump_config(config), name
+
+
+def test_the_model_section_is_checked_where_models_are_built():
+    """``recadapt.config`` keeps the model section as written; the registry checks it."""
+    config = validate_config({"model": {"name": "sasrek", "whatever": 1}})
+    assert config.model == {"name": "sasrek", "whatever": 1}
+    with pytest.raises(ConfigError, match=r"model.name: 'sasrec' does not do data.task='ctr'"):
+        resolve_model(validate_config({"data": {"task": "ctr"}, "model": {"name": "sasrec"},
+                                       "train": {"monitor": "AUC"}}))

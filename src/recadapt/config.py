@@ -2,8 +2,10 @@
 
 Layers, lowest first: built-in defaults < the YAML file < command-line overrides. Unknown keys
 and wrong types are refused with a one-line message naming the key and the closest valid one.
-The ``model`` section is validated by the config class its model registered (see registry.py),
-so each model declares its own hyperparameters with defaults and help text.
+The ``model`` section is a mapping here: it is validated by the config class its model
+registered (``recadapt.models.registry.resolve_model``) where models are built, so each model
+declares its own hyperparameters with defaults and help text and importing this module imports
+no model.
 """
 
 from __future__ import annotations
@@ -219,20 +221,8 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
-    def model_config_obj(self) -> BaseModel:
-        """The ``model`` section validated by the chosen model's own config class."""
-        from recadapt.registry import get_model
 
-        params = dict(self.model)
-        name = params.pop("name", None) or DEFAULT_MODEL
-        entry = get_model(str(name))
-        try:
-            return entry.config_class(**params)
-        except ValidationError as err:
-            raise ConfigError(_describe(err, entry.config_class, prefix="model.")) from None
-
-
-def _describe(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
+def describe_error(err: ValidationError, root: type[BaseModel], prefix: str = "") -> str:
     """First pydantic error as one line: the dotted key, the problem, the closest valid key."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
@@ -307,7 +297,8 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (optional), apply overrides, validate everything, model included."""
+    """Read a YAML config (optional), apply overrides, validate every section but ``model``
+    (``recadapt.models.registry.resolve_model`` checks that one against its model)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -330,7 +321,7 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
     try:
         config = RunConfig(**raw)
     except ValidationError as err:
-        raise ConfigError(_describe(err, RunConfig)) from None
+        raise ConfigError(describe_error(err, RunConfig)) from None
     if config.data.task == "ctr":
         reported = ["AUC", "LogLoss"]
         if "monitor" not in config.train.model_fields_set:
@@ -344,20 +335,10 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
             f"data.task={config.data.task}, eval.ks={config.eval.ks} and "
             f"eval.protocol={config.eval.protocol}; choose one of {reported}"
         )
-    model_cfg = config.model_config_obj()  # validates the model section too
-    from recadapt.registry import get_model
-
-    entry = get_model(str(config.model.get("name") or DEFAULT_MODEL))
-    if config.data.task not in entry.model_class.tasks:
-        raise ConfigError(
-            f"model.name: {entry.model_class.name!r} does not do data.task={config.data.task!r} "
-            f"(it does {sorted(entry.model_class.tasks)}); choose another model or task"
-        )
-    # once more through the class: pydantic does not validate defaults, so a default written
-    # as 16 for a float field would dump as 16 here and read back as 16.0 from the run's
-    # config.yaml; the second pass makes validate(dump(config)) == config
-    settled = type(model_cfg)(**model_cfg.model_dump())
-    config.model = {"name": config.model.get("name") or DEFAULT_MODEL, **settled.model_dump()}
+    if not isinstance(config.model.get("name", DEFAULT_MODEL), str):
+        raise ConfigError(f"model.name: expected a model name (got {config.model['name']!r})")
+    config.model = {"name": config.model.get("name") or DEFAULT_MODEL,
+                    **{k: v for k, v in config.model.items() if k != "name"}}
     return config
 
 

@@ -21,7 +21,7 @@ from recadapt.data.splits import (
 )
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.registry import get_model
+from recadapt.models.registry import build_model, resolve_model
 
 
 @dataclass
@@ -94,11 +94,6 @@ def prepare_data(config: RunConfig) -> Prepared:
     return Prepared(dataset, split)
 
 
-def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
-    entry = get_model(config.model["name"])
-    return entry.model_class.create(config.model_config_obj(), dataset, config)
-
-
 def item_counts_tensor(split: NextItemSplit | CTRSplit) -> torch.Tensor:
     return torch.from_numpy(split.item_counts()).float()
 
@@ -107,7 +102,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RecAdaptError(f"{run_dir} is not a run directory: {path.name} is missing")
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return resolve_model(validate_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
 
 
 #: training settings a prerequisite run inherits from the run that needs it
@@ -128,7 +123,7 @@ def stage_config(run: RunConfig, model: dict[str, Any], train: dict[str, Any],
         raw["data"] = deep_merge(raw["data"], data)
     raw["model"] = dict(model)
     raw["train"] = {**{k: raw["train"][k] for k in INHERITED_TRAIN}, **train}
-    return validate_config(raw)
+    return resolve_model(validate_config(raw))
 
 
 def load_trained_run(run_dir: str, dataset: Dataset, key: str) -> tuple[Recommender, RunConfig]:

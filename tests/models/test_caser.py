@@ -9,8 +9,8 @@ from test_ctr_models import ctr_config  # the planted CTR pattern of the other C
 
 from recadapt.models.ctr import CaserCTR, CaserCTRConfig
 from recadapt.models.idrec import Caser, CaserConfig
+from recadapt.models.registry import get_model
 from recadapt.nn.sequence import CaserEncoder
-from recadapt.registry import get_model
 from recadapt.train.loop import train_run
 
 NUM_ITEMS = 12

@@ -9,6 +9,7 @@ import pytest
 
 from recadapt.config import validate_config
 from recadapt.errors import ConfigError
+from recadapt.models.registry import resolve_model
 from recadapt.train.loop import train_run
 
 
@@ -51,14 +52,14 @@ def test_feedback_switch_decides_whether_history_labels_matter(tmp_path, name):
 
     import torch
 
-    from recadapt.registry import get_model
+    from recadapt.models.registry import get_model, model_config
 
     flipped = {}
     for feedback in (True, False):
         run = ctr_config(tmp_path, name=name, feedback=feedback)
         entry = get_model(name)
         torch.manual_seed(0)
-        model = entry.model_class(run.model_config_obj(), SimpleNamespace(num_items=10),
+        model = entry.model_class(model_config(run), SimpleNamespace(num_items=10),
                                    run).eval()
         history = torch.tensor([[0, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6]])
         labels = torch.tensor([[0.0, 1, 0, 1, 1, 0], [1.0, 1, 1, 0, 0, 0]])
@@ -99,9 +100,9 @@ def test_like_rate_is_the_smoothed_share_of_liked_behaviours(tmp_path):
 
 def test_task_and_model_must_match(tmp_path):
     with pytest.raises(ConfigError, match=r"does not do data\.task='ctr'"):
-        ctr_config(tmp_path, name="sasrec")
+        resolve_model(ctr_config(tmp_path, name="sasrec"))
     with pytest.raises(ConfigError, match=r"data\.task='next_item'"):
-        validate_config({"model": {"name": "sasrec-ctr"}})
+        resolve_model(validate_config({"model": {"name": "sasrec-ctr"}}))
 
 
 def test_ctr_monitor_defaults_to_auc_and_rejects_ranking_metrics(tmp_path):

@@ -24,6 +24,7 @@ from recadapt.models.epeft import (
     LoRAConfig,
 )
 from recadapt.models.frozen import FrozenBackbone, FrozenConfig
+from recadapt.models.registry import get_model
 from recadapt.nn.peft_methods import (
     ADAPTER_TARGETS,
     HoulsbyLinear,
@@ -34,7 +35,6 @@ from recadapt.nn.peft_methods import (
     train_all,
     train_biases,
 )
-from recadapt.registry import get_model
 from recadapt.train.checkpoint import (
     load_model_weights,
     load_weights,

@@ -8,7 +8,7 @@ import torch
 from recadapt.errors import ConfigError
 from recadapt.models.idrec import NextItNet, NextItNetConfig
 from recadapt.models.ncf import NCF, NCFConfig
-from recadapt.registry import get_model
+from recadapt.models.registry import get_model
 from recadapt.train.loop import train_run
 
 NUM_USERS, NUM_ITEMS = 5, 12

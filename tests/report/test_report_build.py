@@ -19,8 +19,8 @@ from recadapt.cli import app
 from recadapt.data.inspect import describe
 from recadapt.data.readers import read_dataset
 from recadapt.eval.significance import paired_t_test
+from recadapt.eval.significance_runs import per_user_metric
 from recadapt.report.build import write_report
-from recadapt.significance_runs import per_user_metric
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from recadapt.cli import app as cli_app
-from recadapt.recommend import load_run
 from recadapt.serve.app import create_app
+from recadapt.serve.recommend import load_run
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from needs_run import ENTRY, NeedsRun
 
-from recadapt import registry
 from recadapt.config import load_config
-from recadapt.train.distributed import exit_launched_process
+from recadapt.distributed import exit_launched_process
+from recadapt.models import registry
 from recadapt.train.loop import train_run
 
 

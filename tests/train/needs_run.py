@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from recadapt import registry
 from recadapt.errors import ConfigError
+from recadapt.models import registry
 from recadapt.models.idrec import SASRec, SASRecConfig
 from recadapt.pipeline import stage_config
 

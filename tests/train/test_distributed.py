@@ -57,7 +57,7 @@ def launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     launcher would start a single process unless given an MPI host file).
 
     No rerun on failure: every launched process ends through
-    :func:`recadapt.train.distributed.exit_launched_process`, which avoids torch/gloo's
+    :func:`recadapt.distributed.exit_launched_process`, which avoids torch/gloo's
     teardown abort (before it, about 1 launch in 20 failed that way)."""
     if not ACCELERATE.is_file():
         pytest.skip("the accelerate command is not installed next to this Python")

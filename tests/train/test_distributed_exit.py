@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from accelerate import PartialState
 
-from recadapt.train.distributed import exit_launched_process
+from recadapt.distributed import exit_launched_process
 
 
 def test_a_plain_process_is_not_ended(monkeypatch):

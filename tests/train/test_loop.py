@@ -129,7 +129,7 @@ def needs_run(monkeypatch):
     as A-LLMRec needs its frozen CF model and stage 1."""
     from needs_run import ENTRY, NeedsRun
 
-    from recadapt import registry
+    from recadapt.models import registry
 
     registry.model_names()  # the built-ins first, so this one is only added
     monkeypatch.setitem(registry._MODELS, NeedsRun.name, ENTRY)

@@ -656,7 +656,7 @@ def build_cache(
 
 def _processes() -> Any | None:
     """accelerate's process state when several processes run (``accelerate launch``)."""
-    from recadapt.train.distributed import distributed_state
+    from recadapt.distributed import distributed_state
 
     return distributed_state()
 

@@ -44,7 +44,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from recadapt.config import _describe
+from recadapt.config import describe_error
 from recadapt.data.dataset import PAD_ITEM, Dataset
 from recadapt.errors import ConfigError, DataError
 from recadapt.io import write_text
@@ -178,7 +178,7 @@ def resolve_template(spec: str | Path | Mapping[str, Any] | PromptTemplate) -> P
         try:
             return PromptTemplate(**fields)
         except ValidationError as err:
-            raise ConfigError(f"prompt template: {_describe(err, PromptTemplate)}") from None
+            raise ConfigError(f"prompt template: {describe_error(err, PromptTemplate)}") from None
     raise TypeError(f"a prompt template is a name, a mapping or a PromptTemplate, not {spec!r}")
 
 
@@ -520,7 +520,8 @@ def resolve_candidate_template(spec: str | Mapping[str, Any] | CandidateTemplate
     try:
         return CandidateTemplate(**merged)
     except ValidationError as err:
-        raise ConfigError(_describe(err, CandidateTemplate, prefix="model.template.")) from None
+        raise ConfigError(
+            describe_error(err, CandidateTemplate, prefix="model.template.")) from None
 
 
 def item_texts(dataset: Dataset, fmt: str) -> list[str]:

@@ -27,9 +27,9 @@ from recadapt.config import EvalConfig
 from recadapt.data.batching import eval_batches
 from recadapt.data.ctr import CTRSamples, CTRSplit, ctr_batches
 from recadapt.data.splits import EvalSet, NextItemSplit
+from recadapt.distributed import gather_parts, shard_rows
 from recadapt.eval import metrics
 from recadapt.models.base import Recommender
-from recadapt.train.distributed import gather_parts, shard_rows
 
 
 @dataclass

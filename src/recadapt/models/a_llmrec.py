@@ -50,7 +50,7 @@ from recadapt import pipeline  # attribute read at call time: pipeline imports t
 from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.registry import register_model
+from recadapt.models.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig

@@ -77,8 +77,8 @@ from recadapt.data.prompts import PromptBuilder, wrap
 from recadapt.encoders.text import pool_tokens
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
+from recadapt.models.registry import register_model
 from recadapt.nn.peft_methods import active_lora, add_lora
-from recadapt.registry import register_model
 
 #: ATFLRec's Table I prompt with items by title (= configs/prompts/atflrec_titles.yaml)
 DEFAULT_TEMPLATE: dict[str, Any] = {

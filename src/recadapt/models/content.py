@@ -317,8 +317,8 @@ class LastLayerFusion(nn.Module):
 
 def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache]:
     """``recadapt cache build``: the caches the configured model will read, built ahead."""
+    from recadapt.models.registry import get_model, model_config
     from recadapt.pipeline import prepare_data
-    from recadapt.registry import get_model
 
     entry = get_model(run.model["name"])
     model_class = entry.model_class
@@ -332,7 +332,7 @@ def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache
             f"model.name: {run.model['name']!r} fine-tunes its encoders inside the training graph, "
             "so their states change at every step and cannot be cached; train it directly"
         )
-    config = run.model_config_obj()
+    config = model_config(run)
     dataset = prepare_data(run).dataset
     encoders, layers = model_class.encoders_and_layers(config, run)
     return open_state_caches(run, dataset, encoders, layers, progress)

@@ -32,10 +32,10 @@ from torch import nn
 
 from recadapt.errors import ConfigError
 from recadapt.models.content import ContentRecommender
+from recadapt.models.registry import register_model
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
 from recadapt.nn.fusion import FusionMode, ModalityFusion
 from recadapt.nn.side_networks import CrossModalSideNetworks, evenly_spaced_blocks
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig

@@ -19,8 +19,8 @@ from torch import nn
 
 from recadapt.models.base import CTRRecommender
 from recadapt.models.idrec import CaserSettings
+from recadapt.models.registry import register_model
 from recadapt.nn.sequence import CaserActivation, CaserEncoder, GRU4RecEncoder, SASRecEncoder
-from recadapt.registry import register_model
 
 
 class HistoryFeedback(BaseModel):

@@ -20,7 +20,7 @@ from torch import nn
 from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder, item_texts
 from recadapt.models.base import CTRRecommender
-from recadapt.registry import register_model
+from recadapt.models.registry import register_model
 
 USER_TEXT = {"base": "reclora", "input": "{profile}\n{history}", "wrapper": "plain"}
 

@@ -49,6 +49,7 @@ from torch import nn
 
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
+from recadapt.models.registry import register_model
 from recadapt.nn.ctr import (
     MLP,
     CrossNetwork,
@@ -61,7 +62,6 @@ from recadapt.nn.ctr import (
     category_field,
     fm_interaction,
 )
-from recadapt.registry import register_model
 
 
 class FieldCTRConfig(BaseModel):

@@ -28,6 +28,7 @@ from pydantic import Field
 from torch import nn
 
 from recadapt.models.content import ContentRecommender, LastLayerFusion, LiveStates
+from recadapt.models.registry import register_model
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
 from recadapt.nn.peft_methods import (
     add_houlsby_adapters,
@@ -36,7 +37,6 @@ from recadapt.nn.peft_methods import (
     train_all,
     train_biases,
 )
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.encoders.base import EncoderInfo

@@ -15,8 +15,8 @@ from pydantic import Field
 from torch import nn
 
 from recadapt.models.content import ContentRecommender, LastLayerFusion
+from recadapt.models.registry import register_model
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.encoders.base import EncoderInfo

@@ -54,6 +54,7 @@ from torch.nn import functional as F
 from recadapt.data.ctr import CTRSamples
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import CTRRecommender
+from recadapt.models.registry import register_model
 from recadapt.nn.graph import (
     GraphSAGEEncoder,
     LightGCNPropagation,
@@ -61,7 +62,6 @@ from recadapt.nn.graph import (
     mean_adjacency,
     normalized_adjacency,
 )
-from recadapt.registry import register_model
 
 
 def training_edges(samples: CTRSamples) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from recadapt.models.base import Recommender
+from recadapt.models.registry import register_model
 from recadapt.models.sequential import (
     SASRecEncoderConfig,
     SequentialConfig,
@@ -27,7 +28,6 @@ from recadapt.nn.sequence import (
     NextItNetEncoder,
     SASRecEncoder,
 )
-from recadapt.registry import register_model
 
 
 class PopularityConfig(BaseModel):

@@ -28,6 +28,7 @@ from torch import nn
 
 from recadapt.errors import ConfigError
 from recadapt.models.content import ContentRecommender
+from recadapt.models.registry import register_model
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
 from recadapt.nn.fusion import ModalityFusion
 from recadapt.nn.side_networks import (
@@ -36,7 +37,6 @@ from recadapt.nn.side_networks import (
     every_second_block,
     group_layer_drop,
 )
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.encoders.base import EncoderInfo

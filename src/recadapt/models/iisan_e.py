@@ -23,9 +23,9 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from recadapt.models.crossan import MultiTowerRecommender, SideTowersConfig
+from recadapt.models.registry import register_model
 from recadapt.nn.fusion import ModalityFusion
 from recadapt.nn.side_networks import InterSideNetwork, IntraSideNetwork
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.encoders.base import EncoderInfo

@@ -24,9 +24,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt import losses
 from recadapt.models.base import Recommender
-from recadapt.registry import register_model
+from recadapt.models.registry import register_model
+from recadapt.nn import losses
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig

@@ -31,9 +31,9 @@ from pydantic import Field
 from recadapt import pipeline  # attribute read at call time: pipeline imports the models
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError
+from recadapt.models.registry import register_model
 from recadapt.models.tallrec import LLMPrompts, TALLRec, TALLRecConfig
 from recadapt.nn.lora import LoRAGate, add_personalized_lora, gating
-from recadapt.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig

@@ -18,8 +18,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt import losses
 from recadapt.models.base import Recommender
+from recadapt.nn import losses
 
 LossName = Literal["ce", "bce", "debiased_ce"]
 

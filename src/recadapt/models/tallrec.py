@@ -35,8 +35,8 @@ from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import CTRRecommender
+from recadapt.models.registry import register_model
 from recadapt.nn.peft_methods import add_lora
-from recadapt.registry import register_model
 
 
 class TALLRecConfig(BaseModel):

@@ -132,7 +132,7 @@ def _metric_table(rows: list[tuple[str, dict[str, float]]], ident: str) -> Table
 
 def significance_section(runs: list[Run]) -> list[Block]:
     """Each ranked run against the first one, per ranked test metric: ``recadapt compare``."""
-    from recadapt.significance_runs import compare_runs
+    from recadapt.eval.significance_runs import compare_runs
 
     ranked = [r for r in runs if r.finished and r.has_ranks]
     skipped = [r.label for r in runs if r.finished and not r.has_ranks]

@@ -53,7 +53,7 @@ def _card(runs: list[Run], read_data: bool) -> list[Block]:
                            "on real data."))
         if meta.get("description"):
             rows.append(["description", str(meta["description"])])
-    description, problem = _describe(data, source) if read_data else (
+    description, problem = describe_error(data, source) if read_data else (
         None, "not read (--no-data)")
     if description is not None:
         from recadapt.data.inspect import format_description
@@ -77,7 +77,7 @@ def _card(runs: list[Run], read_data: bool) -> list[Block]:
     return blocks
 
 
-def _describe(data: dict[str, Any], source: str) -> tuple[dict[str, Any] | None, str | None]:
+def describe_error(data: dict[str, Any], source: str) -> tuple[dict[str, Any] | None, str | None]:
     """``describe()`` of the dataset the run read, or why it could not be read here."""
     from recadapt.config import DataConfig
     from recadapt.data.inspect import describe

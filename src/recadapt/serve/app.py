@@ -32,8 +32,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from recadapt.errors import RecAdaptError
-from recadapt.recommend import LoadedRun, item_index, load_run, rank
 from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, HNSW_EF_SEARCH, ExactIndex
+from recadapt.serve.recommend import LoadedRun, item_index, load_run, rank
 
 
 def _as_text(value: Any) -> Any:

@@ -50,12 +50,18 @@ from recadapt.data.batching import (
     train_windows,
 )
 from recadapt.data.ctr import CTRDataset, CTRSplit, collate_ctr
+from recadapt.distributed import (
+    max_over_processes,
+    process_state,
+    sync_persistent_buffers,
+    use_cpu,
+)
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
-from recadapt.pipeline import Prepared, build_model, item_counts_tensor, prepare_data
-from recadapt.registry import get_model
+from recadapt.models.registry import build_model, get_model, model_config, resolve_model
+from recadapt.pipeline import Prepared, item_counts_tensor, prepare_data
 from recadapt.train.checkpoint import (
     load_checkpoint,
     load_model_weights,
@@ -63,12 +69,6 @@ from recadapt.train.checkpoint import (
     save_checkpoint,
     save_model_weights,
     trainable_state,
-)
-from recadapt.train.distributed import (
-    max_over_processes,
-    process_state,
-    sync_persistent_buffers,
-    use_cpu,
 )
 from recadapt.train.efficiency import PeakMemory, cache_bytes, parameter_counts
 
@@ -112,6 +112,7 @@ def train_run(
 ) -> RunResult:
     """Train ``config`` into ``run_dir`` (see module docstring); resume from its checkpoint."""
     run_dir = Path(run_dir)
+    config = resolve_model(config)
     state = process_state(config.train.cpu)  # under accelerate launch: joins the processes
     if not resume and (run_dir / "config.yaml").exists():
         _check_run_dir(run_dir, config, resume)  # fail before training any prerequisite
@@ -148,14 +149,14 @@ def plan_stages(config: RunConfig, run_dir: Path) -> tuple[RunConfig, list[Stage
     """The model's prerequisite runs, each placed in ``run_dir/stages/FIELD``, and ``config``
     with those directories filled into the model fields (nothing is trained here)."""
     entry = get_model(str(config.model["name"]))
-    needs = entry.model_class.prerequisites(config.model_config_obj(), config)
+    needs = entry.model_class.prerequisites(model_config(config), config)
     if not needs:
         return config, []
     stages = [Stage(field, sub, run_dir / "stages" / field) for field, sub in needs.items()]
     raw = config.model_dump(mode="json")
     for stage in stages:
         raw["model"][stage.field] = str(stage.run_dir.resolve())
-    return validate_config(raw), stages
+    return resolve_model(validate_config(raw)), stages
 
 
 def _train_stage(stage: Stage, progress: bool, prepared: Prepared | None) -> None:

@@ -1,4 +1,4 @@
-"""Tests for recadapt.losses, incl. a loop-based reference of the debiased in-batch CE."""
+"""Tests for recadapt.nn.losses, incl. a loop-based reference of the debiased in-batch CE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recadapt.losses import (
+from recadapt.nn.losses import (
     debiased_in_batch_ce,
     full_softmax_ce,
     in_batch_candidates,
