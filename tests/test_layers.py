@@ -1,8 +1,8 @@
 """The package's layers point one way: every internal import goes to a lower layer.
 
 The order is written once, here (``LAYERS``, lowest first); docs/architecture.md draws it.
-A module may import its own package and any lower layer; modules that share a rank
-(``report`` and ``serve``) do not import each other. Imports under ``TYPE_CHECKING`` and inside
+A module may import its own package and any lower layer; modules that share a rank do not
+import each other. Imports under ``TYPE_CHECKING`` and inside
 functions count too: a dependency is a dependency wherever the statement stands.
 """
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "recadapt"
 
-#: lowest first; a name is a top-level module or subpackage of recadapt
+#: lowest first; a name is a top-level module or subpackage of recadapt. ``eval`` sits below
+#: ``train`` (the loop validates every epoch) and ``report`` below ``train`` (every run writes
+#: its analyses and figures when it ends); ``serve`` loads trained runs.
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "errors", "io"),
     ("config", "distributed"),
@@ -26,8 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("nn",),
     ("models",),
     ("eval",),
+    ("report",),
     ("train",),
-    ("report", "serve"),
+    ("serve",),
     ("pipeline",),
     ("experiments",),
     ("quickstart",),
