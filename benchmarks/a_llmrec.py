@@ -230,8 +230,9 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
 
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json, write_text
-    from recadapt.pipeline import build_model, prepare_data, read_run_config
+    from recadapt.models.registry import build_model
     from recadapt.train.checkpoint import load_model_weights
+    from recadapt.train.runs import prepare_data, read_run_config
 
     trained = read_run_config(source)
     raw = {**raw, "model": {**trained.model, **{k: v for k, v in raw["model"].items()
@@ -288,7 +289,7 @@ def warm_cold(run_dir: Path) -> dict[str, Any]:
     import numpy as np
 
     from recadapt.data.splits import item_popularity_buckets
-    from recadapt.pipeline import prepare_data, read_run_config
+    from recadapt.train.runs import prepare_data, read_run_config
 
     config = read_run_config(run_dir)
     prepared = prepare_data(config)

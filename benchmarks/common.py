@@ -36,7 +36,7 @@ def shared_data(name: str) -> Path:
 def same_config(stored: Path, config: RunConfig) -> bool:
     """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
     so fields added with defaults since the run was trained do not count as changes)."""
-    from recadapt.pipeline import read_run_config
+    from recadapt.train.runs import read_run_config
 
     return dump_config(read_run_config(stored.parent)) == dump_config(config)
 
@@ -134,9 +134,9 @@ def measure_steps(raw: dict, steps: int, warmup: int) -> dict:
         collate_windows,
         train_windows,
     )
-    from recadapt.models.registry import get_model
-    from recadapt.pipeline import build_model, item_counts_tensor, prepare_data
+    from recadapt.models.registry import build_model, get_model
     from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
+    from recadapt.train.runs import item_counts_tensor, prepare_data
 
     config = validate_config(raw)
     if config.train.num_threads:

@@ -82,7 +82,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from recadapt.serve.app import Catalogue, create_app
     from recadapt.serve.index import build_index
-    from recadapt.serve.recommend import load_run
+    from recadapt.train.runs import load_run
 
     torch.set_num_threads(args.threads)
     if args.method == "faiss-hnsw":

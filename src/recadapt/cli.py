@@ -74,8 +74,8 @@ def train(
 ) -> None:
     """Train a model and write config, metrics and efficiency figures to a run directory."""
     from recadapt.config import load_config
+    from recadapt.data.load import resolve_source
     from recadapt.distributed import is_main_process
-    from recadapt.pipeline import resolve_source
     from recadapt.train.loop import train_run
 
     overrides = list(overrides or [])
@@ -99,7 +99,7 @@ def evaluate(
     """Evaluate a trained run again, under the full-ranking or the sampled protocol."""
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json
-    from recadapt.serve.recommend import load_run
+    from recadapt.train.runs import load_run
 
     if protocol not in {"full", "sampled"}:
         raise RecAdaptError(f"--protocol must be full or sampled, got {protocol!r}")
@@ -127,8 +127,9 @@ def recommend(
     k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
 ) -> None:
     """Print the top-K items for a user as JSON (item ids, titles, scores)."""
-    from recadapt.serve.recommend import load_run, user_history
     from recadapt.serve.recommend import recommend as top_k
+    from recadapt.serve.recommend import user_history
+    from recadapt.train.runs import load_run
 
     run = load_run(run_dir)
     items = top_k(run, user_history(run, user), k)
@@ -255,9 +256,9 @@ def cache_build(
     """Run the configured frozen encoders once over every item and store the layers the model
     reads; an interrupted build resumes where it stopped. Training builds missing caches too."""
     from recadapt.config import load_config
+    from recadapt.data.load import resolve_source
     from recadapt.distributed import is_main_process
     from recadapt.models.content import build_state_caches
-    from recadapt.pipeline import resolve_source
 
     cfg = resolve_source(load_config(config, list(overrides or [])))
     caches = build_state_caches(cfg, progress=not quiet)  # in parallel under accelerate launch

@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 
 from recadapt.config import validate_config
-from recadapt.pipeline import prepare_data
 from recadapt.train.loop import RunResult, train_run
+from recadapt.train.runs import prepare_data
 
 #: the two text "modalities" of IISAN-VS on MovieLens: title and genres, each through MiniLM
 QUICKSTART_ENCODERS = [

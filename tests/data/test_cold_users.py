@@ -53,7 +53,7 @@ def test_no_user_long_enough_is_a_data_error():
 
 
 def test_pipeline_tests_cold_users_and_trains_without_them(cyclic_csv):
-    from recadapt.pipeline import prepare_data
+    from recadapt.train.runs import prepare_data
 
     config = validate_config({"data": {"source": str(cyclic_csv), "cold_users": 5},
                               "train": {"seed": 3}})

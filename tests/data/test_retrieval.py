@@ -80,7 +80,7 @@ def test_config_accepts_retrieval_and_refuses_unknown_keys():
 
 
 def test_pipeline_retrieves_with_the_packaged_llm_through_the_state_cache(tmp_path):
-    from recadapt.pipeline import prepare_data
+    from recadapt.train.runs import prepare_data
 
     rng = np.random.default_rng(0)
     rows = ["user_id,item_id,timestamp,rating"]

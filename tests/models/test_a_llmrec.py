@@ -23,10 +23,11 @@ from recadapt.data.batching import WindowDataset, collate_windows, eval_batches,
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.a_llmrec import match_candidate, normalise_title
 from recadapt.models.base import Recommender
-from recadapt.pipeline import build_model, prepare_data
+from recadapt.models.registry import build_model
 from recadapt.train import loop
 from recadapt.train.checkpoint import load_model_weights
 from recadapt.train.loop import RunResult, train_run
+from recadapt.train.runs import prepare_data
 
 WORDS = ["Apple", "River", "Garden", "Candle", "Forest", "Violin", "Harbor", "Meadow",
          "Copper", "Silver", "Tiger", "Lemon"]
@@ -153,7 +154,7 @@ def build_stage1(trained: Trained, **settings):
 
 def trained_stage1(run_dir: Path, dataset):
     """The stage-1 model of a finished run, with its saved weights."""
-    from recadapt.pipeline import read_run_config
+    from recadapt.train.runs import read_run_config
 
     model = build_model(read_run_config(run_dir), dataset)
     load_model_weights(model, run_dir / "model.safetensors")

@@ -13,8 +13,9 @@ from recadapt.config import validate_config
 from recadapt.data.ctr import CTRDataset, collate_ctr
 from recadapt.data.synth import SynthConfig, generate
 from recadapt.models.atflrec import AudioEmbedding, pool_history, segment_frames
-from recadapt.pipeline import build_model, prepare_data
+from recadapt.models.registry import build_model
 from recadapt.train.loop import train_run, warmup_linear
+from recadapt.train.runs import prepare_data
 
 TOKENS = 8  # audio tokens per item in these tests (default 32)
 SECONDS = 3.0  # the synthetic clips' length (default: the paper's 30 s, mostly padding here)

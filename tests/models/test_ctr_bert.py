@@ -7,8 +7,9 @@ import torch
 
 from recadapt.config import validate_config
 from recadapt.errors import ConfigError
-from recadapt.pipeline import build_model, prepare_data
+from recadapt.models.registry import build_model
 from recadapt.train.loop import train_run
+from recadapt.train.runs import prepare_data
 
 
 @pytest.fixture(scope="module")

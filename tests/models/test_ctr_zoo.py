@@ -11,7 +11,7 @@ from recadapt.config import validate_config
 from recadapt.data.ctr import ctr_batches, ctr_split
 from recadapt.data.readers import read_dataset
 from recadapt.errors import ConfigError
-from recadapt.pipeline import build_model
+from recadapt.models.registry import build_model
 from recadapt.train.loop import train_run
 
 GENRES = ["Action", "Horror", "Drama", "Comedy"]

@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 from recadapt.config import validate_config
 from recadapt.data.ctr import CTRDataset, collate_ctr
 from recadapt.models.graph_ctr import training_edges
-from recadapt.pipeline import build_model, prepare_data
+from recadapt.models.registry import build_model
 from recadapt.train.loop import train_run
+from recadapt.train.runs import prepare_data
 
 
 def community_csv(path, users=60, items=40, per_user=16, seed=0):

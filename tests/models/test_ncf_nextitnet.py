@@ -103,9 +103,11 @@ def test_ncf_defaults_and_create_use_the_dataset_sizes():
 
 def test_ncf_config_refuses_unknown_keys():
     from recadapt.config import validate_config
+    from recadapt.models.registry import resolve_model
 
-    with pytest.raises(ConfigError):
-        validate_config({"data": {"source": "x.csv"}, "model": {"name": "ncf", "hidden": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key 'model.hidden'"):
+        resolve_model(validate_config({"data": {"source": "x.csv"},
+                                       "model": {"name": "ncf", "hidden": 3}}))
 
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])

@@ -12,10 +12,12 @@ import yaml
 
 from recadapt.config import validate_config
 from recadapt.data.ctr import ctr_batches
+from recadapt.models.registry import build_model
 from recadapt.nn.lora import PersonalizedLoRALinear
-from recadapt.pipeline import build_model, load_trained_run, prepare_data
 from recadapt.train.checkpoint import load_model_weights, load_weights
 from recadapt.train.loop import train_run
+from recadapt.train.runs import prepare_data
+from recadapt.train.stages import load_trained_run
 
 
 @pytest.fixture(scope="module")

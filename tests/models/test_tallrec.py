@@ -59,7 +59,8 @@ def test_answer_tokens_resolve_to_single_ids(tallrec_config):
 
 
 def test_tallrec_learns_a_planted_pattern_with_lora_only(tallrec_config, tmp_path):
-    from recadapt.pipeline import build_model, prepare_data
+    from recadapt.models.registry import build_model
+    from recadapt.train.runs import prepare_data
 
     config = tallrec_config()
     before = build_model(config, prepare_data(config).dataset)
@@ -81,7 +82,8 @@ def test_tallrec_learns_a_planted_pattern_with_lora_only(tallrec_config, tmp_pat
 
 
 def test_prompt_ends_where_the_answer_is_scored(tallrec_config):
-    from recadapt.pipeline import build_model, prepare_data
+    from recadapt.models.registry import build_model
+    from recadapt.train.runs import prepare_data
 
     config = tallrec_config()
     prepared = prepare_data(config)
@@ -103,7 +105,8 @@ def test_long_prompts_keep_their_end_and_warn_once(tallrec_config):
     """A prompt over model.max_length loses its beginning, never the question at the end, and
     the user hears of it once (a silently cut history hides what a run really saw)."""
     from recadapt.data.ctr import ctr_batches
-    from recadapt.pipeline import build_model, prepare_data
+    from recadapt.models.registry import build_model
+    from recadapt.train.runs import prepare_data
 
     config = tallrec_config(max_length=24)
     prepared = prepare_data(config)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from recadapt.cli import app as cli_app
 from recadapt.serve.app import create_app
-from recadapt.serve.recommend import load_run
+from recadapt.train.runs import load_run
 
 
 @pytest.fixture(scope="module")

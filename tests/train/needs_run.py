@@ -11,7 +11,7 @@ from pydantic import Field
 from recadapt.errors import ConfigError
 from recadapt.models import registry
 from recadapt.models.idrec import SASRec, SASRecConfig
-from recadapt.pipeline import stage_config
+from recadapt.train.stages import stage_config
 
 
 class NeedsRunConfig(SASRecConfig):

@@ -145,7 +145,7 @@ def test_prerequisite_is_trained_into_stages_and_its_folder_filled_in(make_confi
                                                                       needs_run):
     import yaml
 
-    from recadapt.pipeline import read_run_config
+    from recadapt.train.runs import read_run_config
 
     config = needs_config(make_config)
     result = train_run(config, tmp_path / "run", progress=False)

@@ -10,35 +10,16 @@ the sample's history pool (``data.ctr.history_len``, e.g. 100 behaviours before 
 ``long_len`` (e.g. 60) become the ID history the CTR model reads, the top ``short_len`` (e.g.
 10) the text history of the prompt (``text_history*``); both keep time order. Choices the paper
 leaves open: the item text is the item's title (``{title}``); ties keep the more recent
-behaviour; PCA is fit on all items of the catalogue (no label is involved).
+behaviour; PCA is fit on all items of the catalogue (no label is involved). The item vectors
+come from the state cache (:func:`recadapt.cache.item_vectors.semantic_item_vectors`); this
+module ranks behaviours by them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from recadapt.config import CacheConfig, RetrievalConfig
-from recadapt.data.dataset import Dataset
 from recadapt.errors import ConfigError
-
-
-def semantic_item_vectors(dataset: Dataset, config: RetrievalConfig, cache: CacheConfig,
-                          progress: bool = False) -> np.ndarray:
-    """``[num_items + 1, dims]`` unit vectors (row 0, padding, is zero)."""
-    from recadapt.cache import open_or_build
-    from recadapt.config import EncoderSpec
-    from recadapt.data.prompts import item_texts
-    from recadapt.encoders.lazy import load_encoder_memoized
-
-    encoder = load_encoder_memoized(EncoderSpec(name="retrieval", model=config.model,
-                                                kind="llm", pooling="last", max_length=64),
-                                    cache.dir)
-    texts = item_texts(dataset, config.item_format)[1:]
-    last = encoder.info.num_layers
-    states = open_or_build(encoder, texts, [last], cache, progress=progress,
-                           name=f"{dataset.name}-retrieval").layer(last).astype(np.float64)
-    return np.vstack([np.zeros((1, min(config.dims, states.shape[1]))),
-                      pca_unit_vectors(states, config.dims)])
 
 
 def pca_unit_vectors(states: np.ndarray, dims: int) -> np.ndarray:

@@ -46,7 +46,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt import pipeline  # attribute read at call time: pipeline imports the models
 from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import Recommender
@@ -148,7 +147,7 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
 
     @classmethod
     def prerequisites(cls, config: ALLMRecStage1Config, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.pipeline import stage_config
+        from recadapt.train.stages import stage_config
 
         if config.cf_run is not None:
             return {}
@@ -159,7 +158,8 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
                ) -> ALLMRecStage1:
         if config.cf_run is None:
             raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
-        cf, _ = pipeline.load_trained_run(config.cf_run, dataset, "model.cf_run")
+        from recadapt.train.stages import load_trained_run
+        cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
         return cls(config, dataset, cf)
 
     def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
@@ -473,7 +473,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
 
     @classmethod
     def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.pipeline import stage_config
+        from recadapt.train.stages import stage_config
 
         cls._check(config, run)  # before any prerequisite is trained
         if config.item_embedding in cls.needs_stage1:
@@ -494,18 +494,20 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         if config.item_embedding in cls.needs_stage1:
             if config.stage1_run is None:
                 raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
-            stage1, _ = pipeline.load_trained_run(config.stage1_run, dataset, "model.stage1_run")
+            from recadapt.train.stages import load_trained_run
+            stage1, _ = load_trained_run(config.stage1_run, dataset, "model.stage1_run")
             e, q = stage1.joint_tables()
             cf = stage1.cf
         elif cls._needs_cf(config):
             cf_run = config.cf_run
             if cf_run is None and config.stage1_run is not None:  # the ablations of Table 7
-                from recadapt.pipeline import read_run_config
+                from recadapt.train.runs import read_run_config
 
                 cf_run = read_run_config(config.stage1_run).model.get("cf_run")
             if cf_run is None:
                 raise ConfigError("model.cf_run: give a trained next-item run")
-            cf, _ = pipeline.load_trained_run(cf_run, dataset, "model.cf_run")
+            from recadapt.train.stages import load_trained_run
+            cf, _ = load_trained_run(cf_run, dataset, "model.cf_run")
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
@@ -910,8 +912,9 @@ def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]
     """A finished candidate-LLM run (``a-llmrec``, ``tallrec-list``, ``llm-only``) applied to
     another dataset (cross-domain, 5.2.5): returns the retargeted model and the target's
     prepared data; evaluate with ``recadapt.eval.protocols.evaluate_part``."""
-    from recadapt.pipeline import build_model, prepare_data, read_run_config
+    from recadapt.models.registry import build_model
     from recadapt.train.checkpoint import load_model_weights
+    from recadapt.train.runs import prepare_data, read_run_config
 
     folder = Path(run_dir)
     source = read_run_config(folder)
@@ -927,7 +930,8 @@ def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]
         if not stage1_run:
             raise ConfigError(f"{folder}: its item embeddings do not come from a stage-1 run, "
                               "so they cannot be computed for another catalogue")
-        stage1, _ = pipeline.load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
+        from recadapt.train.stages import load_trained_run
+        stage1, _ = load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
         fmt = stage1.config.text_format
         texts = (item_texts(target_data.dataset, fmt) if fmt
                  else default_item_text(target_data.dataset))

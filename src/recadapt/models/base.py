@@ -102,8 +102,9 @@ class Recommender(nn.Module):
                             "content model (iisan, frozen, ...)")
 
     def write_analysis(self, run_dir: Path) -> None:
-        """Write model-specific analyses (gate heatmaps, mutual information, ...) into the run
-        folder after training; called once by the training loop. Default: nothing."""
+        """Write model-specific analyses into the run folder after training; called once by
+        ``recadapt.report.analysis.write_run_analysis`` (which also writes the multi-tower gate
+        heatmaps and mutual information). Default: nothing."""
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, num_items + 1]`` scores of every item for each user (column 0 = padding)."""

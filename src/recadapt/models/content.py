@@ -317,8 +317,8 @@ class LastLayerFusion(nn.Module):
 
 def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache]:
     """``recadapt cache build``: the caches the configured model will read, built ahead."""
+    from recadapt.data.load import load_dataset
     from recadapt.models.registry import get_model, model_config
-    from recadapt.pipeline import prepare_data
 
     entry = get_model(run.model["name"])
     model_class = entry.model_class
@@ -333,6 +333,6 @@ def build_state_caches(run: RunConfig, progress: bool = True) -> list[StateCache
             "so their states change at every step and cannot be cached; train it directly"
         )
     config = model_config(run)
-    dataset = prepare_data(run).dataset
+    dataset = load_dataset(run.data)  # the splits do not change the catalogue
     encoders, layers = model_class.encoders_and_layers(config, run)
     return open_state_caches(run, dataset, encoders, layers, progress)

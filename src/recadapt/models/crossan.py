@@ -15,7 +15,8 @@ audio, video) and MOMEF fusion, feeding a SASRec user encoder.
   plus, with ``balance`` > 0 (not in the paper), a balance term on the MOMEF gate
   (:class:`~recadapt.nn.fusion.ModalityFusion`).
 
-After training, :meth:`CROSSAN.write_analysis` writes the gate values (``gates.json``), their
+After training, :func:`recadapt.report.analysis.write_run_analysis` (called by the
+training loop) writes the gate values (``gates.json``), their
 heatmap (``gates.png``, the paper's Figure 4) and the mutual information between the towers'
 outputs over all items (``mutual_information.json``, section 3).
 """
@@ -23,7 +24,6 @@ outputs over all items (``mutual_information.json``, section 3).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -136,11 +136,6 @@ class MultiTowerRecommender(ContentRecommender):
     def tower_outputs(self, item_ids: torch.Tensor) -> list[torch.Tensor]:
         """Each modality's item representation before fusion (for the analysis)."""
         raise NotImplementedError
-
-    def write_analysis(self, run_dir: Path) -> None:
-        from recadapt.report.analysis import write_tower_analysis
-
-        write_tower_analysis(self, run_dir)
 
 
 @register_model("crossan", CROSSANConfig)

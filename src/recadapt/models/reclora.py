@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from recadapt import pipeline  # attribute read at call time: pipeline imports the models
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError
 from recadapt.models.registry import register_model
@@ -62,7 +61,7 @@ class RecLoRA(TALLRec):
 
     @classmethod
     def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.pipeline import stage_config
+        from recadapt.train.stages import stage_config
 
         if config.crm_run is not None:
             return {}
@@ -73,7 +72,8 @@ class RecLoRA(TALLRec):
     def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig) -> RecLoRA:
         if config.crm_run is None:
             raise ConfigError("model.crm_run: give a trained CTR run (train_run fills it)")
-        crm, _ = pipeline.load_trained_run(config.crm_run, dataset, "model.crm_run")
+        from recadapt.train.stages import load_trained_run
+        crm, _ = load_trained_run(config.crm_run, dataset, "model.crm_run")
         if not hasattr(crm, "user_representation"):
             raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
                               "gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model of the "
@@ -128,7 +128,8 @@ class RecLoRA(TALLRec):
 
         was_training = self.training
         self.eval()
-        prepared = pipeline.prepare_data(self.run_config)
+        from recadapt.train.runs import prepare_data
+        prepared = prepare_data(self.run_config)
         test = prepared.split.test
         mixes = torch.cat([self.gates(batch).float().cpu()
                            for batch in ctr_batches(test, self.eval_batch_size)]).numpy()

@@ -18,10 +18,19 @@ import torch
 
 from recadapt.eval.mutual_information import ksg_mutual_information
 from recadapt.io import write_json
+from recadapt.models.crossan import MultiTowerRecommender
 from recadapt.report.plots import gate_heatmap
 
 if TYPE_CHECKING:
-    from recadapt.models.crossan import MultiTowerRecommender
+    from recadapt.models.base import Recommender
+
+
+def write_run_analysis(model: Recommender, run_dir: Path) -> None:
+    """Every analysis of a trained model, written into its run folder when training ends: the
+    multi-tower analyses below, then the model's own (``Recommender.write_analysis``)."""
+    if isinstance(model, MultiTowerRecommender):
+        write_tower_analysis(model, run_dir)
+    model.write_analysis(run_dir)
 
 
 @torch.no_grad()

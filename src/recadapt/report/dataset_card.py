@@ -81,8 +81,8 @@ def describe_error(data: dict[str, Any], source: str) -> tuple[dict[str, Any] | 
     """``describe()`` of the dataset the run read, or why it could not be read here."""
     from recadapt.config import DataConfig
     from recadapt.data.inspect import describe
+    from recadapt.data.load import load_dataset
     from recadapt.errors import RecAdaptError
-    from recadapt.pipeline import load_dataset
 
     if source != "dslabs" and not Path(source).expanduser().exists():
         return None, f"not read: {source} is not on this machine"

@@ -33,7 +33,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from recadapt.errors import RecAdaptError
 from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, HNSW_EF_SEARCH, ExactIndex
-from recadapt.serve.recommend import LoadedRun, item_index, load_run, rank
+from recadapt.serve.recommend import item_index, rank
+from recadapt.train.runs import LoadedRun, load_run
 
 
 def _as_text(value: Any) -> Any:

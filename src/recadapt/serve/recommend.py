@@ -3,49 +3,14 @@ service, ``recadapt.serve``, share this)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from recadapt.config import RunConfig
 from recadapt.data.batching import left_pad
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.pipeline import (
-    Prepared,
-    build_model,
-    item_counts_tensor,
-    prepare_data,
-    read_run_config,
-)
 from recadapt.serve.index import HNSW_EF_SEARCH, ExactIndex, build_index
-from recadapt.train.checkpoint import load_model_weights
-
-
-@dataclass
-class LoadedRun:
-    config: RunConfig
-    prepared: Prepared
-    model: Recommender
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Reopen a finished run: its config, its data (re-read from the source) and best weights."""
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    weights = run_dir / "model.safetensors"
-    if not weights.is_file():
-        raise RecAdaptError(f"{run_dir} has no model.safetensors: the run has not finished")
-    prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
-    model.fit_statistics(item_counts_tensor(prepared.split))
-    if prepared.is_ctr:
-        model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
-    load_model_weights(model, weights)
-    model.eval()
-    return LoadedRun(config, prepared, model)
+from recadapt.train.runs import LoadedRun
 
 
 def ranks_by_dot_product(model: Recommender) -> bool:

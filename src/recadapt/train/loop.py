@@ -42,7 +42,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
-from recadapt.config import RunConfig, dump_config, validate_config
+from recadapt.config import RunConfig, dump_config
 from recadapt.data.batching import (
     EpochPermutation,
     WindowDataset,
@@ -60,8 +60,8 @@ from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
-from recadapt.models.registry import build_model, get_model, model_config, resolve_model
-from recadapt.pipeline import Prepared, item_counts_tensor, prepare_data
+from recadapt.models.registry import build_model, resolve_model
+from recadapt.report.analysis import write_run_analysis
 from recadapt.train.checkpoint import (
     load_checkpoint,
     load_model_weights,
@@ -71,6 +71,8 @@ from recadapt.train.checkpoint import (
     trainable_state,
 )
 from recadapt.train.efficiency import PeakMemory, cache_bytes, parameter_counts
+from recadapt.train.runs import Prepared, item_counts_tensor, prepare_data
+from recadapt.train.stages import Stage, plan_stages
 
 EpochHook = Callable[[int, dict[str, Any]], None]
 
@@ -134,29 +136,6 @@ def train_run(
         write_text(run_dir / "config.yaml", dump_config(config))
     state.wait_for_everyone()
     return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
-
-
-@dataclass
-class Stage:
-    """A prerequisite run (see ``Recommender.prerequisites``) and where it lives."""
-
-    field: str
-    config: RunConfig
-    run_dir: Path
-
-
-def plan_stages(config: RunConfig, run_dir: Path) -> tuple[RunConfig, list[Stage]]:
-    """The model's prerequisite runs, each placed in ``run_dir/stages/FIELD``, and ``config``
-    with those directories filled into the model fields (nothing is trained here)."""
-    entry = get_model(str(config.model["name"]))
-    needs = entry.model_class.prerequisites(model_config(config), config)
-    if not needs:
-        return config, []
-    stages = [Stage(field, sub, run_dir / "stages" / field) for field, sub in needs.items()]
-    raw = config.model_dump(mode="json")
-    for stage in stages:
-        raw["model"][stage.field] = str(stage.run_dir.resolve())
-    return resolve_model(validate_config(raw)), stages
 
 
 def _train_stage(stage: Stage, progress: bool, prepared: Prepared | None) -> None:
@@ -308,7 +287,7 @@ class _Loop:
                                                         "ranks": test.ranks.tolist()})
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
-            unwrapped.write_analysis(self.run_dir)
+            write_run_analysis(unwrapped, self.run_dir)
         acc.wait_for_everyone()  # the run directory is complete when any process returns
         return RunResult(self.run_dir, metrics, efficiency, self.history)
 
