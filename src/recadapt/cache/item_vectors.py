@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recadapt.cache.store import open_or_build
+from recadapt.cache.build import open_or_build
 from recadapt.config import CacheConfig, EncoderSpec, RetrievalConfig
 from recadapt.data.dataset import Dataset
 from recadapt.data.prompts import item_texts
