@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from recadapt.cli import app
 from recadapt.data import synth
 from recadapt.data.synth import ATTRIBUTES, RENDERED_BY, SynthConfig, generate
+from recadapt.data.synth import files as synth_files
+from recadapt.data.synth import world as synth_world
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.media.ffmpeg import run_ffmpeg
 
@@ -139,7 +141,7 @@ def test_failure_leaves_no_partial_folder(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synth, "encode_mp4", broken)
+    monkeypatch.setattr(synth_files, "encode_mp4", broken)  # where generate looks it up
     with pytest.raises(RuntimeError, match="disk full"):
         generate(tmp_path / "out", tiny(items=4, users=3, max_seq_len=4, mean_seq_len=3.5),
                  progress=False)
@@ -163,8 +165,8 @@ def test_renderings_show_their_attributes():
     moving = synth.render_video({**values, "motion": "horizontal"}, config, rng)
     assert not np.array_equal(moving[0], moving[1])
     words = {w.lower().strip(":'s") for w in synth.render_title(values, config, rng).split()}
-    topic_words = {w.lower() for w in synth.TOPIC_WORDS["space"]}
-    assert words & topic_words or words & {w.lower() for w in synth.NEUTRAL_WORDS}
+    topic_words = {w.lower() for w in synth_world.TOPIC_WORDS["space"]}
+    assert words & topic_words or words & {w.lower() for w in synth_world.NEUTRAL_WORDS}
 
 
 def test_config_errors_are_one_line():
