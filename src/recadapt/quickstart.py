@@ -23,7 +23,7 @@ QUICKSTART_RUNS = {
     "popularity": {"model": {"name": "popularity"}},
     "sasrec": {"model": {"name": "sasrec"}},
     # full softmax (as SASRec): over 2,245 items it is cheap, and the paper's in-batch debiased
-    # CE sees only 63 negatives at batch 64 (test HR@10 0.0507 vs 0.0881; docs/benchmarks.md)
+    # CE sees only 63 negatives at batch 64 (test HR@10 0.0507 vs 0.0881; docs/benchmarks/idrec.md)
     "iisan": {"model": {"name": "iisan", "loss": "ce"}, "encoders": QUICKSTART_ENCODERS},
 }
 
@@ -33,7 +33,7 @@ def run_quickstart(out: Path, epochs: int = 30, cache_dir: Path | None = None,
     """Train every quick-start model into ``out/<name>`` and print one comparison table;
     MiniLM states are cached under ``cache_dir`` (default ``out/cache``) on the first run."""
     # 10-core filtering and each user's 2 most recent windows (75 items) keep the run to a few
-    # minutes on 2 CPU cores; see docs/benchmarks.md for the measured numbers
+    # minutes on 2 CPU cores; see docs/benchmarks/idrec.md for the measured numbers
     base = {"data": {"source": "dslabs", "k_core": 10, "max_windows_per_user": 2},
             "cache": {"dir": str(cache_dir or out / "cache")},
             "train": {"epochs": epochs, "batch_size": 64, "patience": 5}}

@@ -22,7 +22,7 @@ Optional balance term (not in eq. 6; ``balance`` > 0, MOMEF with ``top_k`` < ``M
 expert-level balance loss of DeepSeekMoE, which the paper cites as MOMEF's inspiration,
 ``α Σ_m f_m P_m`` with ``f_m = M / (k N) · #{items choosing m}`` and ``P_m`` the mean full
 softmax weight of ``m`` over the ``N`` items of the step. Why: without it our MOMEF gates
-collapse onto one tower for every item (docs/benchmarks.md, CROSSAN). Measured at α 0.01 and
+collapse onto one tower for every item (docs/benchmarks/crossan.md). Measured at α 0.01 and
 0.1, it balances which experts are chosen but not their weights: once the gate's softmax
 saturates, ``P_m`` has no gradient left. With every expert kept ``f_m ≡ 1`` and the term is
 constant, so it is refused there.
