@@ -58,7 +58,8 @@ def test_dynamic_gate_weights_all_modalities_per_item_and_static_is_shared() -> 
 
 
 def test_momef_keeping_every_expert_is_the_dynamic_gate() -> None:
-    """Why the benchmark's D-Gated row and MOMEF top_k = M are one model (docs/benchmarks/crossan.md)."""
+    """Why the benchmark's D-Gated row and MOMEF top_k = M are one model
+    (docs/benchmarks/crossan.md)."""
     outputs = _outputs()
     torch.manual_seed(1)
     dynamic = ModalityFusion([5] * 4, out=3, mode="dynamic")
