@@ -1,5 +1,5 @@
 """Shared fixtures: the real datasets of ../shared/data (skipped when absent), a tiny sequential
-dataset with a learnable pattern, and configs for it."""
+dataset with a learnable pattern, and configs for it; a toy dataset with feature columns."""
 
 from __future__ import annotations
 
@@ -248,3 +248,30 @@ def train_stopped_and_resumed(config: RunConfig, folder: Path, stop_after: int,
 def stopped_and_resumed():
     """:func:`train_stopped_and_resumed`, for tests in any folder."""
     return train_stopped_and_resumed
+
+
+def small_feature_dataset():
+    """8 users × 8 items; users: gender (one missing), a many-valued age, an ID-like code, an
+    empty column; items: '|'-separated genres (one missing), a unique title, a 3-valued year."""
+    import pandas as pd
+
+    from recadapt.data.dataset import build_dataset
+
+    inter = pd.DataFrame({"user": list("abcdefgh"), "item": [f"x{i}" for i in range(8)],
+                          "timestamp": np.arange(8.0)})
+    users = pd.DataFrame({"gender": ["F", "M", "M", None, "F", "F", "M", "F"],
+                          "age": [18.0, 25.0, 33.0, 47.0, 51.0, 22.0, 29.0, 60.0],
+                          "code": [f"k{i}" for i in range(8)],
+                          "empty": [None] * 8}, index=list("abcdefgh"))
+    items = pd.DataFrame({"genres": ["Drama|Comedy", "Action", None, "Drama", "Comedy",
+                                     "Action|Drama", "Drama", "Comedy"],
+                          "title": [f"T{i}" for i in range(8)],
+                          "year": ["1990", "1995", "1999"] * 2 + ["1990", "1995"]},
+                         index=[f"x{i}" for i in range(8)])
+    return build_dataset("toy", inter, item_table=items, user_table=users)
+
+
+@pytest.fixture
+def feature_dataset():
+    """:func:`small_feature_dataset`, for the feature-table and CTR-layer tests."""
+    return small_feature_dataset

@@ -1,14 +1,13 @@
-"""CTR building blocks on hand-sized inputs: fields from dataset columns, FM, cross layer,
-AutoInt's interacting layer, DIN's attention and SIM's searches against direct formulas."""
+"""CTR building blocks on hand-sized inputs: field embeddings, FM, cross layer, AutoInt's
+interacting layer, DIN's attention and SIM's searches against direct formulas (the fields
+themselves: tests/data/test_features.py)."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from recadapt.data.dataset import build_dataset
+from recadapt.data.features import build_field_tables
 from recadapt.errors import ConfigError
 from recadapt.nn.ctr import (
     CrossLayer,
@@ -18,9 +17,6 @@ from recadapt.nn.ctr import (
     InteractingLayer,
     LocalActivationUnit,
     SearchUnit,
-    build_field_tables,
-    category_field,
-    encode_column,
     fm_interaction,
     hard_search,
     soft_search,
@@ -33,66 +29,8 @@ def _one_thread():
     torch.manual_seed(0)
 
 
-def small_dataset():
-    """8 users × 8 items; users: gender (one missing), a many-valued age, an ID-like code, an
-    empty column; items: '|'-separated genres (one missing), a unique title, a 3-valued year."""
-    inter = pd.DataFrame({"user": list("abcdefgh"), "item": [f"x{i}" for i in range(8)],
-                          "timestamp": np.arange(8.0)})
-    users = pd.DataFrame({"gender": ["F", "M", "M", None, "F", "F", "M", "F"],
-                          "age": [18.0, 25.0, 33.0, 47.0, 51.0, 22.0, 29.0, 60.0],
-                          "code": [f"k{i}" for i in range(8)],
-                          "empty": [None] * 8}, index=list("abcdefgh"))
-    items = pd.DataFrame({"genres": ["Drama|Comedy", "Action", None, "Drama", "Comedy",
-                                     "Action|Drama", "Drama", "Comedy"],
-                          "title": [f"T{i}" for i in range(8)],
-                          "year": ["1990", "1995", "1999"] * 2 + ["1990", "1995"]},
-                         index=[f"x{i}" for i in range(8)])
-    return build_dataset("toy", inter, item_table=items, user_table=users)
-
-
-def test_columns_become_fields_as_documented():
-    users, items = build_field_tables(small_dataset(), num_buckets=3)
-    assert users.names == ["user_id", "gender", "age"]  # ID-like 'code' and 'empty' skipped
-    gender = users.fields[1]
-    assert gender.kind == "categorical" and gender.vocabulary == ["F", "M"]
-    assert gender.codes[:4, 0].tolist() == [1, 2, 2, 0]  # missing → 0
-    age = users.fields[2]
-    assert age.kind == "bucketed" and age.size == 4  # 8 distinct values > 3 buckets
-    # sorted ages 18 22 25 | 29 33 | 47 51 60 (edges: the 1/3 and 2/3 quantiles 26.3, 42.3)
-    assert age.codes[[0, 5, 1, 6, 2, 3, 4, 7], 0].tolist() == [1, 1, 1, 2, 2, 3, 3, 3]
-    assert users.fields[0].codes[:, 0].tolist() == list(range(1, 9))  # user + 1
-    assert items.names == ["item_id", "genres", "year"]  # unique title skipped
-    genres = items.fields[1]
-    assert genres.kind == "multi" and genres.vocabulary == ["Action", "Comedy", "Drama"]
-    assert genres.codes[:4].tolist() == [[0, 0], [3, 2], [1, 0], [0, 0]]  # row 0 = padding
-    assert items.first_codes("genres")[:4].tolist() == [0, 3, 1, 0]  # first listed genre
-    year = items.fields[2]
-    assert year.kind == "categorical" and year.vocabulary == ["1990", "1995", "1999"]
-    assert year.codes[0, 0] == 0
-    assert category_field(items) == "genres"
-    assert category_field(items, "year") == "year"
-    with pytest.raises(ConfigError, match="category_column"):
-        category_field(items, "item_id")
-
-
-def test_numeric_detection_tolerates_stray_tokens_and_named_columns_are_kept():
-    values = pd.Series([str(1900 + i) for i in range(39)] + ["unkonwn"])
-    spec = encode_column("year", values, num_buckets=4)
-    assert spec.kind == "bucketed" and spec.codes[-1, 0] == 0 and spec.size == 5
-    spaced = encode_column("class", pd.Series(["Action Comedy", "Drama", "Action", "Drama"]),
-                           max_unique_ratio=None)
-    assert spaced.kind == "multi" and spaced.vocabulary == ["Action", "Comedy", "Drama"]
-    city = encode_column("city", pd.Series(["New York", "Paris", "New York", "Paris"]),
-                         max_unique_ratio=None)
-    assert city.kind == "categorical" and city.vocabulary == ["New York", "Paris"]
-    users, _ = build_field_tables(small_dataset(), columns=["code"])
-    assert users.names == ["user_id", "code"]
-    with pytest.raises(ConfigError, match="feature_columns"):
-        build_field_tables(small_dataset(), columns=["nope"])
-
-
-def test_field_embedding_shapes_padding_and_multi_valued_mean():
-    users, items = build_field_tables(small_dataset(), num_buckets=3)
+def test_field_embedding_shapes_padding_and_multi_valued_mean(feature_dataset):
+    users, items = build_field_tables(feature_dataset(), num_buckets=3)
     emb = FieldEmbedding(users, items, dim=4)
     assert emb(torch.tensor([0, 3]), torch.tensor([1, 2])).shape == (2, 3 + 3, 4)
     history = torch.tensor([[0, 1, 2], [0, 0, 3]])

@@ -417,6 +417,8 @@ class WhisperAudioEncoder(FrozenEncoder):
 class ASTAudioEncoder(FrozenEncoder):
     """An Audio Spectrogram Transformer (``ASTModel``) over ``ASTFeatureExtractor`` fbanks."""
 
+    forward_inputs = ("input_values",)
+
     def __init__(self, model: nn.Module, extractor: Any, info: EncoderInfo, seconds: float,
                  pooling: str, sample_rate: int = DEFAULT_SAMPLE_RATE) -> None:
         super().__init__()
@@ -430,31 +432,16 @@ class ASTAudioEncoder(FrozenEncoder):
         self.seconds = min(float(seconds), window)
         self.freeze()
 
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def prepare(self, contents: Sequence[Any]) -> dict[str, torch.Tensor]:
         waves = [_silence_if_empty(load_waveform(c, self.sample_rate, self.seconds),
                                    self.sample_rate) for c in contents]
         out = self.extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
         return {"input_values": out["input_values"].float()}
 
-    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        out = self.model(input_values=inputs["input_values"].to(self.device),
-                         output_hidden_states=True, return_dict=True)
-        return out.hidden_states
-
-    def hidden_states(
-        self, inputs: dict[str, torch.Tensor], layers: Sequence[int] | None = None
-    ) -> list[torch.Tensor]:
-        layers = check_layers(layers, self.info.num_layers)
-        states = self._forward(inputs)
+    def pool(self, state: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.pooling == "cls":  # CLS and distillation tokens, as ASTModel's pooler
-            return [(states[i][:, 0] + states[i][:, 1]) / 2 for i in layers]
-        return [states[i].mean(dim=1) for i in layers]
-
-    def probe_dims(self, sample: Any) -> list[int]:
-        return [int(s.shape[-1]) for s in self._forward(self.prepare([sample]))]
+            return (state[:, 0] + state[:, 1]) / 2
+        return state.mean(dim=1)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -83,13 +83,22 @@ def check_layers(layers: Sequence[int] | None, num_layers: int) -> list[int]:
 
 
 class FrozenEncoder(nn.Module):
-    """Base class; subclasses set ``self.info`` and implement ``prepare`` and ``hidden_states``.
+    """Base class; subclasses set ``self.info`` and implement ``prepare`` and either
+    ``hidden_states`` or the pieces it is built from.
+
+    The default :meth:`hidden_states` runs :meth:`_forward` (``self.model`` with
+    ``output_hidden_states``, fed the inputs named in :attr:`forward_inputs`) and reduces each
+    requested layer with :meth:`pool`; :meth:`backbone` is ``self.model`` and
+    :meth:`probe_dims` reads the widths off one forward. A model with another forward (CNN
+    stages, Whisper's clipped stem, frames through an image encoder) overrides them.
 
     Parameters are frozen (``requires_grad=False``) on construction; a method that fine-tunes
     the backbone (FFT, LoRA, adapters, BitFit) switches on what it trains.
     """
 
     info: EncoderInfo
+    #: the inputs :meth:`_forward` passes to ``self.model`` (``None``: all of them)
+    forward_inputs: tuple[str, ...] | None = None
 
     def prepare(self, contents: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Turn raw contents (strings, paths, arrays) into model inputs on the CPU."""
@@ -100,11 +109,33 @@ class FrozenEncoder(nn.Module):
     ) -> list[torch.Tensor]:
         """Pooled states ``[N, layer_dims[l]]`` for each requested layer (default: all), in the
         order asked. Differentiable with respect to the backbone's parameters."""
-        raise NotImplementedError
+        layers = check_layers(layers, self.info.num_layers)
+        states = self._forward(inputs)
+        return [self.pool(states[i], inputs) for i in layers]
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        """Every layer's unpooled states (HF's ``hidden_states`` tuple), inputs moved to the
+        encoder's device."""
+        device = self.device
+        names = self.forward_inputs if self.forward_inputs is not None else tuple(inputs)
+        out = self.model(**{k: inputs[k].to(device) for k in names},
+                         output_hidden_states=True, return_dict=True)
+        return out.hidden_states
+
+    def pool(self, state: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One layer's states ``[N, T, D]`` → ``[N, D]``; by default the mean over positions."""
+        return state.mean(dim=1)
+
+    def probe_dims(self, sample: Any) -> list[int]:
+        """Width of every hidden state, from one forward on ``sample``."""
+        return [int(s.shape[-1]) for s in self._forward(self.prepare([sample]))]
 
     def backbone(self) -> nn.Module:
-        """The wrapped model (HF or torch), for methods that modify it (peft, adapters)."""
-        raise NotImplementedError
+        """The wrapped model (HF or torch), for methods that modify it (peft, adapters):
+        ``self.model`` where a subclass keeps it there."""
+        if "model" not in self._modules:
+            raise NotImplementedError
+        return self.model
 
     def batch_order(self, contents: Sequence[Any]) -> list[int] | None:
         """Order in which :meth:`encode` visits the contents, or ``None`` for as given.

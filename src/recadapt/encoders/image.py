@@ -106,9 +106,6 @@ class EfficientNetEncoder(FrozenEncoder):
         self.stage_ends = stage_ends(model)
         self.freeze()
 
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def prepare(self, contents: Sequence[Any]) -> dict[str, torch.Tensor]:
         size = self.image_size
         batch = np.full((len(contents), size, size, 3), TF_MEAN, dtype=np.float32)
@@ -190,6 +187,8 @@ class HFImageEncoder(FrozenEncoder):
     """A Hugging Face vision transformer (``hidden_states`` of ``[N, tokens, D]``), or a CNN
     whose ``hidden_states`` are ``[N, C, H, W]`` maps (averaged over space)."""
 
+    forward_inputs = ("pixel_values",)
+
     def __init__(self, model: nn.Module, processor: Any | None, info: EncoderInfo,
                  image_size: int, mean: Sequence[float], std: Sequence[float],
                  pooling: str) -> None:
@@ -203,14 +202,6 @@ class HFImageEncoder(FrozenEncoder):
         self.pooling = pooling
         self.spatial = False  # set by probe_dims: hidden states are [N, C, H, W] maps
         self.freeze()
-
-    def backbone(self) -> nn.Module:
-        return self.model
-
-    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
-                         output_hidden_states=True, return_dict=True)
-        return out.hidden_states
 
     def probe_dims(self, sample: Any) -> list[int]:
         """Width of every layer's pooled state, from one forward on ``sample``."""
@@ -237,12 +228,8 @@ class HFImageEncoder(FrozenEncoder):
             batch[row] = (pixels / 255.0 - self.mean) / self.std
         return {"pixel_values": torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()}
 
-    def hidden_states(
-        self, inputs: dict[str, torch.Tensor], layers: Sequence[int] | None = None
-    ) -> list[torch.Tensor]:
-        layers = check_layers(layers, self.info.num_layers)
-        states = self._forward(inputs)
-        return [pool_image_state(states[i], self.pooling) for i in layers]
+    def pool(self, state: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return pool_image_state(state, self.pooling)
 
 
 def pool_image_state(state: torch.Tensor, pooling: str) -> torch.Tensor:

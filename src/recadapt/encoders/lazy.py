@@ -85,7 +85,8 @@ def write_memo(path: Path, spec: EncoderSpec, info: EncoderInfo) -> None:
 class LazyEncoder(FrozenEncoder):
     """A frozen encoder known by its memoised :class:`EncoderInfo`; the model itself loads on
     the first call that needs it (``prepare``, ``hidden_states``, ``encode``, ``backbone`` or any
-    attribute of the real encoder). ``.to()`` calls made before that are replayed on it."""
+    attribute of the real encoder; every method of the :class:`FrozenEncoder` contract is the
+    real encoder's). ``.to()`` calls made before that are replayed on it."""
 
     def __init__(self, spec: EncoderSpec, info: EncoderInfo, memo: Path,
                  position: int | None = None) -> None:
@@ -136,6 +137,15 @@ class LazyEncoder(FrozenEncoder):
     def hidden_states(self, inputs: dict[str, torch.Tensor],
                       layers: Sequence[int] | None = None) -> list[torch.Tensor]:
         return self.load().hidden_states(inputs, layers)
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        return self.load()._forward(inputs)
+
+    def pool(self, state: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.load().pool(state, inputs)
+
+    def probe_dims(self, sample: Any) -> list[int]:
+        return self.load().probe_dims(sample)
 
     def backbone(self) -> torch.nn.Module:
         return self.load().backbone()

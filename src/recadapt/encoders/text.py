@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
+from recadapt.encoders.base import EncoderInfo, FrozenEncoder
 from recadapt.errors import RecAdaptError
 
 
@@ -68,9 +68,6 @@ class TextEncoder(FrozenEncoder):
                             if n in ("input_ids", "attention_mask", "token_type_ids")]
         self.freeze()
 
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def batch_order(self, contents: Sequence[Any]) -> list[int] | None:
         """Longest texts first, so each batch pads to similar lengths (characters are a good
         enough proxy for tokens, and free)."""
@@ -91,20 +88,5 @@ class TextEncoder(FrozenEncoder):
         names = self.input_names or ["input_ids", "attention_mask"]
         return {k: batch[k] for k in names if k in batch}
 
-    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        device = self.device
-        inputs = {k: v.to(device) for k, v in inputs.items()}
-        out = self.model(**inputs, output_hidden_states=True, return_dict=True)
-        return out.hidden_states
-
-    def probe_dims(self, sample: Any) -> list[int]:
-        """Width of every hidden state, from one forward on ``sample``."""
-        return [int(h.shape[-1]) for h in self._forward(self.prepare([sample]))]
-
-    def hidden_states(
-        self, inputs: dict[str, torch.Tensor], layers: Sequence[int] | None = None
-    ) -> list[torch.Tensor]:
-        layers = check_layers(layers, self.info.num_layers)
-        states = self._forward(inputs)
-        mask = inputs["attention_mask"]
-        return [pool_tokens(states[i], mask, self.pooling) for i in layers]
+    def pool(self, state: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return pool_tokens(state, inputs["attention_mask"], self.pooling)

@@ -150,7 +150,10 @@ class FrameVideoEncoder(FrozenEncoder):
 
 
 class VideoMAEEncoder(FrozenEncoder):
-    """A Hugging Face VideoMAE model; every layer mean-pooled over its space-time tokens."""
+    """A Hugging Face VideoMAE model; every layer mean-pooled over its space-time tokens (the
+    default :meth:`~FrozenEncoder.pool`)."""
+
+    forward_inputs = ("pixel_values",)
 
     def __init__(self, model: nn.Module, processor: Any, info: EncoderInfo, frames: int,
                  seconds: float, frame_size: int) -> None:
@@ -163,9 +166,6 @@ class VideoMAEEncoder(FrozenEncoder):
         self.frame_size = frame_size
         self.freeze()
 
-    def backbone(self) -> nn.Module:
-        return self.model
-
     def prepare(self, contents: Sequence[Any]) -> dict[str, torch.Tensor]:
         size = self.frame_size
         grey = np.full((self.frames, size, size, 3), _GREY, dtype=np.uint8)
@@ -175,21 +175,6 @@ class VideoMAEEncoder(FrozenEncoder):
             videos.append(list(grey if clip is None else clip))
         out = self.processor(videos, return_tensors="pt")
         return {"pixel_values": out["pixel_values"].float()}
-
-    def _forward(self, inputs: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
-        out = self.model(pixel_values=inputs["pixel_values"].to(self.device),
-                         output_hidden_states=True, return_dict=True)
-        return out.hidden_states
-
-    def probe_dims(self, sample: Any) -> list[int]:
-        return [int(s.shape[-1]) for s in self._forward(self.prepare([sample]))]
-
-    def hidden_states(
-        self, inputs: dict[str, torch.Tensor], layers: Sequence[int] | None = None
-    ) -> list[torch.Tensor]:
-        layers = check_layers(layers, self.info.num_layers)
-        states = self._forward(inputs)
-        return [states[i].mean(dim=1) for i in layers]
 
 
 # ----------------------------------------------------------------------------- loading

@@ -47,6 +47,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recadapt.data.features import build_field_tables, category_field
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
 from recadapt.models.registry import register_model
@@ -58,8 +59,6 @@ from recadapt.nn.ctr import (
     InteractingLayer,
     LocalActivationUnit,
     SearchUnit,
-    build_field_tables,
-    category_field,
     fm_interaction,
 )
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from recadapt.config import validate_config
-from recadapt.data.readers import _resolve_format, read_dataset
+from recadapt.data.readers import read_dataset
+from recadapt.data.readers.dispatch import _resolve_format
 from recadapt.errors import DataError
 
 HEADER = ["user_id", "history_item_title", "item_title", "history_item_id", "item_id",
