@@ -4,7 +4,7 @@ DeepFM, AutoInt, DCNv2 and user-behaviour models DIN, SIM (hard or soft search).
 
 **Inputs.** Every model sees every feature field (RecLoRA appendix C keeps all fields for the
 CTR baselines): user ID + user profile columns, item ID + item attribute columns, built by
-:func:`recadapt.nn.ctr.build_field_tables` (numeric columns bucketed — ML-100K's age,
+:func:`recadapt.data.features.build_field_tables` (numeric columns bucketed — ML-100K's age,
 release year and zip code —, multi-valued genres as the mean of their embeddings, ID-like
 columns such as titles skipped unless named in ``feature_columns``; see that module), each an
 ``embedding_dim`` vector (``F x d``).
