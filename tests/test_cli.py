@@ -141,3 +141,20 @@ def test_quickstart_runs_end_to_end_on_the_packaged_data(tmp_path):
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert metrics["dataset"] == "dslabs-movielens"
         assert 0 <= metrics["test"]["HR@10"] <= 1
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_run_is_one_line_on_evaluate_and_resume(trained_run, tmp_path, how):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    weights.write_bytes(bytes(data[: len(data) // 2]) if how == "truncate"
+                        else bytes(data[:-2] + bytes([data[-2] ^ 0xFF]) + data[-1:]))
+    one_line_error(invoke("evaluate", run), "model.safetensors")
+    checkpoint = run / "checkpoints" / "last.safetensors"  # what --resume reads
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    one_line_error(invoke("train", run / "config.yaml", "--out", run, "--resume",
+                          "--quiet"), "last.safetensors")

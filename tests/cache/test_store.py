@@ -143,7 +143,8 @@ def test_interrupted_build_resumes_only_missing_shards(fake_encoder, texts, tmp_
         build(crashing, texts, tmp_path)
     folder = next(tmp_path.iterdir())
     shard_files = sorted(p.name for p in (folder / "shards").iterdir())
-    assert shard_files == [f"S{s:05d}-L{layer:03d}.npy" for s in (0, 1) for layer in (0, 1, 2)]
+    assert shard_files == sorted(f"S{s:05d}-L{layer:03d}.npy{suffix}" for s in (0, 1)
+                                 for layer in (0, 1, 2) for suffix in ("", ".sha256"))
     assert json.loads((folder / "manifest.json").read_text())["complete"] is False
     with pytest.raises(RecAdaptError, match=r"incomplete \(2 of 5 shards built\).*resume"):
         StateCache.open(folder)

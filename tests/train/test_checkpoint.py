@@ -76,3 +76,27 @@ def test_complete_weights_of_older_runs_still_load_strictly(tmp_path):
     del other["adapter"]
     with pytest.raises(RuntimeError, match="Unexpected key"):
         load_model_weights(other, tmp_path / "w.safetensors")
+
+
+def _damage(path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:  # one byte of the last tensor's data: the header still parses
+        data[-2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_weights_or_checkpoint_file_is_one_line(tmp_path, how):
+    model = _tied()
+    save_weights(tmp_path / "w.safetensors", model.state_dict())
+    save_checkpoint(tmp_path / "c.safetensors", {"model": model.state_dict(), "step": 3})
+    for name, load in (("w.safetensors", load_weights), ("c.safetensors", load_checkpoint)):
+        _damage(tmp_path / name, how)
+        with pytest.raises(RecAdaptError) as caught:
+            load(tmp_path / name)
+        message = str(caught.value)
+        assert len(message.splitlines()) == 1 and name in message
+        assert ("does not match its checksum" if how == "flip" else "damaged or truncated") \
+            in message

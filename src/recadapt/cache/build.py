@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from recadapt import __version__
 from recadapt.encoders.base import FrozenEncoder
 from recadapt.errors import RecAdaptError
-from recadapt.io import atomic_write, write_json
+from recadapt.io import atomic_write, write_json, write_text
 
 if TYPE_CHECKING:
     from recadapt.config import CacheConfig
@@ -36,6 +37,7 @@ from recadapt.cache.keys import (
     key_digest,
 )
 from recadapt.cache.store import (
+    CHECKSUM_SUFFIX,
     MANIFEST,
     SHARDS,
     StateCache,
@@ -44,6 +46,7 @@ from recadapt.cache.store import (
     _read_manifest,
     _shard_done,
     _shard_file,
+    file_sha256,
     find_superset,
 )
 
@@ -132,6 +135,7 @@ def _encode_shards(
     def span(shard: int) -> tuple[int, int]:
         return shard * size, min(num_items, (shard + 1) * size)
 
+    _drop_damaged_shards(path, wanted, layers)
     todo = [s for s in wanted if not _shard_done(path, s, layers)]
     total = sum(e - b for b, e in map(span, wanted))
     remaining = sum(e - b for b, e in map(span, todo))
@@ -153,11 +157,28 @@ def _encode_shards(
                                      f"{tuple(state.shape)}, expected {expected}")
                 arrays.append(_to_storage(state, dtype, layer, begin, path))
             for layer, array in zip(layers, arrays, strict=True):
-                atomic_write(path / _shard_file(shard, layer),
-                             functools.partial(_save_npy, array=array))
+                file = path / _shard_file(shard, layer)
+                atomic_write(file, functools.partial(_save_npy, array=array))
+                write_text(file.with_name(file.name + CHECKSUM_SUFFIX), file_sha256(file))
             bar.update(end - begin)
     finally:
         bar.close()
+
+
+def _drop_damaged_shards(path: Path, shards: Sequence[int], layers: Sequence[int]) -> None:
+    """Delete every shard file (of ``shards``) that does not match its checksum, so the build
+    encodes just those items again; a shard is small, so checking all of them is cheap."""
+    for shard in shards:
+        for layer in layers:
+            file = path / _shard_file(shard, layer)
+            recorded = file.with_name(file.name + CHECKSUM_SUFFIX)
+            if not (file.is_file() and recorded.is_file()):
+                continue
+            if file_sha256(file) != recorded.read_text(encoding="utf-8").strip():
+                tqdm.write(f"cache {path}: {_shard_file(shard, layer)} does not match its "
+                           "checksum; encoding its items again", file=sys.stderr)
+                file.unlink()
+                recorded.unlink()
 
 
 def _save_npy(tmp: Path, array: np.ndarray) -> None:
@@ -207,16 +228,19 @@ def finalize_cache(
             f"cache {path}: {len(missing)} of {num_shards} shards are not built yet (first: "
             f"{missing[0]}); run the build again over every shard to finish it"
         )
+    checksums = {}
     for layer in layers:
         target = path / _layer_file(layer)
         if not target.is_file():
             atomic_write(target, functools.partial(_merge_layer, path=path, manifest=manifest,
                                                    layer=layer))
+        checksums[target.name] = {"bytes": target.stat().st_size, "sha256": file_sha256(target)}
         for shard in range(num_shards):
             (path / _shard_file(shard, layer)).unlink(missing_ok=True)
+            (path / (_shard_file(shard, layer) + CHECKSUM_SUFFIX)).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty (a stray temp file) or gone: harmless
         (path / SHARDS).rmdir()
-    manifest.update(complete=True, built_at=_now())
+    manifest.update(complete=True, built_at=_now(), checksums=checksums)
     write_json(path / MANIFEST, manifest)
     return StateCache.open(path, expected_key)
 

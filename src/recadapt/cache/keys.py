@@ -18,8 +18,9 @@ from recadapt.encoders.base import EncoderInfo, check_layers
 from recadapt.errors import RecAdaptError
 from recadapt.io import canonical_json
 
-FORMAT = 1
-"""On-disk format version; part of the key, so a format change rebuilds instead of misreading."""
+FORMAT = 2
+"""On-disk format version; part of the key, so a format change rebuilds instead of misreading
+(2: every stored file carries its size and SHA-256)."""
 DTYPES: dict[str, type[np.floating]] = {"fp16": np.float16, "fp32": np.float32}
 _CHUNK = 1 << 20
 

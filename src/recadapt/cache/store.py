@@ -25,6 +25,7 @@ and one of them finalises afterwards (:func:`finalize_cache`). Under ``accelerat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -40,7 +41,52 @@ from recadapt.errors import RecAdaptError
 
 MANIFEST = "manifest.json"
 SHARDS = "shards"
+CHECKSUM_SUFFIX = ".sha256"
 _REBUILD_HINT = "build it with `recadapt cache build` or point cache.dir elsewhere"
+_READ_CHUNK = 1 << 22
+#: files whose checksum this process has verified: (path, size, mtime_ns)
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks (a layer file can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def damaged(path: Path, file: str, problem: str) -> RecAdaptError:
+    """The one-line error for a damaged cache file, with the command that rebuilds it."""
+    return RecAdaptError(
+        f"cache {path} is damaged: {file} {problem}; delete that folder and rebuild it with "
+        "`recadapt cache build --config RUN.yaml` (a training run also builds a missing cache)")
+
+
+def check_size(folder: Path, file: str, expected: dict[str, Any]) -> os.stat_result:
+    """The cheap half of :func:`verify_file`: the file is there with the recorded size."""
+    try:
+        stat = (folder / file).stat()
+    except FileNotFoundError:
+        raise damaged(folder, file, "is missing") from None
+    if stat.st_size != expected["bytes"]:
+        raise damaged(folder, file, f"has {stat.st_size} bytes, the manifest says "
+                      f"{expected['bytes']} (truncated or overwritten)")
+    return stat
+
+
+def verify_file(folder: Path, file: str, expected: dict[str, Any]) -> None:
+    """Check ``folder/file`` against its manifest entry (``bytes``, ``sha256``): the size at
+    every open, the checksum once per process for each version of the file on disk."""
+    target = folder / file
+    stat = check_size(folder, file, expected)
+    seen = (str(target), stat.st_size, stat.st_mtime_ns)
+    if seen in _VERIFIED:
+        return
+    if file_sha256(target) != expected["sha256"]:
+        raise damaged(folder, file, "does not match its checksum (bytes changed on disk)")
+    _VERIFIED.add(seen)
 
 
 
@@ -123,10 +169,8 @@ class StateCache:
                 f"cache {path} is incomplete ({built} of {manifest['num_shards']} shards built); "
                 "rerun the build to resume it"
             )
-        for layer in manifest["layers"]:
-            if not (path / _layer_file(layer)).is_file():
-                raise RecAdaptError(f"cache {path} is damaged: {_layer_file(layer)} is missing; "
-                                    "delete the folder and build the cache again")
+        for layer in manifest["layers"]:  # the checksum waits for the first read (layer())
+            check_size(path, _layer_file(layer), manifest["checksums"][_layer_file(layer)])
         return cls(path, manifest)
 
     @property
@@ -148,7 +192,12 @@ class StateCache:
         dtype): slicing it reads only the rows touched."""
         layer = self._check_layer(layer)
         if layer not in self._maps:
-            array = np.load(self.path / _layer_file(layer), mmap_mode="r")
+            file = _layer_file(layer)
+            verify_file(self.path, file, self.manifest["checksums"][file])
+            try:
+                array = np.load(self.path / file, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise damaged(self.path, file, f"cannot be read ({err})") from None
             expected = (self.num_items, self.layer_dims[layer])
             if array.shape != expected:
                 raise RecAdaptError(f"cache {self.path}: {_layer_file(layer)} has shape "
@@ -274,6 +323,9 @@ def find_superset(root: str | os.PathLike[str], key: dict[str, Any]) -> StateCac
 
 
 def _shard_done(path: Path, shard: int, layers: Sequence[int]) -> bool:
-    """A shard is done when each layer is on disk, as its shard file or already merged."""
-    return all((path / _shard_file(shard, layer)).is_file() or (path / _layer_file(layer)).is_file()
+    """A shard is done when each layer is on disk, as its shard file with its checksum beside
+    it (written after the shard: a shard without one was cut short) or already merged."""
+    return all(((path / _shard_file(shard, layer)).is_file()
+                and (path / (_shard_file(shard, layer) + CHECKSUM_SUFFIX)).is_file())
+               or (path / _layer_file(layer)).is_file()
                for layer in layers)

@@ -15,6 +15,7 @@ differ: another model, revision or prerequisite run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -74,9 +75,24 @@ def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+CHECKSUM_KEY = "recadapt_sha256"
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes (safetensors itself checks
+    only the header, so flipped bytes in the data would load as other weights)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _write(path: str | Path, tensors: dict[str, torch.Tensor],
            metadata: dict[str, str] | None = None) -> None:
     tensors = _own_storage(tensors)
+    metadata = {**(metadata or {}), CHECKSUM_KEY: tensors_sha256(tensors)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -87,8 +103,14 @@ def _read(path: str | Path, what: str, hint: str = ""
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RecAdaptError(f"cannot read {what} {path}: {err}{hint}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecAdaptError(f"cannot read {what} {path} (damaged or truncated: {reason})"
+                            f"{hint}") from None
+    recorded = metadata.get(CHECKSUM_KEY)
+    if recorded is not None and recorded != tensors_sha256(tensors):
+        raise RecAdaptError(f"{what} {path} does not match its checksum (bytes changed on disk)"
+                            f"{hint}")
     return tensors, metadata
 
 
