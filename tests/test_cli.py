@@ -137,6 +137,8 @@ def test_quickstart_runs_end_to_end_on_the_packaged_data(tmp_path):
     assert result.exit_code == 0, result.output
     assert "popularity" in result.output and "sasrec" in result.output
     assert "iisan" in result.output
+    # not a terminal: bars write a line per quarter, not a redraw per step
+    assert "\r" not in result.output and len(result.output.splitlines()) < 300
     for name in ("popularity", "sasrec", "iisan"):
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         assert metrics["dataset"] == "dslabs-movielens"

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "recadapt"
 #: its analyses and figures when it ends); ``serve`` loads trained runs.
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "errors", "io"),
-    ("config", "distributed"),
+    ("config", "distributed", "progress"),
     ("media",),
     ("data",),
     ("encoders",),

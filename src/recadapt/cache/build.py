@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from recadapt import __version__
 from recadapt.encoders.base import FrozenEncoder
 from recadapt.errors import RecAdaptError
 from recadapt.io import atomic_write, write_json, write_text
+from recadapt.progress import progress_bar, tqdm
 
 if TYPE_CHECKING:
     from recadapt.config import CacheConfig
@@ -139,7 +139,7 @@ def _encode_shards(
     todo = [s for s in wanted if not _shard_done(path, s, layers)]
     total = sum(e - b for b, e in map(span, wanted))
     remaining = sum(e - b for b, e in map(span, todo))
-    bar = tqdm(total=total, initial=total - remaining, desc=desc, unit="item",
+    bar = progress_bar(total=total, initial=total - remaining, desc=desc, unit="item",
                disable=not progress, dynamic_ncols=True)
     try:
         for shard in todo:

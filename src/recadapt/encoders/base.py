@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from recadapt.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class FrozenEncoder(nn.Module):
         items = [contents[i] for i in order] if order is not None else contents
         parts: list[list[torch.Tensor]] = [[] for _ in layers]
         starts = range(0, len(items), batch_size)
-        for begin in tqdm(starts, desc=desc, disable=not progress, dynamic_ncols=True,
+        for begin in progress_bar(starts, desc=desc, disable=not progress, dynamic_ncols=True,
                           unit="batch"):
             inputs = self.prepare(items[begin:begin + batch_size])
             inputs = {k: v.to(self.device) for k, v in inputs.items()}

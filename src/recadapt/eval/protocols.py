@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from recadapt.config import EvalConfig
 from recadapt.data.batching import eval_batches
@@ -30,6 +29,7 @@ from recadapt.data.splits import EvalSet, NextItemSplit
 from recadapt.distributed import gather_parts, shard_rows
 from recadapt.eval import metrics
 from recadapt.models.base import Recommender
+from recadapt.progress import progress_bar
 
 
 @dataclass
@@ -62,7 +62,8 @@ def evaluate_ctr(model: Recommender, samples: CTRSamples, batch_size: int,
     local = samples if len(rows) == len(samples) else samples.subset(rows)
     batches = ctr_batches(local, batch_size) if len(local) else iter(())
     total = -(-len(local) // batch_size)
-    for batch in tqdm(batches, total=total, desc="evaluate", leave=False, disable=not progress):
+    for batch in progress_bar(batches, total=total, desc="evaluate", leave=False,
+                              disable=not progress):
         batch = {k: v.to(device) for k, v in batch.items()}
         probs.append(torch.sigmoid(model.score(batch).float()).cpu())
     model.train(was_training)
@@ -124,7 +125,7 @@ def evaluate(
     hits, unmatched = [torch.zeros(0, dtype=torch.bool)], [torch.zeros(0, dtype=torch.bool)]
     batches = eval_batches(local, max_len, batch_size)
     total = -(-len(local) // batch_size)
-    for begin_batch, histories in tqdm(batches, total=total, desc="evaluate", leave=False,
+    for begin_batch, histories in progress_bar(batches, total=total, desc="evaluate", leave=False,
                                        disable=not progress):
         batch = {k: v.to(device) for k, v in begin_batch.items()}
         targets = batch["target"]

@@ -70,7 +70,6 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from tqdm.auto import tqdm
 
 from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder, wrap
@@ -79,6 +78,7 @@ from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
 from recadapt.models.registry import register_model
 from recadapt.nn.peft_methods import active_lora, add_lora
+from recadapt.progress import progress_bar
 
 #: ATFLRec's Table I prompt with items by title (= configs/prompts/atflrec_titles.yaml)
 DEFAULT_TEMPLATE: dict[str, Any] = {
@@ -183,7 +183,7 @@ def audio_features(paths: list[Path | None], bins: int, seconds: float, tokens: 
     (all masked), row ``i`` = ``paths[i - 1]`` (``None``: no audio, all masked)."""
     feats = torch.zeros(len(paths) + 1, tokens, bins)
     valid = torch.zeros(len(paths) + 1, tokens, dtype=torch.bool)
-    for row, path in enumerate(tqdm(paths, desc="ATFLRec FBank", unit="item",
+    for row, path in enumerate(progress_bar(paths, desc="ATFLRec FBank", unit="item",
                                     disable=not progress), 1):
         if path is None:
             continue

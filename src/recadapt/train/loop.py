@@ -40,7 +40,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
-from tqdm.auto import tqdm
 
 from recadapt.config import RunConfig, dump_config
 from recadapt.data.batching import (
@@ -61,6 +60,7 @@ from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
 from recadapt.models.registry import build_model, resolve_model
+from recadapt.progress import progress_bar, tqdm
 from recadapt.report.analysis import write_run_analysis
 from recadapt.train.checkpoint import (
     load_checkpoint,
@@ -331,7 +331,7 @@ class _Loop:
             self.model.train()
             started = time.perf_counter()
             total_loss, batches = 0.0, 0
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+            bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not self.progress, dynamic_ncols=True)
             out_of_time = False
             for batch in bar:

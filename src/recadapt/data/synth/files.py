@@ -88,14 +88,14 @@ def _render_media(folder: Path, config: SynthConfig, attrs: np.ndarray,
                   progress: bool) -> None:
     """Covers, audio and videos of every item; ffmpeg encodes run on two threads while the next
     items render (at most a few frame stacks in memory)."""
-    from tqdm.auto import tqdm
+    from recadapt.progress import progress_bar
 
     covers, audio, videos = (folder / f"{PREFIX}_{k}" for k in ("covers", "audio", "videos"))
     for path in (covers, audio, videos):
         path.mkdir()
     pending: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for index in tqdm(range(config.items), desc="synth items", unit="item",
+        for index in progress_bar(range(config.items), desc="synth items", unit="item",
                           disable=not progress, dynamic_ncols=True):
             item = index + 1
             values = _item_values(config, attrs, index)
