@@ -21,7 +21,6 @@ from safetensors.torch import load_file
 from recadapt.config import RunConfig, validate_config
 from recadapt.data.batching import WindowDataset, collate_windows, eval_batches, train_windows
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.models.a_llmrec import match_candidate, normalise_title
 from recadapt.models.base import Recommender
 from recadapt.models.registry import build_model
 from recadapt.train import loop
@@ -459,25 +458,6 @@ def test_training_candidates_hold_the_target_once_and_no_history_item(stage2):
     assert len(positions) > 1  # shuffled: the target is not always in the same place
     with pytest.raises(RecAdaptError, match="too few"):
         model._training_candidates([1], list(range(1, model.num_items - 1)), model.num_items)
-
-
-# ----------------------------------------------------------------------------- generation
-
-
-def test_match_candidate_hand_cases():
-    answers = {7: '"Toy Story"', 3: '"Heat"', 9: '"Toy Story"', 4: '"Se7en (1995)"'}
-    assert match_candidate('"Heat"', answers) == 3
-    assert match_candidate('  "Heat"\n', answers) == 3  # surrounding whitespace
-    assert match_candidate("heat", answers) == 3  # case and quotes normalised
-    assert match_candidate('"se7en 1995"', answers) == 4  # punctuation normalised
-    assert match_candidate("SE7EN  (1995)!", answers) == 4
-    assert match_candidate('"Toy Story"', answers) == 7  # equal titles: the first shown
-    assert match_candidate('"toy story"', {9: '"Toy Story"', 7: '"Toy Story"'}) == 9
-    assert match_candidate('"Heat 2"', answers) == 0  # a miss is 0, not the closest
-    assert match_candidate("", answers) == 0
-    assert match_candidate('""', {1: '""'}) == 1  # an exact empty answer still matches
-    assert match_candidate("!!", {1: '"?"'}) == 0  # nothing left after normalising
-    assert normalise_title('  "Toy-Story", 2 ') == "toy story 2"
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -35,9 +35,8 @@ A-LLMRec (SBERT) (``item_embedding: text``: ``q_i = f_T(Q_i)`` for every item).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -46,7 +45,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
+from recadapt.data.prompts import (
+    CandidatePrompts,
+    PromptLayout,
+    item_texts,
+    match_candidate,
+    normalise_title,
+    resolve_candidate_template,
+)
 from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.models.base import Recommender
 from recadapt.models.registry import register_model
@@ -293,100 +299,6 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
 
 
 # ----------------------------------------------------------------------------- the prompt
-
-
-@dataclass
-class PromptLayout:
-    """Token ids of one prompt, with the positions whose embeddings are replaced: the user
-    token and, after each title, that item's projected embedding (placeholders hold pad ids)."""
-
-    ids: list[int]
-    user_slot: int | None = None
-    item_slots: list[tuple[int, int]] = field(default_factory=list)  # (position, item)
-    shown: list[int] = field(default_factory=list)  # candidates in prompt order
-
-
-class CandidatePrompts:
-    """Writes Figure 3 / Figure 5 prompts as token ids, piece by piece, so every soft token
-    lands at a known position."""
-
-    def __init__(self, template: CandidateTemplate, titles: Sequence[str], tokenizer: Any,
-                 user_token: bool, item_tokens: bool) -> None:
-        self.template, self.tokenizer = template, tokenizer
-        self.user_token, self.item_tokens = user_token, item_tokens
-        self.titles = list(titles)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
-            tokenizer.eos_token_id or 0)
-        self.eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        self.prefix = list(tokenizer("")["input_ids"])  # BOS when the tokenizer adds one
-        self._cache: dict[str, list[int]] = {}
-        text = template.text
-        at_history, at_candidates = text.index("{history}"), text.index("{candidates}")
-        if at_history > at_candidates:
-            raise ConfigError("model.template.text: {history} must come before {candidates}")
-        self.head = text[:at_history]
-        self.middle = text[at_history + len("{history}"):at_candidates]
-        tail = text[at_candidates + len("{candidates}"):]
-        # "The recommendation is " + '"Title"' would end the prompt on a lone-space token the
-        # LM never sees before a word; BPE writes ' "' as one token. The space moves to the
-        # answer: the same text, tokenized as the LM read it in pre-training.
-        self.tail = tail.rstrip()
-        self.answer_prefix = tail[len(self.tail):]
-
-    def tokens(self, text: str) -> list[int]:
-        if text not in self._cache:
-            self._cache[text] = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return self._cache[text]
-
-    def entry(self, item: int) -> str:
-        return self.template.item.format(title=self.titles[item])
-
-    def answer(self, item: int) -> list[int]:
-        """The target text's tokens, then EOS (what eq. 8 trains and scoring measures)."""
-        return self.tokens(self.answer_prefix + self.template.answer.format(
-            title=self.titles[item])) + self.eos
-
-    def layout(self, history: Sequence[int], candidates: Sequence[int]) -> PromptLayout:
-        out = PromptLayout(ids=list(self.prefix), shown=list(candidates))
-        if self.user_token:
-            out.user_slot = len(out.ids)
-            out.ids.append(self.pad_id)
-            out.ids += self.tokens(self.template.user)
-        out.ids += self.tokens(self.head)
-        self._items(out, history)
-        out.ids += self.tokens(self.middle)
-        self._items(out, candidates)
-        out.ids += self.tokens(self.tail)
-        return out
-
-    def _items(self, out: PromptLayout, items: Sequence[int]) -> None:
-        for n, item in enumerate(items):
-            if n:
-                out.ids += self.tokens(self.template.separator)
-            out.ids += self.tokens(self.entry(item))
-            if self.item_tokens:
-                out.item_slots.append((len(out.ids), int(item)))
-                out.ids.append(self.pad_id)
-
-
-def normalise_title(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
-
-
-def match_candidate(generated: str, answers: dict[int, str]) -> int:
-    """The candidate whose answer text the generation is: exact (surrounding whitespace
-    ignored), then after normalisation (case, punctuation, spacing); ``0`` when none matches.
-    ``answers`` maps item → answer text in prompt order; among equal answers the first shown
-    wins."""
-    text = generated.strip()
-    for item, answer in answers.items():
-        if text == answer.strip():
-            return item
-    norm = normalise_title(text)
-    for item, answer in answers.items():
-        if norm and norm == normalise_title(answer):
-            return item
-    return 0
 
 
 # ----------------------------------------------------------------------------- stage 2

@@ -1,7 +1,7 @@
 """TALLRec (Bao et al. 2023; RecLoRA 2.3 and appendix B.2): a causal LLM rec-tuned with LoRA to
 answer "Yes" or "No" to "will the user like the target item?".
 
-* The prompt comes from ``data/prompts.py`` (template as config: TALLRec's by default; ATFLRec's
+* The prompt comes from ``data/prompts`` (template as config: TALLRec's by default; ATFLRec's
   Table I and RecLoRA's Figure 2 are built in). The tokenizer's chat template is applied when
   the model has one (``chat_template: auto``), otherwise the Alpaca wrapper.
 * LoRA from peft on the q/v projections (r 8, alpha 16); every LLM weight stays frozen.
