@@ -284,7 +284,7 @@ def test_tallrec_list_trains_lora_only(trained):
 
 
 def test_cf_model_and_llm_are_unchanged_by_training(trained):
-    from recadapt.models.tallrec import load_causal_lm
+    from recadapt.encoders.llm import load_causal_lm
 
     stage1, stage2_model = trained.built["a-llmrec-stage1"], trained.built["a-llmrec"]
     cf_weights = load_file(trained.cf_run / "model.safetensors")

@@ -426,8 +426,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
                  cf: Recommender | None, joint: torch.Tensor | None,
                  text: torch.Tensor | None) -> None:
         super().__init__()
-        from recadapt.encoders.llm import ensure_pad_token
-        from recadapt.models.tallrec import load_causal_lm
+        from recadapt.encoders.llm import ensure_pad_token, load_causal_lm
         from recadapt.nn.peft_methods import add_lora
 
         self.config = config
