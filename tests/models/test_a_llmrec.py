@@ -403,13 +403,13 @@ def test_the_profile_probe_asks_the_templates_question(stage2, tmp_path, monkeyp
     """5.4.4's free-text probe asks MovieLens users' genres, a shop's users' categories."""
     from recadapt.data.prompts import resolve_candidate_template
 
-    model, _ = stage2
+    model, prepared = stage2
     asked: list[str] = []
     monkeypatch.setattr(model, "describe_user",
                         lambda user, history, question: asked.append(question) or "Drama")
     for name, word in (("movies", "movie genres"), ("items", "product categories")):
         monkeypatch.setattr(model.prompts, "template", resolve_candidate_template(name))
-        model.write_analysis(tmp_path)
+        model.write_analysis(tmp_path, prepared.split)
         rows = json.loads((tmp_path / "generations.json").read_text())
         assert rows and all(word in row["question"] and row["favourite_genres"] == "Drama"
                             for row in rows)

@@ -59,7 +59,9 @@ from recadapt.models.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig
+    from recadapt.data.ctr import CTRSplit
     from recadapt.data.dataset import Dataset
+    from recadapt.data.splits import NextItemSplit
 
 ItemEmbedding = Literal["joint", "text", "auto", "cf", "random", "none"]
 
@@ -778,7 +780,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         self.train(was_training)
         return text.strip()
 
-    def write_analysis(self, run_dir: Path) -> None:
+    def write_analysis(self, run_dir: Path, split: NextItemSplit | CTRSplit) -> None:
         """``generations.json``: favourite-genre answers (5.4.4) for a few users; the question
         is the template's (genres for movies, product categories for a shop's items)."""
         from recadapt.io import write_json

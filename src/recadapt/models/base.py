@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from recadapt.config import RunConfig
-    from recadapt.data.ctr import CTRSamples
+    from recadapt.data.ctr import CTRSamples, CTRSplit
     from recadapt.data.dataset import Dataset
+    from recadapt.data.splits import NextItemSplit
 
 
 class Recommender(nn.Module):
@@ -101,8 +102,9 @@ class Recommender(nn.Module):
                             "items it was trained on; retrain it to add items, or serve a "
                             "content model (iisan, frozen, ...)")
 
-    def write_analysis(self, run_dir: Path) -> None:
-        """Write model-specific analyses into the run folder after training; called once by
+    def write_analysis(self, run_dir: Path, split: NextItemSplit | CTRSplit) -> None:
+        """Write model-specific analyses into the run folder after training; ``split`` is the
+        run's data (its test part, e.g.). Called once by
         ``recadapt.report.analysis.write_run_analysis`` (which also writes the multi-tower gate
         heatmaps and mutual information). Default: nothing."""
 

@@ -36,6 +36,7 @@ from recadapt.nn.lora import LoRAGate, add_personalized_lora, gating
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig
+    from recadapt.data.ctr import CTRSplit
     from recadapt.data.dataset import Dataset
 
 
@@ -83,7 +84,6 @@ class RecLoRA(TALLRec):
     def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
                  crm: torch.nn.Module) -> None:
         super().__init__(config, dataset, run)
-        self.run_config = run  # write_analysis rebuilds the test samples from it
         self.crm = crm
         builder = PromptBuilder(dataset, config.template, config.prompt_history_len)
         self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.chat_template,
@@ -117,20 +117,17 @@ class RecLoRA(TALLRec):
         return gating(self.lm, self.gates(batch))
 
     @torch.no_grad()
-    def write_analysis(self, run_dir: Path) -> None:
+    def write_analysis(self, run_dir: Path, split: CTRSplit) -> None:  # type: ignore[override]
         """``gates.json``: each test user's mean mix of the meta-LoRAs (eq. 14), so reports can
         show whether the gate personalizes (spread mixes) or collapses onto one LoRA.
 
-        The gate reads only the frozen CRM (no LLM pass), so all test samples are cheap; they
-        are rebuilt from the run's config, as the loop hands the model no evaluation data."""
+        The gate reads only the frozen CRM (no LLM pass), so all test samples are cheap."""
         from recadapt.data.ctr import ctr_batches
         from recadapt.io import write_json
 
         was_training = self.training
         self.eval()
-        from recadapt.train.runs import prepare_data
-        prepared = prepare_data(self.run_config)
-        test = prepared.split.test
+        test = split.test
         mixes = torch.cat([self.gates(batch).float().cpu()
                            for batch in ctr_batches(test, self.eval_batch_size)]).numpy()
         self.train(was_training)
@@ -138,7 +135,7 @@ class RecLoRA(TALLRec):
         per_user = np.zeros((len(users), mixes.shape[1]))
         np.add.at(per_user, inverse, mixes)
         per_user /= counts[:, None]
-        raw_ids = prepared.dataset.user_ids[users]
+        raw_ids = split.dataset.user_ids[users]
         write_json(run_dir / "gates.json", {
             "kind": "reclora_meta_lora_gates", "part": "test", "num_meta": int(mixes.shape[1]),
             "note": "per test user: the mean over their test samples of the gate's softmax "

@@ -287,7 +287,7 @@ class _Loop:
                                                         "ranks": test.ranks.tolist()})
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
-            write_run_analysis(unwrapped, self.run_dir)
+            write_run_analysis(unwrapped, self.run_dir, self.prepared.split)
         acc.wait_for_everyone()  # the run directory is complete when any process returns
         return RunResult(self.run_dir, metrics, efficiency, self.history)
 
