@@ -45,6 +45,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recadapt.config import StageConfig
 from recadapt.data.prompts import (
     CandidatePrompts,
     PromptLayout,
@@ -54,7 +55,7 @@ from recadapt.data.prompts import (
     resolve_candidate_template,
 )
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.models.base import Recommender
+from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
 
 if TYPE_CHECKING:
@@ -98,15 +99,19 @@ class _FrozenCFMixin:
 # ----------------------------------------------------------------------------- stage 1
 
 
+class CFStage(StageConfig):
+    """The frozen collaborative model: a trained next-item run, or one trained first."""
+
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"},
+                                  description="the collaborative model's model section")
+
+
 class ALLMRecStage1Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cf_run: str | None = Field(None, description="a trained next-item run (frozen); empty: "
-                               "train model.cf first into RUN/stages/cf_run")
-    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"},
-                               description="the collaborative model's model section")
-    cf_train: dict[str, Any] = Field(default_factory=dict,
-                                     description="train settings of the collaborative model")
+    cf: CFStage = Field(default_factory=CFStage, description="the frozen collaborative model: "
+                        "cf.run, a trained next-item run; empty: cf.model trained first into "
+                        "RUN/stages/cf (with cf.train)")
     text_model: str = Field("minilm", description="sentence encoder (SBERT role): packaged "
                             "name, hf:ID or a folder")
     text_format: str | None = Field(
@@ -154,21 +159,14 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
     """Stage 1: the autoencoders that align the frozen model's items with their texts."""
 
     @classmethod
-    def prerequisites(cls, config: ALLMRecStage1Config, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
-        if config.cf_run is not None:
-            return {}
-        return {"cf_run": stage_config(run, config.cf, config.cf_train)}
+    def prerequisites(cls, config: ALLMRecStage1Config, run: RunConfig
+                      ) -> dict[str, StageConfig]:
+        return {"cf": config.cf}
 
     @classmethod
-    def create(cls, config: ALLMRecStage1Config, dataset: Dataset, run: RunConfig
-               ) -> ALLMRecStage1:
-        if config.cf_run is None:
-            raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
-        from recadapt.train.stages import load_trained_run
-        cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
-        return cls(config, dataset, cf)
+    def create(cls, config: ALLMRecStage1Config, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> ALLMRecStage1:
+        return cls(config, dataset, given_stage(stages, "cf", cls.name))
 
     def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
         super().__init__()
@@ -306,6 +304,15 @@ class ALLMRecStage1(_FrozenCFMixin, Recommender):
 # ----------------------------------------------------------------------------- stage 2
 
 
+class Stage1Stage(StageConfig):
+    """A-LLMRec's stage 1 (``a-llmrec-stage1``): a trained run, or one trained first."""
+
+    model: dict[str, Any] = Field(default_factory=dict, description="stage-1 model settings")
+    train: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 10, "lr": 1e-4, "batch_size": 32},
+        description="stage-1 train settings (the paper: 10 epochs, batch 32)")
+
+
 class CandidateLLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -332,15 +339,13 @@ class CandidateLLMConfig(BaseModel):
     generate: bool = Field(True, description="also generate the title on the test part")
     max_new_tokens: int = Field(64, ge=1)
     eval_batch_size: int = Field(8, ge=1)
-    stage1_run: str | None = Field(None, description="a trained a-llmrec-stage1 run; empty: "
-                                   "trained first into RUN/stages/stage1_run")
-    stage1: dict[str, Any] = Field(default_factory=dict, description="stage-1 model settings")
-    stage1_train: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 10, "lr": 1e-4, "batch_size": 32},
-        description="stage-1 train settings (the paper: 10 epochs, batch 32)")
-    cf_run: str | None = Field(None, description="a trained next-item run (frozen)")
-    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"})
-    cf_train: dict[str, Any] = Field(default_factory=dict)
+    stage1: Stage1Stage = Field(
+        default_factory=Stage1Stage, description="stage 1: stage1.run, a trained "
+        "a-llmrec-stage1 run; empty: trained first into RUN/stages/stage1 (stage1.model: its "
+        "settings over the a-llmrec-stage1 defaults, with cf)")
+    cf: CFStage = Field(default_factory=CFStage, description="the frozen collaborative model "
+                        "(cf.run, a trained next-item run); stage 1 trains on it, MLP-LLM and "
+                        "the Table 7 ablations read it (without cf.run: the stage-1 run's)")
 
 
 class MLPLLMConfig(CandidateLLMConfig):
@@ -386,42 +391,31 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         return config.user_token or config.item_embedding == "cf"
 
     @classmethod
-    def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
+    def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig
+                      ) -> dict[str, StageConfig]:
         cls._check(config, run)  # before any prerequisite is trained
-        if config.item_embedding in cls.needs_stage1:
-            if config.stage1_run is not None:
-                return {}
-            stage1 = {"name": "a-llmrec-stage1", "cf": config.cf, "cf_train": config.cf_train,
-                      **({"cf_run": config.cf_run} if config.cf_run else {}), **config.stage1}
-            return {"stage1_run": stage_config(run, stage1, config.stage1_train)}
-        if cls._needs_cf(config) and config.cf_run is None and config.stage1_run is None:
-            return {"cf_run": stage_config(run, config.cf, config.cf_train)}
-        return {}  # a given stage-1 run also provides its frozen CF model
+        if config.item_embedding in cls.needs_stage1:  # stage 1 holds the frozen CF model
+            model = {"name": "a-llmrec-stage1", "cf": config.cf.model_dump(),
+                     **config.stage1.model}
+            return {"stage1": config.stage1.model_copy(update={"model": model})}
+        if not cls._needs_cf(config):
+            return {}
+        if config.cf.run is None and config.stage1.run is not None:
+            # the ablations of Table 7: a given stage-1 run provides its frozen CF model
+            return {"cf": config.cf.model_copy(update={"run": config.stage1.run})}
+        return {"cf": config.cf}
 
     @classmethod
-    def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig
-               ) -> CandidateLLM:
+    def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> CandidateLLM:
         cls._check(config, run)
         cf, e, q = None, None, None
         if config.item_embedding in cls.needs_stage1:
-            if config.stage1_run is None:
-                raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
-            from recadapt.train.stages import load_trained_run
-            stage1, _ = load_trained_run(config.stage1_run, dataset, "model.stage1_run")
-            e, q = stage1.joint_tables()
-            cf = stage1.cf
+            stage1 = given_stage(stages, "stage1", cls.name)
+            e, q = stage1.joint_tables()  # type: ignore[operator]
+            cf = stage1.cf  # type: ignore[assignment]
         elif cls._needs_cf(config):
-            cf_run = config.cf_run
-            if cf_run is None and config.stage1_run is not None:  # the ablations of Table 7
-                from recadapt.train.runs import read_run_config
-
-                cf_run = read_run_config(config.stage1_run).model.get("cf_run")
-            if cf_run is None:
-                raise ConfigError("model.cf_run: give a trained next-item run")
-            from recadapt.train.stages import load_trained_run
-            cf, _ = load_trained_run(cf_run, dataset, "model.cf_run")
+            cf = given_stage(stages, "cf", cls.name)
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
@@ -465,7 +459,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     @staticmethod
     def _cf_dim(cf: Recommender | None) -> int:
         if cf is None:
-            raise ConfigError("model.user_token needs a collaborative model (cf_run)")
+            raise ConfigError("model.user_token needs a collaborative model (model.cf)")
         with torch.no_grad():
             return int(cf.item_embeddings().shape[1])
 
@@ -484,7 +478,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         # as wide as the joint space (stage 1's latent_dim d')
         latent = ALLMRecStage1Config.model_fields["latent_dim"].default
         width = int(joint.shape[1]) if joint is not None else int(
-            self.config.stage1.get("latent_dim", latent))
+            self.config.stage1.model.get("latent_dim", latent))
         generator = torch.Generator().manual_seed(0)
         return torch.rand(self.num_items + 1, width, generator=generator)
 

@@ -1,11 +1,11 @@
 """RecLoRA (Zhu et al. 2024): personalized meta-LoRA for an LLM CTR scorer, gated by a
 conventional CTR model, trained with the Few2Many strategy.
 
-* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm``: SIM by
+* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm.model``: SIM by
   default, as in the paper, or any CTR model with ``user_representation``) on the **full**
-  training split — a prerequisite run trained first into
-  ``RUN/stages/crm_run`` with ``data.ctr.k_shot`` removed —; stage 2 freezes it and the LLM and
-  trains only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
+  training split — a prerequisite run trained first into ``RUN/stages/crm`` with
+  ``data.ctr.k_shot`` removed (``model.crm.data``) —; stage 2 freezes it and the LLM and trains
+  only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
 * **Personalized LoRA** (3.2, ``nn/lora.py``): ``N_m`` meta-LoRAs (rank 8, alpha 16, dropout 0 as
   in appendix C) on the q/v projections; the gate reads the CRM's user representation ``R_c``
   (eq. 12; ``user_representation`` of the CTR model) through ``LN → Linear → ReLU → Linear``
@@ -28,8 +28,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from recadapt.config import StageConfig
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError
+from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
 from recadapt.models.tallrec import LLMPrompts, TALLRec, TALLRecConfig
 from recadapt.nn.lora import LoRAGate, add_personalized_lora, gating
@@ -40,6 +42,16 @@ if TYPE_CHECKING:
     from recadapt.data.dataset import Dataset
 
 
+class CRMStage(StageConfig):
+    """RecLoRA's conventional CTR model (Few2Many stage 1)."""
+
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "sim"},
+                                  description="the conventional CTR model's model section")
+    data: dict[str, Any] = Field(
+        default_factory=lambda: {"ctr": {"k_shot": None}},
+        description="Few2Many: the CRM trains on every training sample (no K-shot subset)")
+
+
 class RecLoRAConfig(TALLRecConfig):
     template: str | dict[str, Any] = "reclora"
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="appendix C: 0")
@@ -48,12 +60,9 @@ class RecLoRAConfig(TALLRecConfig):
     gate_hidden: int | None = Field(None, ge=1, description="gate FFN width (default: R_c's)")
     prompt_history_len: int = Field(10, ge=1, description="behaviours shown in the prompt (the "
                                     "short history); the CRM reads data.ctr.history_len")
-    crm_run: str | None = Field(None, description="a trained CTR run (frozen); empty: train "
-                                "model.crm first on the full training split")
-    crm: dict[str, Any] = Field(default_factory=lambda: {"name": "sim"},
-                                description="the conventional CTR model's model section")
-    crm_train: dict[str, Any] = Field(default_factory=dict,
-                                      description="train settings of the CTR model")
+    crm: CRMStage = Field(default_factory=CRMStage, description="the conventional "
+                          "CTR model (frozen): crm.run, a trained CTR run; empty: crm.model "
+                          "trained first on the full training split into RUN/stages/crm")
 
 
 @register_model("reclora", RecLoRAConfig)
@@ -61,24 +70,17 @@ class RecLoRA(TALLRec):
     """TALLRec whose LoRA is a per-user mix of meta-LoRAs gated by a frozen CTR model."""
 
     @classmethod
-    def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
-        if config.crm_run is not None:
-            return {}
-        full_split = {"ctr": {"k_shot": None}}  # Few2Many: the CRM sees every sample
-        return {"crm_run": stage_config(run, config.crm, config.crm_train, data=full_split)}
+    def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, StageConfig]:
+        return {"crm": config.crm}
 
     @classmethod
-    def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig) -> RecLoRA:
-        if config.crm_run is None:
-            raise ConfigError("model.crm_run: give a trained CTR run (train_run fills it)")
-        from recadapt.train.stages import load_trained_run
-        crm, _ = load_trained_run(config.crm_run, dataset, "model.crm_run")
+    def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> RecLoRA:
+        crm = given_stage(stages, "crm", cls.name)
         if not hasattr(crm, "user_representation"):
-            raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
-                              "gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model of the "
-                              "CTR zoo")
+            raise ConfigError(f"model.crm.model: {crm.name!r} exposes no user representation "
+                              "for the gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model "
+                              "of the CTR zoo")
         return cls(config, dataset, run, crm)
 
     def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
