@@ -644,7 +644,7 @@ def test_stage2_ablations_take_the_cf_model_from_the_stage1_run(trained):
 def test_transfer_to_another_catalogue_lists_its_titles_with_text_embeddings(trained, tmp_path):
     """Cross-domain (5.2.5): the trained run re-pointed at a dataset of other items."""
     from recadapt.eval.protocols import evaluate_part
-    from recadapt.models.a_llmrec import default_item_text
+    from recadapt.models.a_llmrec_stage1 import default_item_text
     from recadapt.train.transfer import transfer
 
     other = ["Planet", "Comet", "Nebula", "Quasar", "Meteor", "Galaxy", "Orbit", "Rocket", "Moon"]

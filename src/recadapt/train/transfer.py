@@ -8,7 +8,8 @@ from pathlib import Path
 from recadapt.config import RunConfig
 from recadapt.data.prompts import item_texts
 from recadapt.errors import ConfigError
-from recadapt.models.a_llmrec import CandidateLLM, default_item_text
+from recadapt.models.a_llmrec import CandidateLLM
+from recadapt.models.a_llmrec_stage1 import default_item_text
 from recadapt.train.checkpoint import load_model_weights
 from recadapt.train.runs import Prepared, prepare_data, read_run_config
 from recadapt.train.stages import build_with_stages, load_trained_run
