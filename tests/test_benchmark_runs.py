@@ -116,8 +116,9 @@ def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
 
     def fake_train_run(config, run_dir: Path, **_: object) -> None:
         model = yaml.safe_load(dump_config(config))["model"]
-        for field in ("cf_run", "stage1_run"):  # a prerequisite is trained before its user
-            assert not model.get(field) or (Path(model[field]) / "metrics.json").is_file()
+        for field in ("cf", "stage1"):  # a prerequisite is trained before its user
+            given = (model.get(field) or {}).get("run")
+            assert not given or (Path(given) / "metrics.json").is_file()
         run_dir.mkdir(parents=True)
         (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
         (run_dir / "metrics.json").write_text("{}", encoding="utf-8")

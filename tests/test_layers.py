@@ -92,12 +92,8 @@ def upstream_imports() -> list[str]:
     return problems
 
 
-#: modules still being moved onto train/stages (issue 39, part 2); must end empty
-PENDING = ("recadapt/models/a_llmrec:", "recadapt/models/reclora:")
-
-
 def test_every_import_points_to_a_lower_layer():
-    problems = [p for p in upstream_imports() if not p.startswith(PENDING)]
+    problems = upstream_imports()
     assert not problems, "\n".join(problems)
 
 

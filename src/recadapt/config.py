@@ -209,6 +209,24 @@ class CacheConfig(Section):
     shard_items: int = Field(2048, ge=1, description="items per shard file (resume unit)")
 
 
+class StageConfig(Section):
+    """A prerequisite run of a model (its frozen collaborative model, A-LLMRec's stage 1,
+    RecLoRA's CTR model): a trained run folder, or the settings to train one into
+    ``RUN/stages/FIELD`` first (``recadapt.train.stages``). Models subclass it to set their
+    defaults (e.g. the model a stage trains)."""
+
+    run: str | None = Field(None, description="a trained run folder (frozen), or a run built "
+                            "on one (its stage of this name is used); empty: trained first "
+                            "into RUN/stages/FIELD")
+    model: dict[str, Any] = Field(default_factory=dict,
+                                  description="the prerequisite's model section")
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="its train settings over the defaults (seed, threads, "
+        "device, precision and the monitored metric are inherited from the run)")
+    data: dict[str, Any] = Field(default_factory=dict,
+                                 description="overrides of the run's data section")
+
+
 class RunConfig(Section):
     """A complete run: what data, which model, how to train and evaluate."""
 

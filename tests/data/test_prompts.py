@@ -1,5 +1,5 @@
 """Prompts for LLM recommenders: the built-in templates on a hand example, template mappings,
-history handling, and Alpaca JSON files."""
+history handling, Alpaca JSON files, and generated titles mapped to listed candidates."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from recadapt.data.prompts import (
     alpaca_prompt,
     item_texts,
     label_of,
+    match_candidate,
+    normalise_title,
     read_alpaca,
     resolve_candidate_template,
     resolve_template,
@@ -257,3 +259,19 @@ def test_item_texts_title_falls_back_to_the_title_field() -> None:
     untitled = build_dataset("untitled", inter, item_table=items)
     with pytest.raises(ConfigError, match=r"\{title\}"):
         item_texts(untitled, "{title}")
+
+
+def test_match_candidate_hand_cases():
+    answers = {7: '"Toy Story"', 3: '"Heat"', 9: '"Toy Story"', 4: '"Se7en (1995)"'}
+    assert match_candidate('"Heat"', answers) == 3
+    assert match_candidate('  "Heat"\n', answers) == 3  # surrounding whitespace
+    assert match_candidate("heat", answers) == 3  # case and quotes normalised
+    assert match_candidate('"se7en 1995"', answers) == 4  # punctuation normalised
+    assert match_candidate("SE7EN  (1995)!", answers) == 4
+    assert match_candidate('"Toy Story"', answers) == 7  # equal titles: the first shown
+    assert match_candidate('"toy story"', {9: '"Toy Story"', 7: '"Toy Story"'}) == 9
+    assert match_candidate('"Heat 2"', answers) == 0  # a miss is 0, not the closest
+    assert match_candidate("", answers) == 0
+    assert match_candidate('""', {1: '""'}) == 1  # an exact empty answer still matches
+    assert match_candidate("!!", {1: '"?"'}) == 0  # nothing left after normalising
+    assert normalise_title('  "Toy-Story", 2 ') == "toy story 2"

@@ -4,8 +4,8 @@ lists, generated-title mapping, the key/value-cache scoring path, and end-to-end
 their prerequisite runs.
 
 One end-to-end ``a-llmrec`` run (module fixture ``trained``) trains the frozen SASRec and
-stage 1 as its prerequisites; the other tests reuse those two runs as ``cf_run`` and
-``stage1_run``."""
+stage 1 as its prerequisites; the other tests reuse those two runs as ``model.cf.run`` and
+``model.stage1.run``."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from safetensors.torch import load_file
 from recadapt.config import RunConfig, validate_config
 from recadapt.data.batching import WindowDataset, collate_windows, eval_batches, train_windows
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.models.a_llmrec import match_candidate, normalise_title
 from recadapt.models.base import Recommender
 from recadapt.models.registry import build_model
 from recadapt.train import loop
 from recadapt.train.checkpoint import load_model_weights
 from recadapt.train.loop import RunResult, train_run
 from recadapt.train.runs import prepare_data
+from recadapt.train.stages import build_with_stages
 
 WORDS = ["Apple", "River", "Garden", "Candle", "Forest", "Violin", "Harbor", "Meadow",
          "Copper", "Silver", "Tiger", "Lemon"]
@@ -65,10 +65,10 @@ def make_config(folder: Path, model: dict, train: dict | None = None,
 
 STAGE2 = {"history_len": 3, "train_negatives": 3, "max_new_tokens": 8, "eval_batch_size": 2}
 ALLMREC = {"name": "a-llmrec", **STAGE2,
-           "cf": {"name": "sasrec", "hidden_size": 16, "num_layers": 1},
-           "cf_train": {"epochs": 2, "batch_size": 16, "lr": 0.01},
-           "stage1": {"latent_dim": 16, "text_max_length": 16},
-           "stage1_train": {"epochs": 1, "batch_size": 16, "lr": 1e-3}}
+           "cf": {"model": {"name": "sasrec", "hidden_size": 16, "num_layers": 1},
+                  "train": {"epochs": 2, "batch_size": 16, "lr": 0.01}},
+           "stage1": {"model": {"latent_dim": 16, "text_max_length": 16},
+                      "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3}}}
 
 
 @dataclass
@@ -80,18 +80,18 @@ class Trained:
 
     @property
     def stage1_run(self) -> Path:
-        return self.run_dir / "stages" / "stage1_run"
+        return self.run_dir / "stages" / "stage1"
 
     @property
     def cf_run(self) -> Path:
-        return self.stage1_run / "stages" / "cf_run"
+        return self.stage1_run / "stages" / "cf"
 
     def config(self, model: dict, **sections: dict) -> RunConfig:
         return make_config(self.data, model, **sections)
 
 
 def capturing(built: dict[str, Recommender]):
-    real = loop.build_model
+    real = loop.build_with_stages
 
     def build(config: RunConfig, dataset):
         model = real(config, dataset)
@@ -108,7 +108,7 @@ def trained(tmp_path_factory) -> Trained:
     run_dir = tmp_path_factory.mktemp("allmrec") / "run"
     built: dict[str, Recommender] = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop, "build_model", capturing(built))
+        patch.setattr(loop, "build_with_stages", capturing(built))
         result = train_run(make_config(data, ALLMREC), run_dir, progress=False)
     return Trained(data, run_dir, result, built)
 
@@ -117,10 +117,10 @@ def trained(tmp_path_factory) -> Trained:
 def stage2(trained):
     """A freshly built a-llmrec (stage-1 run of the fixture) and its prepared data."""
     config = trained.config({"name": "a-llmrec", **STAGE2,
-                             "stage1_run": str(trained.stage1_run)})
+                             "stage1": {"run": str(trained.stage1_run)}})
     prepared = prepare_data(config)
     torch.manual_seed(0)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(torch.from_numpy(prepared.split.item_counts()).float())
     return model.eval(), prepared
 
@@ -146,17 +146,17 @@ def clear_grads(*modules: torch.nn.Module) -> None:
 
 
 def build_stage1(trained: Trained, **settings):
-    config = trained.config({"name": "a-llmrec-stage1", "cf_run": str(trained.cf_run),
+    config = trained.config({"name": "a-llmrec-stage1", "cf": {"run": str(trained.cf_run)},
                              "latent_dim": 16, "text_max_length": 16, **settings})
     prepared = prepare_data(config)
-    return build_model(config, prepared.dataset), prepared
+    return build_with_stages(config, prepared.dataset), prepared
 
 
 def trained_stage1(run_dir: Path, dataset):
     """The stage-1 model of a finished run, with its saved weights."""
     from recadapt.train.runs import read_run_config
 
-    model = build_model(read_run_config(run_dir), dataset)
+    model = build_with_stages(read_run_config(run_dir), dataset)
     load_model_weights(model, run_dir / "model.safetensors")
     return model.eval()
 
@@ -285,7 +285,7 @@ def test_tallrec_list_trains_lora_only(trained):
 
 
 def test_cf_model_and_llm_are_unchanged_by_training(trained):
-    from recadapt.models.tallrec import load_causal_lm
+    from recadapt.encoders.llm import load_causal_lm
 
     stage1, stage2_model = trained.built["a-llmrec-stage1"], trained.built["a-llmrec"]
     cf_weights = load_file(trained.cf_run / "model.safetensors")
@@ -349,7 +349,7 @@ def test_soft_prompt_puts_projections_at_the_marked_positions(stage2):
         assert before.endswith(f'"{titles[item]}"'), (before[-40:], titles[item])
     assert layout.user_slot == len(model.prompts.prefix)
     # the item vectors are the stage-1 joint embeddings e = f_I(E)
-    e, _ = trained_stage1(Path(model.config.stage1_run), prepared.dataset).joint_tables()
+    e, _ = trained_stage1(Path(model.config.stage1.run), prepared.dataset).joint_tables()
     assert torch.allclose(model.item_table, e, atol=1e-6)
 
 
@@ -373,10 +373,10 @@ def test_the_figure_3_prompt_reads_as_text(stage2):
 def test_item_embedding_variants_read_the_stage1_tables(trained):
     def build(how: str):
         config = trained.config({"name": "a-llmrec", **STAGE2, "item_embedding": how,
-                                 "stage1": ALLMREC["stage1"],  # d' = 16
-                                 "stage1_run": str(trained.stage1_run),
-                                 "cf_run": str(trained.cf_run)})  # random: no stage 1
-        return build_model(config, prepare_data(config).dataset)
+                                 "stage1": {**ALLMREC["stage1"],  # d' = 16
+                                            "run": str(trained.stage1_run)},
+                                 "cf": {"run": str(trained.cf_run)}})  # random: no stage 1
+        return build_with_stages(config, prepare_data(config).dataset)
 
     data = prepare_data(trained.config({"name": "llm-only"}))
     e, q = trained_stage1(trained.stage1_run, data.dataset).joint_tables()
@@ -404,13 +404,13 @@ def test_the_profile_probe_asks_the_templates_question(stage2, tmp_path, monkeyp
     """5.4.4's free-text probe asks MovieLens users' genres, a shop's users' categories."""
     from recadapt.data.prompts import resolve_candidate_template
 
-    model, _ = stage2
+    model, prepared = stage2
     asked: list[str] = []
     monkeypatch.setattr(model, "describe_user",
                         lambda user, history, question: asked.append(question) or "Drama")
     for name, word in (("movies", "movie genres"), ("items", "product categories")):
         monkeypatch.setattr(model.prompts, "template", resolve_candidate_template(name))
-        model.write_analysis(tmp_path)
+        model.write_analysis(tmp_path, prepared.split)
         rows = json.loads((tmp_path / "generations.json").read_text())
         assert rows and all(word in row["question"] and row["favourite_genres"] == "Drama"
                             for row in rows)
@@ -459,25 +459,6 @@ def test_training_candidates_hold_the_target_once_and_no_history_item(stage2):
     assert len(positions) > 1  # shuffled: the target is not always in the same place
     with pytest.raises(RecAdaptError, match="too few"):
         model._training_candidates([1], list(range(1, model.num_items - 1)), model.num_items)
-
-
-# ----------------------------------------------------------------------------- generation
-
-
-def test_match_candidate_hand_cases():
-    answers = {7: '"Toy Story"', 3: '"Heat"', 9: '"Toy Story"', 4: '"Se7en (1995)"'}
-    assert match_candidate('"Heat"', answers) == 3
-    assert match_candidate('  "Heat"\n', answers) == 3  # surrounding whitespace
-    assert match_candidate("heat", answers) == 3  # case and quotes normalised
-    assert match_candidate('"se7en 1995"', answers) == 4  # punctuation normalised
-    assert match_candidate("SE7EN  (1995)!", answers) == 4
-    assert match_candidate('"Toy Story"', answers) == 7  # equal titles: the first shown
-    assert match_candidate('"toy story"', {9: '"Toy Story"', 7: '"Toy Story"'}) == 9
-    assert match_candidate('"Heat 2"', answers) == 0  # a miss is 0, not the closest
-    assert match_candidate("", answers) == 0
-    assert match_candidate('""', {1: '""'}) == 1  # an exact empty answer still matches
-    assert match_candidate("!!", {1: '"?"'}) == 0  # nothing left after normalising
-    assert normalise_title('  "Toy-Story", 2 ') == "toy story 2"
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -536,7 +517,7 @@ def test_a_llmrec_trains_its_prerequisites_and_reuses_them(trained, monkeypatch)
     assert set(trained.built) == {"sasrec", "a-llmrec-stage1", "a-llmrec"}
     for folder in (trained.stage1_run, trained.cf_run):
         assert (folder / "model.safetensors").is_file() and (folder / "metrics.json").is_file()
-    assert not (run_dir / "stages" / "cf_run").exists()  # stage 1 owns the frozen model
+    assert not (run_dir / "stages" / "cf").exists()  # stage 1 owns the frozen model
     config = (run_dir / "config.yaml").read_text()
     assert str(trained.stage1_run.resolve()) in config
     assert str(trained.cf_run.resolve()) in (trained.stage1_run / "config.yaml").read_text()
@@ -560,7 +541,7 @@ def test_a_llmrec_trains_its_prerequisites_and_reuses_them(trained, monkeypatch)
     stamps = {p: p.stat().st_mtime_ns for p in (trained.stage1_run / "model.safetensors",
                                                  trained.cf_run / "model.safetensors")}
     built: dict[str, Recommender] = {}
-    monkeypatch.setattr(loop, "build_model", capturing(built))
+    monkeypatch.setattr(loop, "build_with_stages", capturing(built))
     again = train_run(trained.config(ALLMREC), run_dir, resume=True, progress=False)
     assert set(built) == {"a-llmrec"}  # neither prerequisite was trained again
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -582,11 +563,11 @@ def test_mlp_llm_builds_on_the_raw_cf_embeddings(trained):
 
     config = trained.config({"name": "mlp-llm", **STAGE2})
     _, stages = loop.plan_stages(config, Path("/nowhere"))
-    assert [s.field for s in stages] == ["cf_run"]  # no stage 1
+    assert [s.field for s in stages] == ["cf"]  # no stage 1
     assert stages[0].config.model["name"] == "sasrec"
-    config = trained.config({"name": "mlp-llm", **STAGE2, "cf_run": str(trained.cf_run)})
+    config = trained.config({"name": "mlp-llm", **STAGE2, "cf": {"run": str(trained.cf_run)}})
     assert loop.plan_stages(config, Path("/nowhere"))[1] == []
-    model = build_model(config, prepare_data(config).dataset)
+    model = build_with_stages(config, prepare_data(config).dataset)
     assert isinstance(model, MLPLLM)
     with torch.no_grad():
         raw = model.cf.item_embeddings().float()
@@ -599,22 +580,22 @@ def test_mlp_llm_builds_on_the_raw_cf_embeddings(trained):
 def test_a_llmrec_plans_stage1_then_the_cf_model(trained):
     config = trained.config(ALLMREC)
     filled, stages = loop.plan_stages(config, Path("/runs/x"))
-    assert [s.field for s in stages] == ["stage1_run"]
+    assert [s.field for s in stages] == ["stage1"]
     stage1 = stages[0].config
     assert stage1.model["name"] == "a-llmrec-stage1" and stage1.model["latent_dim"] == 16
     assert stage1.train.epochs == 1 and stage1.train.num_threads == 1
     assert stage1.train.monitor == "sampled_HR@1"  # inherited from the run
-    assert filled.model["stage1_run"] == str(Path("/runs/x/stages/stage1_run").resolve())
+    assert filled.model["stage1"]["run"] == str(Path("/runs/x/stages/stage1").resolve())
     _, inner = loop.plan_stages(stage1, stages[0].run_dir)
-    assert [s.field for s in inner] == ["cf_run"]
+    assert [s.field for s in inner] == ["cf"]
     cf = inner[0].config.model
     assert (cf["name"], cf["hidden_size"], cf["num_layers"]) == ("sasrec", 16, 1)
     assert inner[0].config.train.epochs == 2
-    # a given cf_run goes to stage 1, which then trains no model of its own
-    with_cf = trained.config({**ALLMREC, "cf_run": str(trained.cf_run)})
+    # a given cf run goes to stage 1, which then trains no model of its own
+    with_cf = trained.config({**ALLMREC, "cf": {**ALLMREC["cf"], "run": str(trained.cf_run)}})
     stage1 = loop.plan_stages(with_cf, Path("/runs/x"))[1][0].config
-    assert stage1.model["cf_run"] == str(trained.cf_run)
-    assert loop.plan_stages(stage1, Path("/runs/x/stages/stage1_run"))[1] == []
+    assert stage1.model["cf"]["run"] == str(trained.cf_run)
+    assert loop.plan_stages(stage1, Path("/runs/x/stages/stage1"))[1] == []
 
 
 def test_config_errors_are_one_line_and_train_nothing(trained, tmp_path):
@@ -623,7 +604,8 @@ def test_config_errors_are_one_line_and_train_nothing(trained, tmp_path):
         train_run(full, tmp_path / "full", progress=False)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "full").exists()  # no prerequisite was trained first
-    given = trained.config({"name": "a-llmrec", **STAGE2, "stage1_run": str(trained.stage1_run)},
+    given = trained.config({"name": "a-llmrec", **STAGE2,
+                            "stage1": {"run": str(trained.stage1_run)}},
                            eval={"protocol": "full"}, train={"monitor": "HR@1"})
     with pytest.raises(ConfigError, match="sampled"):
         build_model(given, prepare_data(given).dataset)
@@ -634,7 +616,10 @@ def test_config_errors_are_one_line_and_train_nothing(trained, tmp_path):
         train_run(nothing, tmp_path / "nothing", progress=False)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "nothing").exists()
-    with pytest.raises(ConfigError, match="stage1_run"):
+    with pytest.raises(ConfigError, match=r"model\.stage1\.run: give a trained run"):
+        build_with_stages(trained.config({"name": "a-llmrec", **STAGE2}),
+                          prepare_data(nothing).dataset)
+    with pytest.raises(ConfigError, match=r"model\.stage1: a-llmrec builds on"):
         build_model(trained.config({"name": "a-llmrec", **STAGE2}),
                     prepare_data(nothing).dataset)
 
@@ -646,10 +631,10 @@ def test_stage2_ablations_take_the_cf_model_from_the_stage1_run(trained):
 
     for how in ("random", "none"):
         config = trained.config({"name": "a-llmrec", **STAGE2, "item_embedding": how,
-                                 "stage1": ALLMREC["stage1"],
-                                 "stage1_run": str(trained.stage1_run)})
+                                 "stage1": {**ALLMREC["stage1"],
+                                            "run": str(trained.stage1_run)}})
         assert plan_stages(config, trained.stage1_run.parent / "unused")[1] == []
-        model = build_model(config, prepare_data(config).dataset)
+        model = build_with_stages(config, prepare_data(config).dataset)
         stage1_cf = trained_stage1(trained.stage1_run, prepare_data(config).dataset).cf
         for (name, a), (_, b) in zip(model.cf.state_dict().items(),
                                      stage1_cf.state_dict().items(), strict=True):
@@ -659,7 +644,8 @@ def test_stage2_ablations_take_the_cf_model_from_the_stage1_run(trained):
 def test_transfer_to_another_catalogue_lists_its_titles_with_text_embeddings(trained, tmp_path):
     """Cross-domain (5.2.5): the trained run re-pointed at a dataset of other items."""
     from recadapt.eval.protocols import evaluate_part
-    from recadapt.models.a_llmrec import default_item_text, transfer
+    from recadapt.models.a_llmrec_stage1 import default_item_text
+    from recadapt.train.transfer import transfer
 
     other = ["Planet", "Comet", "Nebula", "Quasar", "Meteor", "Galaxy", "Orbit", "Rocket", "Moon"]
     rng = np.random.default_rng(3)

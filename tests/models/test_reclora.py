@@ -12,12 +12,11 @@ import yaml
 
 from recadapt.config import validate_config
 from recadapt.data.ctr import ctr_batches
-from recadapt.models.registry import build_model
 from recadapt.nn.lora import PersonalizedLoRALinear
 from recadapt.train.checkpoint import load_model_weights, load_weights
 from recadapt.train.loop import train_run
 from recadapt.train.runs import prepare_data
-from recadapt.train.stages import load_trained_run
+from recadapt.train.stages import build_with_stages, load_trained_run
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def config_for(folder, **model):
                          "max_eval_samples": 8}},
         "model": {"name": "reclora", "chat_template": "no", "num_meta": 3,
                   "template": {"base": "reclora", "wrapper": "plain"}, "prompt_history_len": 2,
-                  "crm_train": {"epochs": 2, "batch_size": 16}, **model},
+                  "crm": {"train": {"epochs": 2, "batch_size": 16}}, **model},
         "train": {"epochs": 1, "batch_size": 8, "lr": 3e-3, "num_threads": 1, "seed": 0},
     })
 
@@ -48,10 +47,10 @@ def trained(planted, tmp_path_factory):
 
 def test_few2many_trains_the_crm_on_the_full_split_first(trained):
     run_dir, result = trained
-    crm_config = (run_dir / "stages" / "crm_run" / "config.yaml").read_text()
+    crm_config = (run_dir / "stages" / "crm" / "config.yaml").read_text()
     assert "k_shot: null" in crm_config and "name: sim" in crm_config
     assert "k_shot: 16" in (run_dir / "config.yaml").read_text()
-    assert str((run_dir / "stages" / "crm_run").resolve()) in (run_dir / "config.yaml").read_text()
+    assert str((run_dir / "stages" / "crm").resolve()) in (run_dir / "config.yaml").read_text()
     assert 0.0 <= result.metrics["test"]["AUC"] <= 1.0
 
 
@@ -59,8 +58,8 @@ def test_only_the_gate_and_the_meta_lora_banks_change(trained):
     run_dir, _ = trained
     config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     weights = load_weights(run_dir / "model.safetensors")
-    crm = load_weights(run_dir / "stages" / "crm_run" / "model.safetensors")
-    model = build_model(config, prepare_data(config).dataset)
+    crm = load_weights(run_dir / "stages" / "crm" / "model.safetensors")
+    model = build_with_stages(config, prepare_data(config).dataset)
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
     buffers = {name for name, _ in model.named_buffers()}
     for key, value in crm.items():  # the frozen CTR model: not saved, rebuilt bit-identical
@@ -75,19 +74,21 @@ def test_only_the_gate_and_the_meta_lora_banks_change(trained):
 
 
 def test_the_crm_stage_is_planned_when_no_run_is_given(planted):
-    config = config_for(planted, crm_run=None)
-    from recadapt.train.loop import plan_stages
+    config = config_for(planted)
+    from recadapt.train.stages import plan_stages
 
     filled, stages = plan_stages(config, planted / "unused")
-    assert [s.field for s in stages] == ["crm_run"]
-    assert filled.model["crm_run"].endswith("stages/crm_run")
+    assert [s.field for s in stages] == ["crm"]
+    assert filled.model["crm"]["run"].endswith("stages/crm")
+    assert stages[0].config.data.ctr.k_shot is None  # Few2Many: the full training split
+    assert filled.data.ctr.k_shot == 16
 
 
 def test_gate_mixes_differ_between_users_and_gradients_reach_only_adapters(trained):
     run_dir, _ = trained
     config = validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     from recadapt.data.ctr import ctr_batches
 
     batch = next(iter(ctr_batches(prepared.split.train, 6)))
@@ -111,10 +112,10 @@ def test_gate_mixes_differ_between_users_and_gradients_reach_only_adapters(train
 
 def test_one_meta_lora_has_a_constant_gate(planted, trained):
     run_dir, _ = trained
-    crm_run = str(run_dir / "stages" / "crm_run")
-    config = config_for(planted, crm_run=crm_run, num_meta=1)
+    crm_run = str(run_dir / "stages" / "crm")
+    config = config_for(planted, crm={"run": crm_run}, num_meta=1)
     prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     from recadapt.data.ctr import ctr_batches
 
     batch = next(iter(ctr_batches(prepared.split.train, 4)))
@@ -146,7 +147,7 @@ def test_resume_restores_the_banks_over_the_rebuilt_frozen_llm(planted, tmp_path
                                                                stopped_and_resumed):
     """Checkpoints leave the frozen LLM and CTR model out (megabytes, not the LLM's 500 MB);
     a run stopped after epoch 1 and resumed ends with the uninterrupted run's weights."""
-    config = config_for(planted, crm_train={"epochs": 1, "batch_size": 16})
+    config = config_for(planted, crm={"train": {"epochs": 1, "batch_size": 16}})
     config.train.epochs = 2
 
     def small_checkpoint(run_dir):

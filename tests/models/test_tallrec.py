@@ -48,7 +48,8 @@ def tallrec_config(tmp_path_factory):
 
 
 def test_answer_tokens_resolve_to_single_ids(tallrec_config):
-    from recadapt.models.tallrec import answer_token_id, load_causal_lm
+    from recadapt.encoders.llm import load_causal_lm
+    from recadapt.models.tallrec import answer_token_id
 
     _, tokenizer = load_causal_lm("smollm2-135m")
     yes, no = answer_token_id(tokenizer, "Yes"), answer_token_id(tokenizer, "No")

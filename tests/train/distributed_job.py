@@ -1,7 +1,7 @@
 """Run under ``accelerate launch`` by ``test_distributed.py`` (every process runs it):
 ``distributed_job.py CONFIG OUT_ROOT`` trains SASRec from CONFIG into ``OUT_ROOT/sasrec``
 interrupted after its second epoch and resumed, then a model that needs a prerequisite run
-(trained into ``OUT_ROOT/needs/stages/warm_run``, as A-LLMRec's stages are). It ends as a
+(trained into ``OUT_ROOT/needs/stages/warm``, as A-LLMRec's stages are). It ends as a
 user's own script should under a launch, with ``exit_launched_process``; if that returned, the
 launch would fail with the message below."""
 

@@ -175,11 +175,11 @@ def test_resume_and_prerequisites_under_two_processes(runs):
     history = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]  # interrupted after 2, resumed
     needs = runs["two"] / "needs"
-    stage = needs / "stages" / "warm_run"
+    stage = needs / "stages" / "warm"
     for folder in (run, needs, stage):
         names = {p.name for p in folder.iterdir()}
         assert {"config.yaml", "metrics.json", "efficiency.json", "history.json", "ranks.json",
                 "model.safetensors"} <= names, folder
         assert not [p for p in folder.rglob("*") if ".tmp" in p.name]
-    assert yaml.safe_load((needs / "config.yaml").read_text())["model"]["warm_run"] == \
+    assert yaml.safe_load((needs / "config.yaml").read_text())["model"]["warm"]["run"] == \
         str(stage.resolve())

@@ -125,7 +125,7 @@ def test_time_budget_stops_mid_epoch_and_still_evaluates(make_config, tmp_path, 
 
 @pytest.fixture
 def needs_run(monkeypatch):
-    """A model registered for one test: SASRec that needs a run trained first (``warm_run``),
+    """A model registered for one test: SASRec that needs a run trained first (``warm``),
     as A-LLMRec needs its frozen CF model and stage 1."""
     from needs_run import ENTRY, NeedsRun
 
@@ -149,11 +149,11 @@ def test_prerequisite_is_trained_into_stages_and_its_folder_filled_in(make_confi
 
     config = needs_config(make_config)
     result = train_run(config, tmp_path / "run", progress=False)
-    stage = tmp_path / "run" / "stages" / "warm_run"
+    stage = tmp_path / "run" / "stages" / "warm"
     assert {"model.safetensors", "metrics.json", "config.yaml"} <= {p.name for p in
                                                                     stage.iterdir()}
     stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert stored["model"]["warm_run"] == str(stage.resolve())
+    assert stored["model"]["warm"]["run"] == str(stage.resolve())
     sub = read_run_config(stage)
     assert sub.model["name"] == "sasrec" and sub.model["hidden_size"] == 8
     assert (sub.train.epochs, sub.train.batch_size) == (1, 64)  # its own settings
@@ -167,14 +167,14 @@ def test_prerequisite_is_trained_into_stages_and_its_folder_filled_in(make_confi
     assert (stage / "model.safetensors").stat().st_mtime_ns == stamp
     assert again.metrics == result.metrics
     # a given run is used as is: no stages folder
-    given = needs_config(make_config, warm_run=str(stage))
+    given = needs_config(make_config, warm={"run": str(stage)})
     assert loop_plan(given, tmp_path / "other") == (given, [])
     train_run(given, tmp_path / "other", progress=False)
     assert not (tmp_path / "other" / "stages").exists()
 
 
 def loop_plan(config, run_dir):
-    from recadapt.train.loop import plan_stages
+    from recadapt.train.stages import plan_stages
 
     return plan_stages(config, run_dir)
 
@@ -182,17 +182,17 @@ def loop_plan(config, run_dir):
 def test_a_finished_prerequisite_of_another_config_is_refused(make_config, tmp_path, needs_run):
     config = needs_config(make_config)
     _, [stage] = loop_plan(config, tmp_path / "run")
-    other = needs_config(make_config, warm_model={"name": "sasrec", "hidden_size": 12})
+    other = needs_config(make_config, warm={"model": {"name": "sasrec", "hidden_size": 12}})
     _, [other_stage] = loop_plan(other, tmp_path / "run")
     assert other_stage.run_dir == stage.run_dir
     train_run(other_stage.config, other_stage.run_dir, progress=False)
-    with pytest.raises(RecAdaptError, match="holds a finished warm_run run of another config"):
+    with pytest.raises(RecAdaptError, match="holds a finished warm run of another config"):
         train_run(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.yaml").exists()
 
 
 def test_an_interrupted_prerequisite_is_resumed(make_config, tmp_path, needs_run):
-    config = needs_config(make_config, warm_train={"epochs": 2, "batch_size": 64})
+    config = needs_config(make_config, warm={"train": {"epochs": 2, "batch_size": 64}})
     _, [stage] = loop_plan(config, tmp_path / "run")
     assert stage.config.train.epochs == 2
 

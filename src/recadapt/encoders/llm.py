@@ -90,3 +90,16 @@ class CausalLMEncoder(TextEncoder):
         out = self.decoder(**inputs, output_hidden_states=True, use_cache=False,
                            return_dict=True)
         return out.hidden_states
+
+
+def load_causal_lm(source: str) -> tuple[nn.Module, Any]:
+    """A causal LM with its head and tokenizer (fresh, never shared: LoRA changes it)."""
+    from recadapt.config import EncoderSpec
+    from recadapt.encoders import load_encoder
+
+    encoder = load_encoder(EncoderSpec(name="llm", model=source, kind="llm"))
+    lm = getattr(encoder, "causal_lm", None)
+    if lm is None:
+        raise RecAdaptError(f"model.llm: {source!r} has no language-model head (it loads as a "
+                            "bare decoder); give a ...ForCausalLM checkpoint")
+    return lm, encoder.tokenizer

@@ -2,6 +2,7 @@
 
 from recadapt.models import (  # noqa: F401
     a_llmrec,
+    a_llmrec_stage1,
     atflrec,
     crossan,
     ctr,

@@ -1,17 +1,8 @@
 """A-LLMRec (Kim et al., KDD 2024): a frozen collaborative model aligned into a frozen LLM.
 
-**Stage 1** (:class:`ALLMRecStage1`, section 4.1). A trained next-item model of the library
-(SASRec by default; GRU4Rec, NextItNet, NCF — any model with ``item_embeddings`` and
-``user_embeddings``) is frozen. Its item embeddings ``E_i`` and a sentence encoder's embedding
-``Q_i`` of the item text (``"Title: …, Description: …"``; the packaged MiniLM, **fine-tuned**)
-meet in a ``d' = 128`` latent space through an item encoder ``f_I`` and a text encoder ``f_T``
-with decoders. Loss (eq. 6) = matching (eq. 2) + α item reconstruction (eq. 3) + β text
-reconstruction (eq. 4) + the recommendation loss (eq. 5: the user representation ``x_u`` of the
-frozen model against the *decoded* embeddings of the next item and of a sampled negative).
-Choices (the paper says "1-layer MLP"): each encoder is ``Linear → sigmoid`` and each decoder
-one ``Linear``, as in the authors' code; each loss averages over the positive and the negative
-items of the batch; by default only each user's last training item trains (``all_items``:
-every position, section 5.4.2).
+**Stage 1** (:class:`~recadapt.models.a_llmrec_stage1.ALLMRecStage1`, section 4.1, in
+``models/a_llmrec_stage1.py``) aligns a frozen collaborative model's item embeddings with
+their texts; stage 2 builds on it.
 
 **Stage 2** (:class:`ALLMRec`, section 4.2). ``F_U`` and ``F_I``, two 2-layer MLPs (``Linear,
 LayerNorm, LeakyReLU, Linear``, as the authors' code), project ``x_u`` and the joint embeddings
@@ -35,9 +26,7 @@ A-LLMRec (SBERT) (``item_embedding: text``: ``q_i = f_T(Q_i)`` for every item).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -46,350 +35,44 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recadapt.data.prompts import CandidateTemplate, item_texts, resolve_candidate_template
+from recadapt.config import StageConfig
+from recadapt.data.prompts import (
+    CandidatePrompts,
+    PromptLayout,
+    item_texts,
+    match_candidate,
+    normalise_title,
+    resolve_candidate_template,
+)
 from recadapt.errors import ConfigError, RecAdaptError
-from recadapt.models.base import Recommender
+from recadapt.models.a_llmrec_stage1 import (
+    ALLMRecStage1Config,
+    CFStage,
+    FrozenCFMixin,
+    cf_user_states,
+)
+from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig
+    from recadapt.data.ctr import CTRSplit
     from recadapt.data.dataset import Dataset
+    from recadapt.data.splits import NextItemSplit
 
 ItemEmbedding = Literal["joint", "text", "auto", "cf", "random", "none"]
 
 
-# ----------------------------------------------------------------------------- frozen runs
-
-
-def cf_user_states(cf: Recommender, batch: dict[str, torch.Tensor],
-                   all_positions: bool) -> torch.Tensor:
-    """The frozen model's user representation ``x_u``: ``[B, d]`` after the last history item,
-    or ``[B, L, d]`` after every position (sequential models; a non-sequential model's user
-    vector is repeated)."""
-    if not all_positions:
-        return cf.user_embeddings(batch)
-    encode = getattr(cf, "encode", None)
-    if encode is not None:
-        return encode(batch["history"])
-    user = cf.user_embeddings(batch)
-    return user.unsqueeze(1).expand(-1, batch["history"].shape[1], -1)
-
-
-class _FrozenCFMixin:
-    """Keeps the frozen collaborative model in eval mode (no dropout) whatever the loop does."""
-
-    cf: Recommender
-
-    def train(self, mode: bool = True):  # type: ignore[override]
-        super().train(mode)  # type: ignore[misc]
-        if hasattr(self, "cf"):
-            self.cf.eval()
-        return self
-
-
-# ----------------------------------------------------------------------------- stage 1
-
-
-class ALLMRecStage1Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cf_run: str | None = Field(None, description="a trained next-item run (frozen); empty: "
-                               "train model.cf first into RUN/stages/cf_run")
-    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"},
-                               description="the collaborative model's model section")
-    cf_train: dict[str, Any] = Field(default_factory=dict,
-                                     description="train settings of the collaborative model")
-    text_model: str = Field("minilm", description="sentence encoder (SBERT role): packaged "
-                            "name, hf:ID or a folder")
-    text_format: str | None = Field(
-        None, description="item text over item columns; default 'Title: {title}, "
-        "Description: <the other text fields>'")
-    text_max_length: int = Field(128, ge=8)
-    finetune_text: bool = Field(True, description="fine-tune the sentence encoder (Table 6 "
-                                "'Freeze SBERT': false)")
-    latent_dim: int = Field(128, ge=1, description="d' of the joint embedding")
-    alpha: float = Field(0.5, ge=0, description="weight of the item reconstruction (eq. 3)")
-    beta: float = Field(0.2, ge=0, description="weight of the text reconstruction (eq. 4)")
-    matching: bool = Field(True, description="use the matching loss (eq. 2)")
-    reconstruction: bool = Field(True, description="use both reconstruction losses")
-    rec_loss: bool = Field(True, description="use the recommendation loss (eq. 5)")
-    all_items: bool = Field(False, description="train on every item of each sequence (5.4.2), "
-                            "not only the last")
-
-
-def default_item_text(dataset: Dataset) -> list[str]:
-    """``"Title: …, Description: …"`` per item (index 0 = ``""``): the title column, then the
-    other text fields joined as the description (ML-100K: year and genres)."""
-    title_field = dataset.title_field or (dataset.text_fields[0] if dataset.text_fields else None)
-    if title_field is None:
-        raise ConfigError(f"dataset {dataset.name!r} has no item text; A-LLMRec needs titles "
-                          "(set data.title_field / data.text_fields)")
-    titles = item_texts(dataset, "{" + title_field + "}")
-    others = [f for f in dataset.text_fields if f != title_field]
-    if not others:
-        return ["" if i == 0 else f"Title: {t}" for i, t in enumerate(titles)]
-    described = item_texts(dataset, ". ".join("{" + f + "}" for f in others))
-    return ["" if i == 0 else f"Title: {t}, Description: {d}"
-            for i, (t, d) in enumerate(zip(titles, described, strict=True))]
-
-
-@dataclass
-class Stage1Losses:
-    matching: torch.Tensor
-    item_recon: torch.Tensor
-    text_recon: torch.Tensor
-    rec: torch.Tensor
-
-
-@register_model("a-llmrec-stage1", ALLMRecStage1Config)
-class ALLMRecStage1(_FrozenCFMixin, Recommender):
-    """Stage 1: the autoencoders that align the frozen model's items with their texts."""
-
-    @classmethod
-    def prerequisites(cls, config: ALLMRecStage1Config, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
-        if config.cf_run is not None:
-            return {}
-        return {"cf_run": stage_config(run, config.cf, config.cf_train)}
-
-    @classmethod
-    def create(cls, config: ALLMRecStage1Config, dataset: Dataset, run: RunConfig
-               ) -> ALLMRecStage1:
-        if config.cf_run is None:
-            raise ConfigError("model.cf_run: give a trained next-item run (train_run fills it)")
-        from recadapt.train.stages import load_trained_run
-        cf, _ = load_trained_run(config.cf_run, dataset, "model.cf_run")
-        return cls(config, dataset, cf)
-
-    def __init__(self, config: ALLMRecStage1Config, dataset: Dataset, cf: Recommender) -> None:
-        super().__init__()
-        from recadapt.config import EncoderSpec
-        from recadapt.encoders import load_encoder
-
-        self.config = config
-        self.cf = cf
-        with torch.no_grad():
-            table = cf.item_embeddings().detach().float()
-        self.cf_dim = int(table.shape[1])
-        self.texts = (item_texts(dataset, config.text_format) if config.text_format
-                      else default_item_text(dataset))
-        self.text_encoder = load_encoder(EncoderSpec(
-            name="text", model=config.text_model, kind="text",
-            max_length=config.text_max_length))
-        for param in self.text_encoder.parameters():
-            param.requires_grad_(config.finetune_text)
-        text_dim = int(self.text_encoder.info.dim)
-        latent = config.latent_dim
-        self.item_encoder = nn.Sequential(nn.Linear(self.cf_dim, latent), nn.Sigmoid())
-        self.item_decoder = nn.Linear(latent, self.cf_dim)
-        self.text_encoder_mlp = nn.Sequential(nn.Linear(text_dim, latent), nn.Sigmoid())
-        self.text_decoder = nn.Linear(latent, text_dim)
-        self.num_items = dataset.num_items
-
-    def train(self, mode: bool = True):  # type: ignore[override]
-        super().train(mode)
-        if not self.config.finetune_text:
-            self.text_encoder.eval()
-        return self
-
-    def windows_per_user(self) -> int | None:
-        return None if self.config.all_items else 1
-
-    # -- pieces ---------------------------------------------------------------------------
-    def cf_items(self, items: torch.Tensor) -> torch.Tensor:
-        """``E_i`` of the frozen model (no gradient)."""
-        with torch.no_grad():
-            return self.cf.item_embeddings()[items].float()
-
-    def text_embeddings(self, items: torch.Tensor) -> torch.Tensor:
-        """``Q_i``: the sentence encoder's (mean-pooled, last layer) embedding of each text."""
-        texts = [self.texts[i] for i in items.tolist()]
-        encoder = self.text_encoder
-        inputs = {k: v.to(encoder.device) for k, v in encoder.prepare(texts).items()}
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.finetune_text):
-            return encoder.hidden_states(inputs, [encoder.info.num_layers])[0].float()
-
-    @torch.no_grad()
-    def text_table(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """``q = f_T(Q)`` of arbitrary item texts (``texts[0]`` is the padding row): the joint
-        embeddings of items the collaborative model never saw (cross-domain, 5.2.5)."""
-        was_training = self.training
-        self.eval()
-        saved, self.texts = self.texts, list(texts)
-        try:
-            items = torch.arange(len(texts))
-            q = torch.cat([self.text_encoder_mlp(self.text_embeddings(items[i:i + batch_size]))
-                           for i in range(0, len(items), batch_size)])
-        finally:
-            self.texts = saved
-            self.train(was_training)
-        return q
-
-    def losses(self, batch: dict[str, torch.Tensor]) -> Stage1Losses:
-        """The four terms of eq. 6 on the batch's positives (each user's last training item,
-        or every position with ``all_items``) and one uniform negative per positive."""
-        target = batch["target"]
-        if self.config.all_items:
-            states = cf_user_states(self.cf, batch, all_positions=True)
-            rows = target > 0
-            users, positives = states[rows], target[rows]
-        else:
-            users, positives = cf_user_states(self.cf, batch, all_positions=False), target[:, -1]
-        offsets = torch.randint(1, self.num_items, positives.shape, device=positives.device)
-        negatives = (positives - 1 + offsets) % self.num_items + 1  # uniform, never the positive
-        items = torch.cat([positives, negatives])
-        unique, inverse = torch.unique(items, return_inverse=True)
-        # each distinct text is encoded once, but every occurrence counts in the losses
-        # (eq. 2-4 average over the users' items, repeats included)
-        cf_vectors = self.cf_items(unique)[inverse]
-        text_vectors = self.text_embeddings(unique)[inverse]
-        e = self.item_encoder(cf_vectors)
-        q = self.text_encoder_mlp(text_vectors)
-        decoded = self.item_decoder(e)
-        mse = nn.functional.mse_loss
-        matching = mse(e, q)
-        item_recon = mse(decoded, cf_vectors)
-        text_recon = mse(self.text_decoder(q), text_vectors)
-        n = len(positives)
-        pos, neg = decoded[:n], decoded[n:]
-        x = users.float()
-        pos_logits, neg_logits = (x * pos).sum(-1), (x * neg).sum(-1)
-        bce = nn.functional.binary_cross_entropy_with_logits
-        rec = (bce(pos_logits, torch.ones_like(pos_logits))
-               + bce(neg_logits, torch.zeros_like(neg_logits)))
-        return Stage1Losses(matching, item_recon, text_recon, rec)
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        c = self.config
-        parts = self.losses(batch)
-        total = parts.rec if c.rec_loss else parts.rec * 0
-        if c.matching:
-            total = total + parts.matching
-        if c.reconstruction:
-            total = total + c.alpha * parts.item_recon + c.beta * parts.text_recon
-        return total
-
-    # -- what stage 2 reads, and a ranking to validate stage 1 on ---------------------------
-    @torch.no_grad()
-    def joint_tables(self, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """``e = f_I(E)`` and ``q = f_T(Q)`` for every item, ``[num_items + 1, d']`` each."""
-        was_training = self.training
-        self.eval()
-        device = next(self.item_encoder.parameters()).device
-        items = torch.arange(self.num_items + 1, device=device)
-        e = self.item_encoder(self.cf_items(items))
-        q = torch.cat([self.text_encoder_mlp(self.text_embeddings(items[i:i + batch_size]))
-                       for i in range(0, len(items), batch_size)])
-        self.train(was_training)
-        return e, q
-
-    def item_embeddings(self) -> torch.Tensor:
-        """``f_I^dec(f_I^enc(E))``: the items as the recommendation loss scores them."""
-        return self.item_decoder(self.item_encoder(self.cf.item_embeddings().float()))
-
-    def user_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return cf_user_states(self.cf, batch, all_positions=False).float()
-
-
-# ----------------------------------------------------------------------------- the prompt
-
-
-@dataclass
-class PromptLayout:
-    """Token ids of one prompt, with the positions whose embeddings are replaced: the user
-    token and, after each title, that item's projected embedding (placeholders hold pad ids)."""
-
-    ids: list[int]
-    user_slot: int | None = None
-    item_slots: list[tuple[int, int]] = field(default_factory=list)  # (position, item)
-    shown: list[int] = field(default_factory=list)  # candidates in prompt order
-
-
-class CandidatePrompts:
-    """Writes Figure 3 / Figure 5 prompts as token ids, piece by piece, so every soft token
-    lands at a known position."""
-
-    def __init__(self, template: CandidateTemplate, titles: Sequence[str], tokenizer: Any,
-                 user_token: bool, item_tokens: bool) -> None:
-        self.template, self.tokenizer = template, tokenizer
-        self.user_token, self.item_tokens = user_token, item_tokens
-        self.titles = list(titles)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
-            tokenizer.eos_token_id or 0)
-        self.eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        self.prefix = list(tokenizer("")["input_ids"])  # BOS when the tokenizer adds one
-        self._cache: dict[str, list[int]] = {}
-        text = template.text
-        at_history, at_candidates = text.index("{history}"), text.index("{candidates}")
-        if at_history > at_candidates:
-            raise ConfigError("model.template.text: {history} must come before {candidates}")
-        self.head = text[:at_history]
-        self.middle = text[at_history + len("{history}"):at_candidates]
-        tail = text[at_candidates + len("{candidates}"):]
-        # "The recommendation is " + '"Title"' would end the prompt on a lone-space token the
-        # LM never sees before a word; BPE writes ' "' as one token. The space moves to the
-        # answer: the same text, tokenized as the LM read it in pre-training.
-        self.tail = tail.rstrip()
-        self.answer_prefix = tail[len(self.tail):]
-
-    def tokens(self, text: str) -> list[int]:
-        if text not in self._cache:
-            self._cache[text] = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return self._cache[text]
-
-    def entry(self, item: int) -> str:
-        return self.template.item.format(title=self.titles[item])
-
-    def answer(self, item: int) -> list[int]:
-        """The target text's tokens, then EOS (what eq. 8 trains and scoring measures)."""
-        return self.tokens(self.answer_prefix + self.template.answer.format(
-            title=self.titles[item])) + self.eos
-
-    def layout(self, history: Sequence[int], candidates: Sequence[int]) -> PromptLayout:
-        out = PromptLayout(ids=list(self.prefix), shown=list(candidates))
-        if self.user_token:
-            out.user_slot = len(out.ids)
-            out.ids.append(self.pad_id)
-            out.ids += self.tokens(self.template.user)
-        out.ids += self.tokens(self.head)
-        self._items(out, history)
-        out.ids += self.tokens(self.middle)
-        self._items(out, candidates)
-        out.ids += self.tokens(self.tail)
-        return out
-
-    def _items(self, out: PromptLayout, items: Sequence[int]) -> None:
-        for n, item in enumerate(items):
-            if n:
-                out.ids += self.tokens(self.template.separator)
-            out.ids += self.tokens(self.entry(item))
-            if self.item_tokens:
-                out.item_slots.append((len(out.ids), int(item)))
-                out.ids.append(self.pad_id)
-
-
-def normalise_title(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
-
-
-def match_candidate(generated: str, answers: dict[int, str]) -> int:
-    """The candidate whose answer text the generation is: exact (surrounding whitespace
-    ignored), then after normalisation (case, punctuation, spacing); ``0`` when none matches.
-    ``answers`` maps item → answer text in prompt order; among equal answers the first shown
-    wins."""
-    text = generated.strip()
-    for item, answer in answers.items():
-        if text == answer.strip():
-            return item
-    norm = normalise_title(text)
-    for item, answer in answers.items():
-        if norm and norm == normalise_title(answer):
-            return item
-    return 0
-
-
 # ----------------------------------------------------------------------------- stage 2
+
+
+class Stage1Stage(StageConfig):
+    """A-LLMRec's stage 1 (``a-llmrec-stage1``): a trained run, or one trained first."""
+
+    model: dict[str, Any] = Field(default_factory=dict, description="stage-1 model settings")
+    train: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 10, "lr": 1e-4, "batch_size": 32},
+        description="stage-1 train settings (the paper: 10 epochs, batch 32)")
 
 
 class CandidateLLMConfig(BaseModel):
@@ -418,15 +101,13 @@ class CandidateLLMConfig(BaseModel):
     generate: bool = Field(True, description="also generate the title on the test part")
     max_new_tokens: int = Field(64, ge=1)
     eval_batch_size: int = Field(8, ge=1)
-    stage1_run: str | None = Field(None, description="a trained a-llmrec-stage1 run; empty: "
-                                   "trained first into RUN/stages/stage1_run")
-    stage1: dict[str, Any] = Field(default_factory=dict, description="stage-1 model settings")
-    stage1_train: dict[str, Any] = Field(
-        default_factory=lambda: {"epochs": 10, "lr": 1e-4, "batch_size": 32},
-        description="stage-1 train settings (the paper: 10 epochs, batch 32)")
-    cf_run: str | None = Field(None, description="a trained next-item run (frozen)")
-    cf: dict[str, Any] = Field(default_factory=lambda: {"name": "sasrec"})
-    cf_train: dict[str, Any] = Field(default_factory=dict)
+    stage1: Stage1Stage = Field(
+        default_factory=Stage1Stage, description="stage 1: stage1.run, a trained "
+        "a-llmrec-stage1 run; empty: trained first into RUN/stages/stage1 (stage1.model: its "
+        "settings over the a-llmrec-stage1 defaults, with cf)")
+    cf: CFStage = Field(default_factory=CFStage, description="the frozen collaborative model "
+                        "(cf.run, a trained next-item run); stage 1 trains on it, MLP-LLM and "
+                        "the Table 7 ablations read it (without cf.run: the stage-1 run's)")
 
 
 class MLPLLMConfig(CandidateLLMConfig):
@@ -452,7 +133,7 @@ def projection(width_in: int, width_out: int) -> nn.Module:
                          nn.LeakyReLU(), nn.Linear(width_out, width_out))
 
 
-class CandidateLLM(_FrozenCFMixin, Recommender):
+class CandidateLLM(FrozenCFMixin, Recommender):
     """An LLM that picks the next item from a listed candidate set (module docstring)."""
 
     needs_stage1: ClassVar[frozenset[str]] = frozenset({"joint", "text", "auto"})
@@ -472,50 +153,38 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         return config.user_token or config.item_embedding == "cf"
 
     @classmethod
-    def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
+    def prerequisites(cls, config: CandidateLLMConfig, run: RunConfig
+                      ) -> dict[str, StageConfig]:
         cls._check(config, run)  # before any prerequisite is trained
-        if config.item_embedding in cls.needs_stage1:
-            if config.stage1_run is not None:
-                return {}
-            stage1 = {"name": "a-llmrec-stage1", "cf": config.cf, "cf_train": config.cf_train,
-                      **({"cf_run": config.cf_run} if config.cf_run else {}), **config.stage1}
-            return {"stage1_run": stage_config(run, stage1, config.stage1_train)}
-        if cls._needs_cf(config) and config.cf_run is None and config.stage1_run is None:
-            return {"cf_run": stage_config(run, config.cf, config.cf_train)}
-        return {}  # a given stage-1 run also provides its frozen CF model
+        if config.item_embedding in cls.needs_stage1:  # stage 1 holds the frozen CF model
+            model = {"name": "a-llmrec-stage1", "cf": config.cf.model_dump(),
+                     **config.stage1.model}
+            return {"stage1": config.stage1.model_copy(update={"model": model})}
+        if not cls._needs_cf(config):
+            return {}
+        if config.cf.run is None and config.stage1.run is not None:
+            # the ablations of Table 7: a given stage-1 run provides its frozen CF model
+            return {"cf": config.cf.model_copy(update={"run": config.stage1.run})}
+        return {"cf": config.cf}
 
     @classmethod
-    def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig
-               ) -> CandidateLLM:
+    def create(cls, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> CandidateLLM:
         cls._check(config, run)
         cf, e, q = None, None, None
         if config.item_embedding in cls.needs_stage1:
-            if config.stage1_run is None:
-                raise ConfigError("model.stage1_run: give a trained a-llmrec-stage1 run")
-            from recadapt.train.stages import load_trained_run
-            stage1, _ = load_trained_run(config.stage1_run, dataset, "model.stage1_run")
-            e, q = stage1.joint_tables()
-            cf = stage1.cf
+            stage1 = given_stage(stages, "stage1", cls.name)
+            e, q = stage1.joint_tables()  # type: ignore[operator]
+            cf = stage1.cf  # type: ignore[assignment]
         elif cls._needs_cf(config):
-            cf_run = config.cf_run
-            if cf_run is None and config.stage1_run is not None:  # the ablations of Table 7
-                from recadapt.train.runs import read_run_config
-
-                cf_run = read_run_config(config.stage1_run).model.get("cf_run")
-            if cf_run is None:
-                raise ConfigError("model.cf_run: give a trained next-item run")
-            from recadapt.train.stages import load_trained_run
-            cf, _ = load_trained_run(cf_run, dataset, "model.cf_run")
+            cf = given_stage(stages, "cf", cls.name)
         return cls(config, dataset, run, cf, e, q)
 
     def __init__(self, config: CandidateLLMConfig, dataset: Dataset, run: RunConfig,
                  cf: Recommender | None, joint: torch.Tensor | None,
                  text: torch.Tensor | None) -> None:
         super().__init__()
-        from recadapt.encoders.llm import ensure_pad_token
-        from recadapt.models.tallrec import load_causal_lm
+        from recadapt.encoders.llm import ensure_pad_token, load_causal_lm
         from recadapt.nn.peft_methods import add_lora
 
         self.config = config
@@ -552,7 +221,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
     @staticmethod
     def _cf_dim(cf: Recommender | None) -> int:
         if cf is None:
-            raise ConfigError("model.user_token needs a collaborative model (cf_run)")
+            raise ConfigError("model.user_token needs a collaborative model (model.cf)")
         with torch.no_grad():
             return int(cf.item_embeddings().shape[1])
 
@@ -571,7 +240,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         # as wide as the joint space (stage 1's latent_dim d')
         latent = ALLMRecStage1Config.model_fields["latent_dim"].default
         width = int(joint.shape[1]) if joint is not None else int(
-            self.config.stage1.get("latent_dim", latent))
+            self.config.stage1.model.get("latent_dim", latent))
         generator = torch.Generator().manual_seed(0)
         return torch.rand(self.num_items + 1, width, generator=generator)
 
@@ -867,7 +536,7 @@ class CandidateLLM(_FrozenCFMixin, Recommender):
         self.train(was_training)
         return text.strip()
 
-    def write_analysis(self, run_dir: Path) -> None:
+    def write_analysis(self, run_dir: Path, split: NextItemSplit | CTRSplit) -> None:
         """``generations.json``: favourite-genre answers (5.4.4) for a few users; the question
         is the template's (genres for movies, product categories for a shop's items)."""
         from recadapt.io import write_json
@@ -905,36 +574,3 @@ class LLMOnly(CandidateLLM):
     """LLM-Only: the Figure 5 prompt to the untouched LLM; nothing trains."""
 
     trainable = False
-
-
-
-def transfer(run_dir: str | Path, target: RunConfig) -> tuple[CandidateLLM, Any]:
-    """A finished candidate-LLM run (``a-llmrec``, ``tallrec-list``, ``llm-only``) applied to
-    another dataset (cross-domain, 5.2.5): returns the retargeted model and the target's
-    prepared data; evaluate with ``recadapt.eval.protocols.evaluate_part``."""
-    from recadapt.models.registry import build_model
-    from recadapt.train.checkpoint import load_model_weights
-    from recadapt.train.runs import prepare_data, read_run_config
-
-    folder = Path(run_dir)
-    source = read_run_config(folder)
-    source_data = prepare_data(source)
-    model = build_model(source, source_data.dataset)
-    if not isinstance(model, CandidateLLM):
-        raise ConfigError(f"{folder}: {source.model['name']} is not a candidate-list LLM run")
-    load_model_weights(model, folder / "model.safetensors")
-    target_data = prepare_data(target)
-    table = None
-    if model.item_proj is not None:
-        stage1_run = source.model.get("stage1_run")
-        if not stage1_run:
-            raise ConfigError(f"{folder}: its item embeddings do not come from a stage-1 run, "
-                              "so they cannot be computed for another catalogue")
-        from recadapt.train.stages import load_trained_run
-        stage1, _ = load_trained_run(stage1_run, source_data.dataset, "model.stage1_run")
-        fmt = stage1.config.text_format
-        texts = (item_texts(target_data.dataset, fmt) if fmt
-                 else default_item_text(target_data.dataset))
-        table = stage1.text_table(texts)
-    model.retarget(target_data.dataset, table)
-    return model.eval(), target_data

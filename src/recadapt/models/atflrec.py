@@ -2,7 +2,7 @@
 
 The paper's pipeline (section II, Figures 1-4) and how it is built here:
 
-* **Text** (Table I): the rec-tuning prompt of ``data/prompts.py``, built from the CTR batch by
+* **Text** (Table I): the rec-tuning prompt of ``data/prompts``, built from the CTR batch by
   :class:`~recadapt.data.prompts.PromptBuilder` with the run's ``data.ctr.history_len``. The
   default template is ATFLRec's own with items written by title (the likes/visits of Table I
   exist only in the paper's MicroLens crawl; same text as ``configs/prompts/atflrec_titles.yaml``).

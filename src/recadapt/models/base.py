@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from recadapt.errors import RecAdaptError
+from recadapt.errors import ConfigError, RecAdaptError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from recadapt.config import RunConfig
-    from recadapt.data.ctr import CTRSamples
+    from recadapt.config import RunConfig, StageConfig
+    from recadapt.data.ctr import CTRSamples, CTRSplit
     from recadapt.data.dataset import Dataset
+    from recadapt.data.splits import NextItemSplit
 
 
 class Recommender(nn.Module):
@@ -48,17 +49,21 @@ class Recommender(nn.Module):
     tasks: ClassVar[frozenset[str]] = frozenset({"next_item"})
 
     @classmethod
-    def prerequisites(cls, config: BaseModel, run: RunConfig) -> dict[str, RunConfig]:
-        """Runs that must be trained before this model can be built, keyed by the field of the
-        model config that receives the trained run's directory (A-LLMRec: the frozen
-        collaborative model, then stage 1). ``train_run`` trains each into
-        ``RUN/stages/FIELD`` (or reuses it there) and fills the field. Default: none."""
+    def prerequisites(cls, config: BaseModel, run: RunConfig) -> dict[str, StageConfig]:
+        """The trained runs this model builds on, declared by field (A-LLMRec: its frozen
+        collaborative model ``cf``, or stage 1 ``stage1``; RecLoRA: its CTR model ``crm``).
+        A declaration without ``run`` must be the model config's own :class:`StageConfig`
+        field of that name: ``train_run`` trains it into ``RUN/stages/FIELD`` (or reuses it
+        there) and fills ``model.FIELD.run``. ``recadapt.train.stages`` loads each finished run
+        frozen and hands it to :meth:`create` by field. Default: none."""
         return {}
 
     @classmethod
-    def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig) -> Recommender:
-        """Build the model for a dataset. ID models need only the catalogue size; content
-        models override this to load their encoders and caches (models/content.py)."""
+    def create(cls, config: BaseModel, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> Recommender:
+        """Build the model for a dataset; ``stages``: the loaded prerequisite runs it declared
+        (:meth:`prerequisites`). ID models need only the catalogue size; content models
+        override this to load their encoders and caches (models/content.py)."""
         return cls(config, dataset.num_items, run.data.max_seq_len)  # type: ignore[call-arg]
 
     def fit_statistics(self, item_counts: torch.Tensor) -> None:
@@ -101,8 +106,9 @@ class Recommender(nn.Module):
                             "items it was trained on; retrain it to add items, or serve a "
                             "content model (iisan, frozen, ...)")
 
-    def write_analysis(self, run_dir: Path) -> None:
-        """Write model-specific analyses into the run folder after training; called once by
+    def write_analysis(self, run_dir: Path, split: NextItemSplit | CTRSplit) -> None:
+        """Write model-specific analyses into the run folder after training; ``split`` is the
+        run's data (its test part, e.g.). Called once by
         ``recadapt.report.analysis.write_run_analysis`` (which also writes the multi-tower gate
         heatmaps and mutual information). Default: nothing."""
 
@@ -116,6 +122,14 @@ class Recommender(nn.Module):
         sampled protocol. Default: read them off :meth:`score`; models that cannot score the
         whole catalogue (an LLM choosing among listed titles) override this."""
         return self.score(batch).gather(1, candidates)
+
+
+def given_stage(stages: dict[str, Recommender], field: str, model: str) -> Recommender:
+    """The prerequisite run ``field`` that ``create`` received, or a one-line error."""
+    if field not in stages:
+        raise ConfigError(f"model.{field}: {model} builds on a trained {field} run; build it "
+                          "with its prerequisites (recadapt.train.stages.build_with_stages)")
+    return stages[field]
 
 
 class CTRRecommender(Recommender):

@@ -1,11 +1,11 @@
 """RecLoRA (Zhu et al. 2024): personalized meta-LoRA for an LLM CTR scorer, gated by a
 conventional CTR model, trained with the Few2Many strategy.
 
-* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm``: SIM by
+* **Few2Many** (3.3): stage 1 trains the conventional model (CRM; ``model.crm.model``: SIM by
   default, as in the paper, or any CTR model with ``user_representation``) on the **full**
-  training split — a prerequisite run trained first into
-  ``RUN/stages/crm_run`` with ``data.ctr.k_shot`` removed —; stage 2 freezes it and the LLM and
-  trains only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
+  training split — a prerequisite run trained first into ``RUN/stages/crm`` with
+  ``data.ctr.k_shot`` removed (``model.crm.data``) —; stage 2 freezes it and the LLM and trains
+  only the meta-LoRA bank and the gate on the run's own (K-shot) samples.
 * **Personalized LoRA** (3.2, ``nn/lora.py``): ``N_m`` meta-LoRAs (rank 8, alpha 16, dropout 0 as
   in appendix C) on the q/v projections; the gate reads the CRM's user representation ``R_c``
   (eq. 12; ``user_representation`` of the CTR model) through ``LN → Linear → ReLU → Linear``
@@ -28,15 +28,28 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from recadapt.config import StageConfig
 from recadapt.data.prompts import PromptBuilder
 from recadapt.errors import ConfigError
+from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
 from recadapt.models.tallrec import LLMPrompts, TALLRec, TALLRecConfig
 from recadapt.nn.lora import LoRAGate, add_personalized_lora, gating
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig
+    from recadapt.data.ctr import CTRSplit
     from recadapt.data.dataset import Dataset
+
+
+class CRMStage(StageConfig):
+    """RecLoRA's conventional CTR model (Few2Many stage 1)."""
+
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "sim"},
+                                  description="the conventional CTR model's model section")
+    data: dict[str, Any] = Field(
+        default_factory=lambda: {"ctr": {"k_shot": None}},
+        description="Few2Many: the CRM trains on every training sample (no K-shot subset)")
 
 
 class RecLoRAConfig(TALLRecConfig):
@@ -47,12 +60,9 @@ class RecLoRAConfig(TALLRecConfig):
     gate_hidden: int | None = Field(None, ge=1, description="gate FFN width (default: R_c's)")
     prompt_history_len: int = Field(10, ge=1, description="behaviours shown in the prompt (the "
                                     "short history); the CRM reads data.ctr.history_len")
-    crm_run: str | None = Field(None, description="a trained CTR run (frozen); empty: train "
-                                "model.crm first on the full training split")
-    crm: dict[str, Any] = Field(default_factory=lambda: {"name": "sim"},
-                                description="the conventional CTR model's model section")
-    crm_train: dict[str, Any] = Field(default_factory=dict,
-                                      description="train settings of the CTR model")
+    crm: CRMStage = Field(default_factory=CRMStage, description="the conventional "
+                          "CTR model (frozen): crm.run, a trained CTR run; empty: crm.model "
+                          "trained first on the full training split into RUN/stages/crm")
 
 
 @register_model("reclora", RecLoRAConfig)
@@ -60,30 +70,22 @@ class RecLoRA(TALLRec):
     """TALLRec whose LoRA is a per-user mix of meta-LoRAs gated by a frozen CTR model."""
 
     @classmethod
-    def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, RunConfig]:
-        from recadapt.train.stages import stage_config
-
-        if config.crm_run is not None:
-            return {}
-        full_split = {"ctr": {"k_shot": None}}  # Few2Many: the CRM sees every sample
-        return {"crm_run": stage_config(run, config.crm, config.crm_train, data=full_split)}
+    def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, StageConfig]:
+        return {"crm": config.crm}
 
     @classmethod
-    def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig) -> RecLoRA:
-        if config.crm_run is None:
-            raise ConfigError("model.crm_run: give a trained CTR run (train_run fills it)")
-        from recadapt.train.stages import load_trained_run
-        crm, _ = load_trained_run(config.crm_run, dataset, "model.crm_run")
+    def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
+               **stages: Recommender) -> RecLoRA:
+        crm = given_stage(stages, "crm", cls.name)
         if not hasattr(crm, "user_representation"):
-            raise ConfigError(f"model.crm: {crm.name!r} exposes no user representation for the "
-                              "gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model of the "
-                              "CTR zoo")
+            raise ConfigError(f"model.crm.model: {crm.name!r} exposes no user representation "
+                              "for the gate; use sasrec-ctr, gru4rec-ctr, caser-ctr or a model "
+                              "of the CTR zoo")
         return cls(config, dataset, run, crm)
 
     def __init__(self, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
                  crm: torch.nn.Module) -> None:
         super().__init__(config, dataset, run)
-        self.run_config = run  # write_analysis rebuilds the test samples from it
         self.crm = crm
         builder = PromptBuilder(dataset, config.template, config.prompt_history_len)
         self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.chat_template,
@@ -117,20 +119,17 @@ class RecLoRA(TALLRec):
         return gating(self.lm, self.gates(batch))
 
     @torch.no_grad()
-    def write_analysis(self, run_dir: Path) -> None:
+    def write_analysis(self, run_dir: Path, split: CTRSplit) -> None:  # type: ignore[override]
         """``gates.json``: each test user's mean mix of the meta-LoRAs (eq. 14), so reports can
         show whether the gate personalizes (spread mixes) or collapses onto one LoRA.
 
-        The gate reads only the frozen CRM (no LLM pass), so all test samples are cheap; they
-        are rebuilt from the run's config, as the loop hands the model no evaluation data."""
+        The gate reads only the frozen CRM (no LLM pass), so all test samples are cheap."""
         from recadapt.data.ctr import ctr_batches
         from recadapt.io import write_json
 
         was_training = self.training
         self.eval()
-        from recadapt.train.runs import prepare_data
-        prepared = prepare_data(self.run_config)
-        test = prepared.split.test
+        test = split.test
         mixes = torch.cat([self.gates(batch).float().cpu()
                            for batch in ctr_batches(test, self.eval_batch_size)]).numpy()
         self.train(was_training)
@@ -138,7 +137,7 @@ class RecLoRA(TALLRec):
         per_user = np.zeros((len(users), mixes.shape[1]))
         np.add.at(per_user, inverse, mixes)
         per_user /= counts[:, None]
-        raw_ids = prepared.dataset.user_ids[users]
+        raw_ids = split.dataset.user_ids[users]
         write_json(run_dir / "gates.json", {
             "kind": "reclora_meta_lora_gates", "part": "test", "num_meta": int(mixes.shape[1]),
             "note": "per test user: the mean over their test samples of the gate's softmax "

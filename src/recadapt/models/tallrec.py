@@ -1,7 +1,7 @@
 """TALLRec (Bao et al. 2023; RecLoRA 2.3 and appendix B.2): a causal LLM rec-tuned with LoRA to
 answer "Yes" or "No" to "will the user like the target item?".
 
-* The prompt comes from ``data/prompts.py`` (template as config: TALLRec's by default; ATFLRec's
+* The prompt comes from ``data/prompts`` (template as config: TALLRec's by default; ATFLRec's
   Table I and RecLoRA's Figure 2 are built in). The tokenizer's chat template is applied when
   the model has one (``chat_template: auto``), otherwise the Alpaca wrapper.
 * LoRA from peft on the q/v projections (r 8, alpha 16); every LLM weight stays frozen.
@@ -33,7 +33,8 @@ from torch import nn
 
 from recadapt.data.ctr import prompt_args
 from recadapt.data.prompts import PromptBuilder
-from recadapt.errors import ConfigError, RecAdaptError
+from recadapt.encoders.llm import load_causal_lm
+from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
 from recadapt.models.registry import register_model
 from recadapt.nn.peft_methods import add_lora
@@ -190,19 +191,6 @@ class TALLRec(CTRRecommender):
         logits = self._head(hidden[rows, positions]).float()  # [B, A, vocab]
         targets = answers.to(hidden.device).flatten()
         return nn.functional.cross_entropy(logits.flatten(0, 1), targets)
-
-
-def load_causal_lm(source: str) -> tuple[nn.Module, Any]:
-    """A causal LM with its head and tokenizer (fresh, never shared: LoRA changes it)."""
-    from recadapt.config import EncoderSpec
-    from recadapt.encoders import load_encoder
-
-    encoder = load_encoder(EncoderSpec(name="llm", model=source, kind="llm"))
-    lm = getattr(encoder, "causal_lm", None)
-    if lm is None:
-        raise RecAdaptError(f"model.llm: {source!r} has no language-model head (it loads as a "
-                            "bare decoder); give a ...ForCausalLM checkpoint")
-    return lm, encoder.tokenizer
 
 
 @register_model("rella", TALLRecConfig)

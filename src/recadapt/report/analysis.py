@@ -22,15 +22,19 @@ from recadapt.models.crossan import MultiTowerRecommender
 from recadapt.report.plots import gate_heatmap
 
 if TYPE_CHECKING:
+    from recadapt.data.ctr import CTRSplit
+    from recadapt.data.splits import NextItemSplit
     from recadapt.models.base import Recommender
 
 
-def write_run_analysis(model: Recommender, run_dir: Path) -> None:
+def write_run_analysis(model: Recommender, run_dir: Path, split: NextItemSplit | CTRSplit
+                       ) -> None:
     """Every analysis of a trained model, written into its run folder when training ends: the
-    multi-tower analyses below, then the model's own (``Recommender.write_analysis``)."""
+    multi-tower analyses below, then the model's own (``Recommender.write_analysis``, which
+    receives the run's data split)."""
     if isinstance(model, MultiTowerRecommender):
         write_tower_analysis(model, run_dir)
-    model.write_analysis(run_dir)
+    model.write_analysis(run_dir, split)
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ from recadapt.errors import ConfigError, RecAdaptError
 from recadapt.eval.protocols import EvalResult, evaluate_part
 from recadapt.io import write_json, write_text
 from recadapt.models.base import Recommender
-from recadapt.models.registry import build_model, resolve_model
+from recadapt.models.registry import resolve_model
 from recadapt.progress import progress_bar, tqdm
 from recadapt.report.analysis import write_run_analysis
 from recadapt.train.checkpoint import (
@@ -72,7 +72,7 @@ from recadapt.train.checkpoint import (
 )
 from recadapt.train.efficiency import PeakMemory, cache_bytes, parameter_counts
 from recadapt.train.runs import Prepared, item_counts_tensor, prepare_data
-from recadapt.train.stages import Stage, plan_stages
+from recadapt.train.stages import build_with_stages, ensure_stage, plan_stages
 
 EpochHook = Callable[[int, dict[str, Any]], None]
 
@@ -125,9 +125,9 @@ def train_run(
         torch.set_num_threads(config.train.num_threads)
     prepared = prepared or prepare_data(config)  # data errors surface before anything is written
     for stage in stages:  # prerequisites on the same data reuse this split
-        _train_stage(stage, progress, prepared if stage.config.data == config.data else None)
+        ensure_stage(stage, progress, prepared if stage.config.data == config.data else None)
     set_seed(config.train.seed)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
     if prepared.is_ctr:
         model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
@@ -136,23 +136,6 @@ def train_run(
         write_text(run_dir / "config.yaml", dump_config(config))
     state.wait_for_everyone()
     return _Loop(config, model, prepared, run_dir, progress, on_epoch_end).run(resume)
-
-
-def _train_stage(stage: Stage, progress: bool, prepared: Prepared | None) -> None:
-    """Train a prerequisite run, resume it, or reuse it when it finished with this config."""
-    folder = stage.run_dir
-    if (folder / "metrics.json").is_file():
-        filled, _ = plan_stages(stage.config, folder)
-        stored = (folder / "config.yaml").read_text(encoding="utf-8")
-        if stored != dump_config(filled):
-            raise RecAdaptError(
-                f"{folder} holds a finished {stage.field} run of another config; delete that "
-                "folder to retrain it, or choose another --out")
-        return
-    if progress and process_state().is_main_process:
-        tqdm.write(f"training prerequisite {stage.field} into {folder}")
-    resume = (folder / "checkpoints" / "last.safetensors").is_file()
-    train_run(stage.config, folder, resume=resume, progress=progress, prepared=prepared)
 
 
 def _check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> None:
@@ -287,7 +270,7 @@ class _Loop:
                                                         "ranks": test.ranks.tolist()})
             write_json(self.run_dir / "metrics.json", metrics)
             write_json(self.run_dir / "efficiency.json", efficiency)
-            write_run_analysis(unwrapped, self.run_dir)
+            write_run_analysis(unwrapped, self.run_dir, self.prepared.split)
         acc.wait_for_everyone()  # the run directory is complete when any process returns
         return RunResult(self.run_dir, metrics, efficiency, self.history)
 

@@ -23,7 +23,7 @@ from recadapt.data.splits import (
 )
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.models.registry import build_model, resolve_model
+from recadapt.models.registry import resolve_model
 from recadapt.train.checkpoint import load_model_weights
 
 
@@ -94,8 +94,10 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise RecAdaptError(f"{run_dir} has no model.safetensors: the run has not finished")
+    from recadapt.train.stages import build_with_stages  # stages read run configs from here
+
     prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
     if prepared.is_ctr:
         model.fit_training_samples(prepared.split.train)  # type: ignore[attr-defined]
