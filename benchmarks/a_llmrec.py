@@ -230,19 +230,19 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
 
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json, write_text
-    from recadapt.models.registry import build_model
     from recadapt.train.checkpoint import load_model_weights
     from recadapt.train.runs import prepare_data, read_run_config
+    from recadapt.train.stages import build_with_stages
 
     trained = read_run_config(source)
     raw = {**raw, "model": {**trained.model, **{k: v for k, v in raw["model"].items()
-                                                  if k not in ("stage1_run", "cf_run")}}}
+                                                  if k not in ("stage1", "cf")}}}
     config = validate_config(raw)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoints", "stages"))
     prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(torch.from_numpy(prepared.split.item_counts()).float())
     load_model_weights(model, source / "model.safetensors")
     results = {}
@@ -271,9 +271,9 @@ def collect(run_dir: Path) -> dict[str, Any]:
     efficiency = json.loads((run_dir / "efficiency.json").read_text())
     out = {**metrics["test"], "valid": metrics["valid"], **efficiency}
     out.update(warm_cold(run_dir))
-    stage1_run = yaml.safe_load((run_dir / "config.yaml").read_text())["model"].get(
-        "stage1_run")
-    stage1 = Path(stage1_run or run_dir / "stages" / "stage1_run") / "efficiency.json"
+    stage1_run = (yaml.safe_load((run_dir / "config.yaml").read_text())["model"].get(
+        "stage1") or {}).get("run")
+    stage1 = Path(stage1_run or run_dir / "stages" / "stage1") / "efficiency.json"
     if stage1.is_file():
         out["stage1_seconds"] = json.loads(stage1.read_text())["total_train_seconds"]
     generations = run_dir / "generations.json"
@@ -317,7 +317,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
 
     def stage1(config: dict[str, Any], key: str, cf_run: Prerequisite, **change: Any
                ) -> Prerequisite:
-        model = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path), **stage1_extra,
+        model = {"name": "a-llmrec-stage1", "cf": {"run": str(cf_run.path)}, **stage1_extra,
                  **change}
         raw = {**config, "model": model, "train": {**config["train"], **stage1_train(args)}}
         return runner.prerequisite(raw, dataset, key, needs=(cf_run,))
@@ -333,7 +333,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
     def a_llmrec(stage1_run: Prerequisite = main_stage1, config: dict[str, Any] = llm,
                  **extra: Any) -> dict[str, Any]:
         return {**config, "model": llm_model("a-llmrec", dataset, args,
-                                             stage1_run=str(stage1_run.path), **extra)}
+                                             stage1={"run": str(stage1_run.path)}, **extra)}
 
     if "overall" in sections:  # the headline comparison first: rows land as they finish
         runner.row(sasrec.raw, dataset, "SASRec", "overall", key=sasrec.key)
@@ -344,7 +344,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
         runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "overall")
         runner.row({**llm, "model": llm_model("mlp-llm", dataset, args,
-                                               cf_run=str(sasrec.path))},
+                                               cf={"run": str(sasrec.path)})},
                    dataset, "MLP-LLM", "overall", needs=(sasrec,))
         runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
                    "LLM-Only", "overall")
@@ -393,7 +393,7 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
         runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "coldusers")
         runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
-                                                    cf_run=str(cold_cf.path))},
+                                                    cf={"run": str(cold_cf.path)})},
                    dataset, "MLP-LLM", "coldusers", needs=(cold_cf,))
         cold_stage1 = stage1(cold, "coldusers stage1", cold_cf)
         runner.row(a_llmrec(cold_stage1, cold_llm), dataset, "A-LLMRec", "coldusers",
@@ -417,7 +417,7 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
     never saw): the text-based models transfer (A-LLMRec through q = f_T(Q), A-LLMRec
     (SBERT)'s path; TALLRec and LLM-Only through titles); SASRec's item IDs cannot."""
     from recadapt.eval.protocols import evaluate_part
-    from recadapt.models.a_llmrec import transfer
+    from recadapt.train.transfer import transfer
 
     folder = str(shared_data("amazon_industrial_office"))
     source, target = CROSS
@@ -431,14 +431,14 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
 
     base = config_for(source)
     cf_run = runner.prerequisite(id_model(base, "sasrec", args), label, "cross cf")
-    stage1 = {"name": "a-llmrec-stage1", "cf_run": str(cf_run.path),
+    stage1 = {"name": "a-llmrec-stage1", "cf": {"run": str(cf_run.path)},
               **DATASETS["amazon_scientific"]["stage1"]}  # the same Amazon text fields
     stage1_run = runner.prerequisite({**base, "model": stage1,
                                       "train": {**base["train"], **stage1_train(args)}},
                                      label, "cross stage1", needs=(cf_run,))
     llm = {**base, "train": {**base["train"], **llm_train(args)}}
     rows = [("A-LLMRec (SBERT)", {**llm, "model": llm_model(
-                "a-llmrec", "amazon_scientific", args, stage1_run=str(stage1_run.path))},
+                "a-llmrec", "amazon_scientific", args, stage1={"run": str(stage1_run.path)})},
              (stage1_run,)),
             ("TALLRec", {**llm, "model": llm_model("tallrec-list", "amazon_scientific", args)},
              ()),

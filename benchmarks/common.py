@@ -36,9 +36,10 @@ def shared_data(name: str) -> Path:
 def same_config(stored: Path, config: RunConfig) -> bool:
     """Whether the run config at ``stored`` is ``config`` (both normalised by the validator,
     so fields added with defaults since the run was trained do not count as changes)."""
+    from recadapt.models.registry import resolve_model
     from recadapt.train.runs import read_run_config
 
-    return dump_config(read_run_config(stored.parent)) == dump_config(config)
+    return dump_config(read_run_config(stored.parent)) == dump_config(resolve_model(config))
 
 
 def set_aside_if_changed(run_dir: Path, config: RunConfig) -> None:
@@ -134,9 +135,10 @@ def measure_steps(raw: dict, steps: int, warmup: int) -> dict:
         collate_windows,
         train_windows,
     )
-    from recadapt.models.registry import build_model, get_model
+    from recadapt.models.registry import get_model
     from recadapt.train.efficiency import PeakMemory, _current_rss_mb, parameter_counts
     from recadapt.train.runs import item_counts_tensor, prepare_data
+    from recadapt.train.stages import build_with_stages
 
     config = validate_config(raw)
     if config.train.num_threads:
@@ -149,7 +151,7 @@ def measure_steps(raw: dict, steps: int, warmup: int) -> dict:
                                          sampler=sampler, collate_fn=collate_windows)
     baseline_mb = _current_rss_mb() or 0.0
     torch.manual_seed(config.train.seed)
-    model = build_model(config, prepared.dataset)
+    model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
     model.train()
     optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)

@@ -38,7 +38,7 @@ Rows with the same config as an earlier row (N_m 4 = Table 2's RecLoRA, N_m 1 = 
 meta-LoRA", Figure 6 at K = ``--llm-samples``) are not trained twice: the row is copied and
 names the run it repeats (``same_run_as``). The CTR models RecLoRA reads are trained once per
 history setting and kept in ``--work-dir`` (``crm-*``; reused while their config is unchanged,
-passed as ``model.crm_run``); the retrieved one **is** Table 2's SIM row. The
+passed as ``model.crm.run``); the retrieved one **is** Table 2's SIM row. The
 ``retrieved`` and ``recent`` SIMs serve every RecLoRA row.
 
 The retriever ablations are exact (``data.ctr.retrieval.long_from`` / ``short_from``):
@@ -197,7 +197,7 @@ class Plan:
 
     def setting(self, view: str, k: int | None, model: dict, train: dict,
                 crm: str | None = None) -> str:
-        shown = {key: v for key, v in model.items() if key != "crm_run"}
+        shown = {key: v for key, v in model.items() if key != "crm"}
         parts = ["CTR rating>=4, global-time 8:1:1",
                  "full training split" if k is None else f"K={k} training samples",
                  self.views[view][2], f"valid/test subsample {self.args.eval_samples}",
@@ -232,7 +232,7 @@ class Plan:
         crm = self.crm_dir(crm_view, crm_model)
         model = {"name": "reclora", "llm": self.args.llm, "num_meta": num_meta or
                  self.args.num_meta, "lora_r": lora_r,
-                 "prompt_history_len": self.args.prompt_history, "crm_run": str(crm)}
+                 "prompt_history_len": self.args.prompt_history, "crm": {"run": str(crm)}}
         if max_length:
             model["max_length"] = max_length
         train = self.llm_train()
