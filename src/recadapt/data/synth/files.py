@@ -25,9 +25,7 @@ from recadapt.data.synth.render import (
     render_video,
 )
 from recadapt.data.synth.world import (
-    ATTRIBUTE_VALUES,
     ATTRIBUTES,
-    DEFAULT_CARDINALITIES,
     GENERATOR,
     PREFIX,
     RENDERED_BY,
@@ -222,20 +220,3 @@ def iter_items(folder: str | Path) -> Iterator[dict[str, str]]:
     """Rows of ``synth_items.csv`` (``item`` plus each latent attribute), for analysis."""
     with (Path(folder) / f"{PREFIX}_items.csv").open(encoding="utf-8", newline="") as handle:
         yield from csv.DictReader(handle)
-
-
-__all__ = [
-    "ATTRIBUTES",
-    "ATTRIBUTE_VALUES",
-    "DEFAULT_CARDINALITIES",
-    "RENDERED_BY",
-    "SynthConfig",
-    "encode_mp4",
-    "generate",
-    "iter_items",
-    "read_meta",
-    "render_audio",
-    "render_cover",
-    "render_title",
-    "render_video",
-]
