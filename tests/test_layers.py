@@ -31,7 +31,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("report",),
     ("train",),
     ("serve",),
-    ("pipeline",),
     ("experiments",),
     ("quickstart",),
     ("cli",),
