@@ -325,6 +325,11 @@ class Experiment:
             rows = self.results.rows if self.results is not None else []
         return text_table(rows, self.columns or [])
 
+    def summary(self) -> str:
+        """What a benchmark prints when it ends: every row's table line and the results file."""
+        where = f"\n\nwrote {self.results.path}" if self.results is not None else ""
+        return f"\n{self.table()}{where}"
+
 
 # -- the benchmarks' command line ------------------------------------------------------------
 
