@@ -117,13 +117,15 @@ def same_config(run_dir: str | Path, config: Mapping[str, Any] | RunConfig) -> b
     """Whether the run in ``run_dir`` was trained under ``config``: the dumped resolved
     configs are equal, the stored one read back through the validator (so a field added with
     its default since does not count); a folder whose config cannot be read is another one."""
+    import yaml
+
     from recadapt.config import dump_config
     from recadapt.train.runs import read_run_config
 
     run_dir = Path(run_dir)
     try:
         stored = dump_config(read_run_config(run_dir))
-    except (RecAdaptError, ValueError):  # not a run, or a config this version cannot read
+    except (RecAdaptError, ValueError, yaml.YAMLError):  # not a run, or unreadable here
         return False
     return stored == _stored_config_text(resolved_config(config), run_dir)
 
