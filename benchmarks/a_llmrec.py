@@ -41,16 +41,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from common import REPO, format_table, set_aside_if_changed, shared_data, write_results
+from common import REPO, bench_parser, results, results_name, shared_data
 from recadapt.config import dump_config, validate_config
-from recadapt.train.loop import train_run
+from recadapt.experiments import Experiment, Run, slug
 
 DATASETS = {
     "ml-100k": {"template": "movies", "stage1": {}},
@@ -115,104 +113,61 @@ def llm_model(name: str, dataset: str, args: argparse.Namespace, **extra: Any
     return {**model, **extra}
 
 
-@dataclass(frozen=True)
-class Prerequisite:
-    """A kept run some rows build on (the frozen CF model, stage 1), trained only when a row
-    that needs it is about to train: its folder is known before it exists, so the rows'
-    configs can name it, and ``--only`` / ``--resume`` skip it with the rows."""
-
-    raw: dict[str, Any]
-    dataset: str
-    key: str
-    path: Path
-    needs: tuple[Prerequisite, ...] = ()
+def kept(raw: dict[str, Any], dataset: str, key: str, needs: tuple[Run, ...] = ()) -> Run:
+    """A kept run some rows build on (the frozen CF model, stage 1): its folder
+    (``RUNS_DIR/DATASET/KEY``) is known before it exists, so the rows' configs can name it;
+    it trains only when a row that ``needs`` it is about to train."""
+    return Run(key, raw, {"dataset": dataset}, folder=f"{dataset}/{slug(key)}", needs=needs)
 
 
-class Runner:
-    """Trains rows into kept run folders (so later rows can reuse them) and collects rows."""
+def row_run(raw: dict[str, Any], dataset: str, method: str, section: str, quick: bool, *,
+            key: str | None = None, needs: tuple[Run, ...] = (),
+            setting: str | None = None) -> Run:
+    """A result row's run, kept in ``DATASET/KEY`` (default ``SECTION METHOD``) so that later
+    rows can reuse it."""
+    key = key or f"{section} {method}"
+    return Run(key, raw, {"dataset": dataset, "method": method,
+                          "setting": setting or row_setting(raw, quick), "section": section},
+               folder=f"{dataset}/{slug(key)}", needs=needs)
 
-    def __init__(self, args: argparse.Namespace, name: str) -> None:
-        self.args, self.name = args, name
-        self.work = Path(args.work_dir) / ("quick" if args.quick else "full")
-        self.path = REPO / "benchmarks" / "results" / f"{name}.json"
-        self.rows: list[dict[str, Any]] = (
-            json.loads(self.path.read_text()) if self.path.exists() and args.resume else [])
 
-    def folder(self, dataset: str, key: str) -> Path:
-        return self.work / dataset / key.replace(" ", "_").replace("/", "-")
+def row_setting(raw: dict[str, Any], quick: bool) -> str:
+    eval_cfg = raw["eval"]
+    k = raw["data"].get("k_shot_users")
+    cold = raw["data"].get("cold_users")
+    parts = [f"sampled 1+19, valid/test subsample {eval_cfg['max_users']} users",
+             f"K={k} users" if k else ("cold users (first 3 items)" if cold else
+                                       "all users"),
+             f"model {json.dumps(shown_model(raw['model']), sort_keys=True)}",
+             f"train {json.dumps(raw['train'], sort_keys=True)}"]
+    return ", ".join(parts) + (" (quick)" if quick else "")
 
-    def prerequisite(self, raw: dict[str, Any], dataset: str, key: str,
-                     needs: tuple[Prerequisite, ...] = ()) -> Prerequisite:
-        """Declare (do not train) a kept run; ``needs``: the prerequisites it builds on."""
-        return Prerequisite(raw, dataset, key, self.folder(dataset, key), needs)
 
-    def ensure(self, *prerequisites: Prerequisite) -> None:
-        """Train (or reuse) each prerequisite after those it builds on."""
-        for prerequisite in prerequisites:
-            self.ensure(*prerequisite.needs)
-            self.train(prerequisite.raw, prerequisite.dataset, prerequisite.key)
+class Rows:
+    """The benchmark's rows on top of an :class:`Experiment`: plain rows, and the rows that
+    evaluate a trained row's weights again under other inference settings."""
 
-    def train(self, raw: dict[str, Any], dataset: str, key: str) -> Path:
-        """Train (or reuse a finished or resume an interrupted run of the same config);
-        returns its folder. A run left there under another config (other lr, history, …)
-        is never reused: it is moved aside to ``FOLDER.replaced-N`` (nothing is lost)."""
-        run_dir = self.folder(dataset, key)
-        config = validate_config(raw)
-        set_aside_if_changed(run_dir, config)
-        if (run_dir / "metrics.json").is_file():
-            return run_dir
-        resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
-        if run_dir.exists() and not resume:
-            shutil.rmtree(run_dir)
-        train_run(config, run_dir, resume=resume, progress=sys.stderr.isatty())
-        return run_dir
+    def __init__(self, experiment: Experiment, quick: bool) -> None:
+        self.experiment, self.quick = experiment, quick
+
+    def folder(self, run: Run) -> Path:
+        return self.experiment.folder(run)
 
     def row(self, raw: dict[str, Any], dataset: str, method: str, section: str,
-            key: str | None = None, reuse: tuple[str, dict[str, Any]] | None = None,
-            needs: tuple[Prerequisite, ...] = ()) -> dict[str, Any] | None:
-        """One result row: train ``raw`` after the prerequisites it ``needs`` — or, with
-        ``reuse`` (a trained row's key and config), evaluate that run's weights again under
-        ``raw`` (A-LLMRec (SBERT): the same model with q at inference)."""
-        setting = self.setting(raw)
-        if not self.pending(dataset, method, section, setting):
+            key: str | None = None, reuse: Run | None = None,
+            needs: tuple[Run, ...] = ()) -> dict[str, Any] | None:
+        """One result row: train ``raw`` after the runs it ``needs`` — or, with ``reuse`` (a
+        trained row's run), evaluate that run's weights again under ``raw`` (A-LLMRec
+        (SBERT): the same model with q at inference)."""
+        run = row_run(raw, dataset, method, section, self.quick, key=key, needs=needs)
+        if reuse is None:
+            return self.experiment.run(run)
+        if not self.experiment.pending(run):
             return None
-        self.ensure(*needs)
-        if reuse is not None:
-            source = self.train(reuse[1], dataset, reuse[0])
-            run_dir = reevaluate(source, raw, self.folder(dataset, f"{section} {method}"))
-        else:
-            run_dir = self.train(raw, dataset, key or f"{section} {method}")
-        return self.record({"dataset": dataset, "method": method, "setting": setting,
-                            "section": section, **collect(run_dir)})
-
-    def pending(self, dataset: str, method: str, section: str, setting: str) -> bool:
-        """Whether a row is still to run: selected by ``--only`` and not already in the
-        results under the same setting."""
-        if self.args.only and method not in self.args.only:
-            return False
-        return not any(r["method"] == method and r["dataset"] == dataset and
-                       r["section"] == section and r["setting"] == setting
-                       for r in self.rows)
-
-    def record(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Replace the row of the same dataset / method / section, save, print it."""
-        self.rows = [r for r in self.rows if not (r["method"] == row["method"] and
-                                                  r["dataset"] == row["dataset"] and
-                                                  r["section"] == row["section"])] + [row]
-        write_results(self.name, self.rows)
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
-        return row
-
-    def setting(self, raw: dict[str, Any]) -> str:
-        eval_cfg = raw["eval"]
-        k = raw["data"].get("k_shot_users")
-        cold = raw["data"].get("cold_users")
-        parts = [f"sampled 1+19, valid/test subsample {eval_cfg['max_users']} users",
-                 f"K={k} users" if k else ("cold users (first 3 items)" if cold else
-                                           "all users"),
-                 f"model {json.dumps(shown_model(raw['model']), sort_keys=True)}",
-                 f"train {json.dumps(raw['train'], sort_keys=True)}"]
-        return ", ".join(parts) + (" (quick)" if self.args.quick else "")
+        for need in needs:
+            self.experiment.train(need)
+        source = self.experiment.train(reuse)
+        return self.experiment.record(collect(run, reevaluate(source, raw, self.folder(run))))
 
 
 def shown_model(model: dict[str, Any]) -> dict[str, Any]:
@@ -264,12 +219,12 @@ def reevaluate(source: Path, raw: dict[str, Any], target: Path) -> Path:
     return target
 
 
-def collect(run_dir: Path) -> dict[str, Any]:
-    """metrics.json (test) + efficiency.json + the warm/cold split of the test users, and the
-    prerequisite stages' training seconds."""
+def collect(run: Run, run_dir: Path) -> dict[str, Any]:
+    """The row fields, metrics.json (test) + efficiency.json + the warm/cold split of the
+    test users, and the prerequisite stages' training seconds."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     efficiency = json.loads((run_dir / "efficiency.json").read_text())
-    out = {**metrics["test"], "valid": metrics["valid"], **efficiency}
+    out = {**run.row_fields(), **metrics["test"], "valid": metrics["valid"], **efficiency}
     out.update(warm_cold(run_dir))
     stage1_run = (yaml.safe_load((run_dir / "config.yaml").read_text())["model"].get(
         "stage1") or {}).get("run")
@@ -305,22 +260,22 @@ def warm_cold(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
+def run_dataset(rows: Rows, dataset: str, args: argparse.Namespace) -> None:
     """Every row of ``args.sections`` on one dataset; a prerequisite run (CF model, stage 1)
     trains only when the first row that needs it is about to train."""
     sections = args.sections
     base = base_config(dataset, args)
     stage1_extra = DATASETS[dataset]["stage1"]
 
-    def cf(config: dict[str, Any], key: str, name: str = "sasrec") -> Prerequisite:
-        return runner.prerequisite(id_model(config, name, args), dataset, key)
+    def cf(config: dict[str, Any], key: str, name: str = "sasrec") -> Run:
+        return kept(id_model(config, name, args), dataset, key)
 
-    def stage1(config: dict[str, Any], key: str, cf_run: Prerequisite, **change: Any
-               ) -> Prerequisite:
-        model = {"name": "a-llmrec-stage1", "cf": {"run": str(cf_run.path)}, **stage1_extra,
+    def stage1(config: dict[str, Any], key: str, cf_run: Run, **change: Any
+               ) -> Run:
+        model = {"name": "a-llmrec-stage1", "cf": {"run": str(rows.folder(cf_run))}, **stage1_extra,
                  **change}
         raw = {**config, "model": model, "train": {**config["train"], **stage1_train(args)}}
-        return runner.prerequisite(raw, dataset, key, needs=(cf_run,))
+        return kept(raw, dataset, key, needs=(cf_run,))
 
     def llm_rows(config: dict[str, Any]) -> dict[str, Any]:
         return {**config, "train": {**config["train"], **llm_train(args)}}
@@ -330,30 +285,31 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
     main_stage1 = stage1(base, "stage1", sasrec)
     llm = llm_rows(base)
 
-    def a_llmrec(stage1_run: Prerequisite = main_stage1, config: dict[str, Any] = llm,
+    def a_llmrec(stage1_run: Run = main_stage1, config: dict[str, Any] = llm,
                  **extra: Any) -> dict[str, Any]:
         return {**config, "model": llm_model("a-llmrec", dataset, args,
-                                             stage1={"run": str(stage1_run.path)}, **extra)}
+                                             stage1={"run": str(rows.folder(stage1_run))}, **extra)}
 
     if "overall" in sections:  # the headline comparison first: rows land as they finish
-        runner.row(sasrec.raw, dataset, "SASRec", "overall", key=sasrec.key)
-        runner.row(id_model(base, "popularity", args), dataset, "Popularity", "overall")
-        runner.row(a_llmrec(), dataset, "A-LLMRec", "overall", needs=(main_stage1,))
-        runner.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
-                   "overall", reuse=("overall A-LLMRec", a_llmrec()), needs=(main_stage1,))
-        runner.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+        rows.row(sasrec.config, dataset, "SASRec", "overall", key=sasrec.name)
+        rows.row(id_model(base, "popularity", args), dataset, "Popularity", "overall")
+        rows.row(a_llmrec(), dataset, "A-LLMRec", "overall", needs=(main_stage1,))
+        rows.row(a_llmrec(inference_embedding="text"), dataset, "A-LLMRec (SBERT)",
+                   "overall", reuse=row_run(a_llmrec(), dataset, "A-LLMRec", "overall", args.quick),
+                 needs=(main_stage1,))
+        rows.row({**llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "overall")
-        runner.row({**llm, "model": llm_model("mlp-llm", dataset, args,
-                                               cf={"run": str(sasrec.path)})},
+        rows.row({**llm, "model": llm_model("mlp-llm", dataset, args,
+                                               cf={"run": str(rows.folder(sasrec))})},
                    dataset, "MLP-LLM", "overall", needs=(sasrec,))
-        runner.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
+        rows.row({**llm, "model": llm_model("llm-only", dataset, args)}, dataset,
                    "LLM-Only", "overall")
         gru4rec = cf(base, "overall GRU4Rec", "gru4rec")
-        runner.row(gru4rec.raw, dataset, "GRU4Rec", "overall", key=gru4rec.key)
+        rows.row(gru4rec.config, dataset, "GRU4Rec", "overall", key=gru4rec.name)
         morec = {**base, "encoders": [{"name": "text", "model": "minilm", "max_length": 64}],
                  "model": {"name": "frozen", "loss": "ce"},
                  "train": {**base["train"], **cf_train(args)}}
-        runner.row(morec, dataset, "MoRec", "overall")
+        rows.row(morec, dataset, "MoRec", "overall")
     if "ablations" in sections:
         stage1_ablations = [("w/o L_matching", {"matching": False}),
                             ("w/o L_item-recon & L_text-recon", {"reconstruction": False}),
@@ -361,58 +317,59 @@ def run_dataset(runner: Runner, dataset: str, args: argparse.Namespace) -> None:
                             ("Freeze SBERT", {"finetune_text": False})]
         for method, change in stage1_ablations[:1] if args.quick else stage1_ablations:
             own = stage1(base, f"stage1 {method}", sasrec, **change)
-            runner.row(a_llmrec(own), dataset, f"A-LLMRec {method}", "ablations",
+            rows.row(a_llmrec(own), dataset, f"A-LLMRec {method}", "ablations",
                        needs=(own,))
         stage2_ablations = [("w/o user representation", {"user_token": False}),
                             ("w/o joint embedding", {"item_embedding": "none"}),
                             ("with random joint embedding", {"item_embedding": "random"})]
         for method, change in stage2_ablations[:1] if args.quick else stage2_ablations:
-            runner.row(a_llmrec(**change), dataset, f"A-LLMRec {method}", "ablations",
+            rows.row(a_llmrec(**change), dataset, f"A-LLMRec {method}", "ablations",
                        needs=(main_stage1,))
     if "fewshot" in sections:
         for k in ([64] if args.quick else args.ks):
             few = base_config(dataset, args, k_shot=k)
             few_llm = llm_rows(few)
             few_cf = cf(few, f"fewshot cf K={k}")
-            runner.row(few_cf.raw, dataset, f"SASRec K={k}", "fewshot", key=few_cf.key)
-            runner.row({**few_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+            rows.row(few_cf.config, dataset, f"SASRec K={k}", "fewshot", key=few_cf.name)
+            rows.row({**few_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                        f"TALLRec K={k}", "fewshot")
             few_stage1 = stage1(few, f"fewshot stage1 K={k}", few_cf)
             trained = a_llmrec(few_stage1, few_llm)
-            runner.row(trained, dataset, f"A-LLMRec K={k}", "fewshot", needs=(few_stage1,))
+            rows.row(trained, dataset, f"A-LLMRec K={k}", "fewshot", needs=(few_stage1,))
             sbert = {**trained, "model": {**trained["model"], "inference_embedding": "text"}}
-            runner.row(sbert, dataset, f"A-LLMRec (SBERT) K={k}", "fewshot",
-                       reuse=(f"fewshot A-LLMRec K={k}", trained), needs=(few_stage1,))
+            rows.row(sbert, dataset, f"A-LLMRec (SBERT) K={k}", "fewshot",
+                       reuse=row_run(trained, dataset, f"A-LLMRec K={k}", "fewshot", args.quick),
+                     needs=(few_stage1,))
     if "coldusers" in sections:
         cold = base_config(dataset, args)
         cold["data"]["cold_users"] = args.max_users
         cold_llm = llm_rows(cold)
         cold_cf = cf(cold, "coldusers cf")
-        runner.row(cold_cf.raw, dataset, "SASRec", "coldusers", key=cold_cf.key)
-        runner.row(id_model(cold, "popularity", args), dataset, "Popularity", "coldusers")
-        runner.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
+        rows.row(cold_cf.config, dataset, "SASRec", "coldusers", key=cold_cf.name)
+        rows.row(id_model(cold, "popularity", args), dataset, "Popularity", "coldusers")
+        rows.row({**cold_llm, "model": llm_model("tallrec-list", dataset, args)}, dataset,
                    "TALLRec", "coldusers")
-        runner.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
-                                                    cf={"run": str(cold_cf.path)})},
+        rows.row({**cold_llm, "model": llm_model("mlp-llm", dataset, args,
+                                                    cf={"run": str(rows.folder(cold_cf))})},
                    dataset, "MLP-LLM", "coldusers", needs=(cold_cf,))
         cold_stage1 = stage1(cold, "coldusers stage1", cold_cf)
-        runner.row(a_llmrec(cold_stage1, cold_llm), dataset, "A-LLMRec", "coldusers",
+        rows.row(a_llmrec(cold_stage1, cold_llm), dataset, "A-LLMRec", "coldusers",
                    needs=(cold_stage1,))
     if "crossdomain" in sections and dataset == "ml-100k":
-        cross_domain(runner, args)
+        cross_domain(rows, args)
     if "backbones" in sections:
         for cf_name in ["nextitnet"] if args.quick else ["nextitnet", "gru4rec", "ncf"]:
             backbone = cf(base, f"cf {cf_name}", cf_name)
-            runner.row(backbone.raw, dataset, cf_name, "backbones", key=backbone.key)
+            rows.row(backbone.config, dataset, cf_name, "backbones", key=backbone.name)
             own = stage1(base, f"stage1 {cf_name}", backbone)
-            runner.row(a_llmrec(own), dataset, f"A-LLMRec ({cf_name})", "backbones",
+            rows.row(a_llmrec(own), dataset, f"A-LLMRec ({cf_name})", "backbones",
                        needs=(own,))
 
 
 CROSS = ("Industrial_and_Scientific", "Office_Products")
 
 
-def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
+def cross_domain(rows: Rows, args: argparse.Namespace) -> None:
     """Table 5: trained on Amazon Industrial, evaluated on Amazon Office (items the models
     never saw): the text-based models transfer (A-LLMRec through q = f_T(Q), A-LLMRec
     (SBERT)'s path; TALLRec and LLM-Only through titles); SASRec's item IDs cannot."""
@@ -430,34 +387,34 @@ def cross_domain(runner: Runner, args: argparse.Namespace) -> None:
         return base
 
     base = config_for(source)
-    cf_run = runner.prerequisite(id_model(base, "sasrec", args), label, "cross cf")
-    stage1 = {"name": "a-llmrec-stage1", "cf": {"run": str(cf_run.path)},
+    cf_run = kept(id_model(base, "sasrec", args), label, "cross cf")
+    stage1 = {"name": "a-llmrec-stage1", "cf": {"run": str(rows.folder(cf_run))},
               **DATASETS["amazon_scientific"]["stage1"]}  # the same Amazon text fields
-    stage1_run = runner.prerequisite({**base, "model": stage1,
-                                      "train": {**base["train"], **stage1_train(args)}},
-                                     label, "cross stage1", needs=(cf_run,))
+    stage1_run = kept({**base, "model": stage1, "train": {**base["train"], **stage1_train(args)}},
+                      label, "cross stage1", needs=(cf_run,))
     llm = {**base, "train": {**base["train"], **llm_train(args)}}
-    rows = [("A-LLMRec (SBERT)", {**llm, "model": llm_model(
-                "a-llmrec", "amazon_scientific", args, stage1={"run": str(stage1_run.path)})},
-             (stage1_run,)),
-            ("TALLRec", {**llm, "model": llm_model("tallrec-list", "amazon_scientific", args)},
-             ()),
-            ("LLM-Only", {**llm, "model": llm_model("llm-only", "amazon_scientific", args)},
-             ())]
-    for method, raw, needs in rows:
-        setting = runner.setting(raw) + f", evaluated on {target}"
-        if not runner.pending(label, method, "crossdomain", setting):
+    cross_rows = [
+        ("A-LLMRec (SBERT)", {**llm, "model": llm_model(
+            "a-llmrec", "amazon_scientific", args, stage1={"run": str(rows.folder(stage1_run))})},
+         (stage1_run,)),
+        ("TALLRec", {**llm, "model": llm_model("tallrec-list", "amazon_scientific", args)}, ()),
+        ("LLM-Only", {**llm, "model": llm_model("llm-only", "amazon_scientific", args)}, ())]
+    experiment = rows.experiment
+    for method, raw, needs in cross_rows:
+        setting = row_setting(raw, args.quick) + f", evaluated on {target}"
+        run = row_run(raw, label, method, "crossdomain", args.quick, key=f"cross {method}",
+                      needs=needs, setting=setting)
+        if not experiment.pending(run):
             continue
-        runner.ensure(*needs)
-        run_dir = runner.train(raw, label, f"cross {method}")
+        run_dir = experiment.train(run)
         target_raw = {**raw, "data": config_for(target)["data"]}
         target_config = validate_config(target_raw)
         model, prepared = transfer(run_dir, target_config)
         result = evaluate_part(model, prepared.split, "test", target_config.eval,
                                target_config.data.max_seq_len)
-        runner.record({"dataset": label, "method": method, "section": "crossdomain",
-                       "setting": setting, **result.metrics,
-                       **json.loads((run_dir / "efficiency.json").read_text())})
+        experiment.record({"dataset": label, "method": method, "section": "crossdomain",
+                           "setting": setting, **result.metrics,
+                           **json.loads((run_dir / "efficiency.json").read_text())})
 
 
 COLUMNS = ["section", "sampled_HR@1", "sampled_HR@3", "sampled_NDCG@5", "HR@1_warm",
@@ -466,12 +423,13 @@ COLUMNS = ["section", "sampled_HR@1", "sampled_HR@3", "sampled_NDCG@5", "HR@1_wa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "a_llmrec", quick="tiny runs of every section",
+        runs_dir="the kept runs, RUNS_DIR/DATASET/KEY (default: "
+        "WORK_DIR/full, WORK_DIR/quick)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     sections = ["overall", "ablations", "coldusers", "fewshot", "crossdomain", "backbones"]
     parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
-    parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--max-users", type=int, default=None,
                         help="valid/test users per run (default 200; quick 4)")
     parser.add_argument("--ks", nargs="+", type=int, default=[128, 256])
@@ -485,22 +443,25 @@ def main() -> None:
                         help="stop each LLM row's training after this many minutes")
     parser.add_argument("--stage1-budget-minutes", type=float, default=None,
                         help="the same for stage 1 (its 10 epochs fine-tune MiniLM)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", action="store_true", help="keep finished rows")
-    parser.add_argument("--name", default="a_llmrec")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-a-llmrec"))
     args = parser.parse_args()
     if args.max_users is None:
         args.max_users = 4 if args.quick else 200
-    name = f"{args.name}_quick" if args.quick else args.name
     if args.quick:
         args.datasets = ["ml-100k"]
-    runner = Runner(args, name)
+    rows = Rows(experiment_for(args), args.quick)
     for dataset in args.datasets:
-        run_dataset(runner, dataset, args)
-    print()
-    print(format_table(runner.rows, COLUMNS))
-    print(f"\nwrote {runner.path}")
+        run_dataset(rows, dataset, args)
+    print(rows.experiment.summary())
+
+
+def experiment_for(args: argparse.Namespace) -> Experiment:
+    """Rows identified by dataset, section and method; runs kept in ``--runs-dir``."""
+    runs_dir = args.runs_dir or Path(args.work_dir) / ("quick" if args.quick else "full")
+    table = results(results_name(args.name, args.quick), key=("method", "dataset", "section"),
+                    keep=args.resume or not args.quick)
+    return Experiment(table, runs_dir, only=args.only, resume=args.resume, collect=collect,
+                      columns=COLUMNS)
 
 
 if __name__ == "__main__":

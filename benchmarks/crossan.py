@@ -44,14 +44,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import (
-    REPO,
-    format_table,
-    measure_steps_in_worker,
-    run_config,
-    shared_data,
-    write_results,
-)
+from common import REPO, bench_parser, results, results_name, shared_data
+from recadapt.experiments import Experiment, Run, run_row
+from recadapt.train.efficiency import measure_steps_in_worker
 
 ENCODERS = {
     "T": {"name": "text", "model": "minilm", "fields": ["title"], "max_length": 32},
@@ -121,16 +116,14 @@ def train_args(args: argparse.Namespace) -> dict[str, Any]:
             "num_threads": args.threads}
 
 
-def quality_row(raw: dict, dataset: str, method: str, setting: str, keep: Path,
-                resume: bool = False) -> dict:
-    """One trained row; with ``resume``, a run stopped mid-way continues from its last epoch."""
-    row = run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=keep,
-                     resume=resume)
+def quality_row(run: Run, run_dir: Path) -> dict:
+    """A trained run's row with its mutual information and fusion weights (when written)."""
+    row = run_row(run, run_dir)
     for name in ("mutual_information.json", "fusion_weights.json"):
-        path = keep / name
+        path = run_dir / name
         if path.is_file():
             row[name.removesuffix(".json")] = json.loads(path.read_text())
-    if (keep / "mutual_information.json").is_file():
+    if (run_dir / "mutual_information.json").is_file():
         row["MI"] = row["mutual_information"]["mean"]
     return row
 
@@ -155,34 +148,30 @@ def slug(method: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny synthetic set, 1 epoch per run")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "crossan", quick="tiny synthetic set, 1 epoch per run",
+        runs_dir="the kept runs, RUNS_DIR/METHOD (default: WORK_DIR/runs-NAME, "
+        "WORK_DIR/runs-quick)")
     sections = ["baselines", "modalities", "fusion", "cross", "topk", "efficiency", "iisan",
                 "real"]
     parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
-    parser.add_argument("--only", nargs="+", default=None,
-                        help="run only these methods (names as in the table, e.g. 'crossan T+I')")
     parser.add_argument("--users", type=int, default=None,
                         help="synthetic users (default: the generator's)")
-    parser.add_argument("--name", default="crossan",
-                        help="results file benchmarks/results/NAME.json (e.g. crossan_tuning)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", action="store_true",
-                        help="skip methods whose row (same setting) is already in the results "
-                        "file, and continue a stopped run from its last finished epoch")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-crossan"),
                         help="synthetic data, state caches and kept runs")
     args = parser.parse_args()
     work = Path(args.work_dir)
-    runs_dir = work / ("runs-quick" if args.quick else f"runs-{args.name}")
+    runs_dir = Path(args.runs_dir) if args.runs_dir else (
+        work / ("runs-quick" if args.quick else f"runs-{args.name}"))
     data = synthetic_data(work, args.quick, args.users)
-    name = f"{args.name}_quick" if args.quick else args.name
-    path = REPO / "benchmarks" / "results" / f"{name}.json"
-    rows: list[dict] = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    table = results(results_name(args.name, args.quick), key=("method",),
+                    keep=args.resume or not args.quick)
+    experiment = Experiment(table, runs_dir, only=args.only, resume=args.resume,
+                            collect=quality_row, columns=COLUMNS)
     base = {"data": {"source": str(data), "max_seq_len": 20},
             "cache": {"dir": str(work / "cache")}, "train": train_args(args),
             "eval": {"ks": [10, 20]}}
@@ -190,40 +179,27 @@ def main() -> None:
     setting = (f"SYNTHETIC data (recadapt data synth{users}), full-ranking leave-one-out, "
                f"batch {args.batch_size}, lr {args.lr:g}, "
                f"patience {args.patience}" + (" (quick)" if args.quick else ""))
-
-    def record(row: dict) -> None:
-        nonlocal rows
-        rows = [r for r in rows if r["method"] != row["method"]] + [row]
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
-        write_results(name, rows)
-
-    def wanted(method: str, row_setting: str) -> bool:
-        """Selected by ``--only``, and not already recorded under ``--resume``."""
-        if args.only and method not in args.only:
-            return False
-        if args.resume and any(r["method"] == method and r["setting"] == row_setting
-                               for r in rows):
-            print(f"kept from an earlier run: {method}", file=sys.stderr)
-            return False
-        return True
-
+    runs = []
     for section, method, subset, model, reference in synthetic_runs():
-        if section not in args.sections or not wanted(method, setting):
+        if section not in args.sections:
             continue
         width = {} if model["name"] == "popularity" else {"hidden_size": 64}
         raw = {**base, "model": {**width, **model},
                "encoders": [ENCODERS[m] for m in subset]}
-        row = quality_row(raw, data.name, method, setting, runs_dir / slug(method), args.resume)
-        record({**row, "section": section, "reference": reference})
+        runs.append(Run(method, raw, {"dataset": data.name, "setting": setting,
+                                      "section": section, "reference": reference},
+                        folder=slug(method)))
+    experiment.run_all(runs)
     if "efficiency" in args.sections and not args.only:
         steps, warmup = (2, 1) if args.quick else (30, 3)
         for model in ("crossan", "iisan-e"):
             raw = {**base, "model": {"name": model, "hidden_size": 64},
                    "encoders": [ENCODERS[m] for m in ALL]}
             result = measure_steps_in_worker(raw, steps, warmup)
-            record({"dataset": data.name, "method": f"{model} {label(ALL)} (efficiency)",
-                    "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
-                    "section": "efficiency", **result})
+            experiment.record({
+                "dataset": data.name, "method": f"{model} {label(ALL)} (efficiency)",
+                "setting": f"SYNTHETIC, batch {args.batch_size}, {steps} measured steps",
+                "section": "efficiency", **result})
     if "real" in args.sections and not args.quick:
         real = {"data": {"source": str(shared_data("amazon_scientific")), "max_seq_len": 50},
                 "cache": {"dir": str(work / "cache")}, "train": train_args(args),
@@ -231,19 +207,16 @@ def main() -> None:
                 "encoders": [{"name": f, "model": "minilm", "fields": [f], "max_length": 48}
                              for f in ("title", "categories", "brand")]}
         real_setting = "full-ranking leave-one-out, three text fields as modalities"
-        for model in ("crossan", "iisan-e"):
-            method = f"{model} title|categories|brand"
-            if not wanted(method, real_setting):
-                continue
-            row = quality_row({**real, "model": {"name": model, "hidden_size": 64}},
-                              "amazon_scientific", method, real_setting,
-                              runs_dir / slug(method), args.resume)
-            record({**row, "section": "real", "reference": "crossan title|categories|brand"})
-    add_significance(rows, runs_dir)
-    write_results(name, rows)
-    print()
-    print(format_table(rows, COLUMNS))
-    print(f"\nwrote {path}")
+        experiment.run_all(
+            Run(f"{model} title|categories|brand",
+                {**real, "model": {"name": model, "hidden_size": 64}},
+                {"dataset": "amazon_scientific", "setting": real_setting, "section": "real",
+                 "reference": "crossan title|categories|brand"},
+                folder=slug(f"{model} title|categories|brand"))
+            for model in ("crossan", "iisan-e"))
+    add_significance(table.rows, runs_dir)
+    table.write()
+    print(experiment.summary())
 
 
 COLUMNS = ["section", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MI", "epochs",

@@ -20,11 +20,13 @@ so its memory is its own. Measured side by side in one run:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from common import REPO, format_table, measure_steps_in_worker, shared_data, write_results
+from common import REPO, results, results_name, shared_data
+from recadapt.experiments import experiment_parser
+from recadapt.report.tables import text_table
+from recadapt.train.efficiency import measure_steps_in_worker
 
 METHODS = {
     "fft": {"name": "fft"},
@@ -51,12 +53,11 @@ def base_config(source: str, cache_dir: str, batch_size: int, threads: int | Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 measured steps per method")
+    parser = experiment_parser(__doc__.splitlines()[0], quick="2 measured steps per method",
+                               omit=["resume", "runs_dir"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-efficiency"))
     args = parser.parse_args()
@@ -71,14 +72,17 @@ def main() -> None:
         build_state_caches(validate_config({**base, "model": dict(METHODS["iisan-cached"])}),
                            progress=sys.stderr.isatty())
         print(f"cache ready in {time.perf_counter() - started:.1f} s", flush=True)
-    rows = []
+    table = results(results_name("efficiency", args.quick), keep=False)  # quick never overwrites
     setting = (f"MiniLM x2 (title | categories+brand), batch {args.batch_size}, "
                f"{steps} measured steps" + (" (quick)" if args.quick else ""))
     for method in args.methods:
+        if args.only and method not in args.only:
+            continue
         result = measure_steps_in_worker({**base, "model": dict(METHODS[method])}, steps, warmup)
         row = {"dataset": "amazon_scientific", "method": method, "setting": setting, **result}
-        rows.append(row)
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+        table.rows.append(row)
+        print(text_table([row], COLUMNS).splitlines()[-1], flush=True)
+    rows = table.rows
     reference = next((r for r in rows if r["method"] == "fft"), None)
     if reference is not None:
         for row in rows:
@@ -87,11 +91,10 @@ def main() -> None:
                                           / max(row["net_peak_memory_mb"], 1e-9))
             row["total_memory_ratio_vs_fft"] = reference["peak_memory_mb"] / row["peak_memory_mb"]
     print()
-    print(format_table(rows, [*COLUMNS, "speedup_vs_fft", "memory_ratio_vs_fft"]))
+    print(text_table(rows, [*COLUMNS, "speedup_vs_fft", "memory_ratio_vs_fft"]))
     print("seconds_per_epoch = seconds_per_step x steps_per_epoch (extrapolated); "
           "net memory = peak - memory before building the model")
-    name = "efficiency_quick" if args.quick else "efficiency"  # quick never overwrites
-    print(f"\nwrote {write_results(name, rows)}")
+    print(f"\nwrote {table.write()}")
 
 
 COLUMNS = ["seconds_per_step", "seconds_per_epoch", "peak_memory_mb", "net_peak_memory_mb",

@@ -7,9 +7,8 @@ Amazon Scientific.
 
 from __future__ import annotations
 
-import argparse
-
-from common import format_table, run_config, shared_data, write_results
+from common import bench_parser, results, results_name, shared_data
+from recadapt.experiments import Experiment, Run, slug
 
 DATASETS = {"ml-100k": "ml-100k", "scientific": "amazon_scientific"}
 # batch = 64 windows of up to 50 items: about 300 targets per step on Scientific (RecBole's 256
@@ -23,17 +22,17 @@ MODELS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 epoch per model")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "idrec", quick="1 epoch per model",
+        runs_dir="keep each run in RUNS_DIR/DATASET/METHOD (default: a "
+        "temporary folder per run, deleted)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="one run per seed")
-    parser.add_argument("--name", default="idrec", help="results file benchmarks/results/NAME.json")
     args = parser.parse_args()
     epochs = 1 if args.quick else args.epochs
-    rows = []
+    runs = []
     for dataset in args.datasets:
         source = str(shared_data(DATASETS[dataset]))
         for method, seed in ((m, s) for m in args.models for s in args.seeds):
@@ -46,14 +45,18 @@ def main() -> None:
                 "eval": {"ks": [10, 20]},
             }
             setting = "full-ranking leave-one-out" + (" (quick: 1 epoch)" if args.quick else "")
+            folder = f"{dataset}/{slug(method)}"
             if args.seeds != [42]:
                 setting += f", seed {seed}"
-            row = run_config(raw, dataset=dataset, method=method, setting=setting)
-            rows.append(row)
-            print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
-    print()
-    print(format_table(rows, COLUMNS))
-    print(f"\nwrote {write_results(args.name + ('_quick' if args.quick else ''), rows)}")
+                folder += f"-seed{seed}"
+            runs.append(Run(method, raw, {"dataset": dataset, "setting": setting}, folder))
+    # the file holds this invocation's rows (with --resume: the earlier ones too)
+    table = results(results_name(args.name, args.quick), key=("dataset", "method", "setting"),
+                    keep=args.resume)
+    experiment = Experiment(table, args.runs_dir, only=args.only, resume=args.resume,
+                            columns=COLUMNS)
+    experiment.run_all(runs)
+    print(experiment.summary())
 
 
 COLUMNS = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "epochs", "seconds_per_epoch",

@@ -18,11 +18,11 @@ each run may be given a training-time budget (``--budget-minutes``); the row the
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from common import REPO, RESULTS, format_table, run_config, shared_data, write_results
+from common import REPO, RESULTS, bench_parser, results, results_name, shared_data
+from recadapt.experiments import Experiment, Run
 
 MINILM_TITLE = {"name": "title", "model": "minilm", "fields": ["title"], "max_length": 48}
 SMOLLM_TITLE = {"name": "title", "model": "smollm2-135m", "fields": ["title"], "max_length": 48}
@@ -66,8 +66,10 @@ EMBEDDED = {"fft", "lora"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 epoch each, 2-minute budgets")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "iisan_quality", quick="1 epoch each, 2-minute budgets",
+        runs_dir="keep each method's run in RUNS_DIR/METHOD, reused when finished and "
+        "continued when stopped (default: a temporary folder, deleted; --quick never keeps)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=5)
@@ -76,32 +78,25 @@ def main() -> None:
                         help="training-time budget per run (all methods)")
     parser.add_argument("--embedded-budget-minutes", type=float, default=60.0,
                         help="training-time budget for fft and lora (0: none, train to early "
-                        "stopping; use with --runs-dir and --resume across sessions)")
-    parser.add_argument("--runs-dir", default=None,
-                        help="keep each method's run in RUNS_DIR/METHOD (default: a temporary "
-                        "folder, deleted)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue runs left unfinished in --runs-dir from their last epoch")
-    parser.add_argument("--threads", type=int, default=None)
+                        "stopping; use with --runs-dir across sessions)")
     parser.add_argument("--embedded-precision", choices=["no", "bf16", "fp16"], default="no",
                         help="train.mixed_precision of fft and lora (bf16 autocast: faster on "
                         "CPUs with bf16 kernels; the cached methods stay fp32)")
     parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "bench-quality"))
-    parser.add_argument("--name", default="iisan_quality",
-                        help="results file benchmarks/results/NAME.json (e.g. iisan_blocks)")
     parser.add_argument("--plot-also", nargs="+", default=[], metavar="NAME:METHOD",
                         help="add these rows' learning curves from results/NAME.json to the "
                         "plot (e.g. iisan_quality:iisan-vs beside the converged FFT and LoRA)")
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw NAME_curves.png from the results file; train nothing")
     args = parser.parse_args()
-    path = RESULTS / f"{args.name}.json"
-    rows = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    name = results_name(args.name, args.quick)  # quick never overwrites
+    table = results(name, key=("method",), keep=args.resume or not args.quick)
     references = reference_rows(args.plot_also)  # a wrong name fails now, not after training
     if args.plot_only:
-        plot_curves(rows + references, RESULTS / f"{args.name}_curves.png")
+        plot_curves(table.rows + references, RESULTS / f"{args.name}_curves.png")
         return
     source = str(shared_data("amazon_scientific"))
+    runs = []
     for method in args.methods:
         budget = args.budget_minutes
         if method in EMBEDDED:
@@ -126,18 +121,14 @@ def main() -> None:
             setting += f", {args.embedded_precision} autocast"
         if budget:
             setting += f", budget {budget:g} min"
-        keep = Path(args.runs_dir) / method if args.runs_dir and not args.quick else None
-        row = run_config(raw, dataset="amazon_scientific", method=method, setting=setting,
-                         keep_dir=keep, resume=args.resume)
-        rows = [r for r in rows if r["method"] != method or args.quick] + [row]
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
-        if not args.quick:  # keep what is finished if a later method is interrupted
-            write_results(args.name, rows)
-    print()
-    print(format_table(rows, COLUMNS))
-    name = f"{args.name}_quick" if args.quick else args.name  # quick never overwrites
-    print(f"\nwrote {write_results(name, rows)}")
-    plot_curves(rows + references, RESULTS / f"{name}_curves.png")
+        runs.append(Run(method, raw, {"dataset": "amazon_scientific", "setting": setting},
+                        folder=method, keep=not args.quick))
+    experiment = Experiment(table, args.runs_dir, only=args.only, resume=args.resume,
+                            columns=COLUMNS)
+    experiment.run_all(runs)
+    table.write()
+    print(experiment.summary())
+    plot_curves(table.rows + references, RESULTS / f"{name}_curves.png")
 
 
 def reference_rows(specs: list[str]) -> list[dict]:

@@ -37,7 +37,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import REPO, format_table, run_config, shared_data, write_results
+from common import REPO, bench_parser, ctr_row, results, results_name, shared_data
+from recadapt.experiments import Experiment, Run, slug
 
 DEFAULT_LLM = "smollm2-135m"
 ID_MODELS = ["sasrec-ctr", "gru4rec-ctr", "lightgcn", "graphsage"]
@@ -153,11 +154,12 @@ def synthetic_source(args: argparse.Namespace) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "llm_ctr", quick="tiny runs of every section",
+        runs_dir="keep each run in RUNS_DIR/SECTION/METHOD (default: a temporary folder per "
+        "run, deleted)")
     parser.add_argument("--sections", nargs="+", default=["ml100k", "atflrec"],
                         choices=["ml100k", "atflrec"])
-    parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--ks", nargs="+", type=int, default=[64, 256, 1024])
     parser.add_argument("--eval-samples", type=int, default=None,
                         help="valid/test samples scored per run (default 1000; quick 100)")
@@ -187,18 +189,13 @@ def main() -> None:
                         "synthetic clips are 3 s)")
     parser.add_argument("--llm-budget-minutes", type=float, default=30.0,
                         help="TALLRec on the full ML-100K training split stops after this")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", action="store_true",
-                        help="skip methods already in the results file with the same setting")
-    parser.add_argument("--name", default="llm_ctr")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-crossan"),
                         help="where the synthetic dataset lives (shared with crossan.py)")
     args = parser.parse_args()
     if args.eval_samples is None:
         args.eval_samples = 100 if args.quick else 1000
-    name = f"{args.name}_quick" if args.quick else args.name
-    path = REPO / "benchmarks" / "results" / f"{name}.json"
-    rows: list[dict] = json.loads(path.read_text()) if path.exists() and not args.quick else []
+    table = results(results_name(args.name, args.quick), key=("method",),
+                    keep=args.resume or not args.quick)
     plan: list[tuple[str, str, str, dict[str, Any]]] = []
     if "ml100k" in args.sections:
         plan += [("ml100k", "ml-100k", m, raw) for m, raw in ml100k_runs(args)]
@@ -206,26 +203,20 @@ def main() -> None:
         source = synthetic_source(args)
         plan += [("atflrec", source.name, m, raw) for m, raw in atflrec_runs(args, source)]
     test_size = f", test {args.test_samples}" if args.test_samples is not None else ""
+    runs = []
     for section, dataset, method, raw in plan:
-        if args.only and method not in args.only:
-            continue
         synthetic = " SYNTHETIC data (recadapt data synth)," if section == "atflrec" else ""
         setting = (f"{synthetic} CTR global-time 8:1:1, history 10, valid/test subsample "
                    f"{args.eval_samples}{test_size}, "
                    f"train {json.dumps(raw['train'], sort_keys=True)}"
                    + (" (quick)" if args.quick else "")).strip()
-        if args.resume and any(r["method"] == method and r["setting"] == setting for r in rows):
-            continue
-        raw = {**raw, "eval": {"batch_size": 256}}
-        row = run_config(raw, dataset=dataset, method=method, setting=setting)
-        row["section"] = section
-        row["trainable_ratio"] = row["trainable_params"] / max(1, row["total_params"])
-        rows = [r for r in rows if r["method"] != method] + [row]
-        write_results(name, rows)
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
-    print()
-    print(format_table(rows, COLUMNS))
-    print(f"\nwrote {path}")
+        runs.append(Run(method, {**raw, "eval": {"batch_size": 256}},
+                        {"dataset": dataset, "setting": setting, "section": section},
+                        folder=f"{section}/{slug(method)}"))
+    experiment = Experiment(table, args.runs_dir, only=args.only, resume=args.resume,
+                            collect=ctr_row, columns=COLUMNS)
+    experiment.run_all(runs)
+    print(experiment.summary())
 
 
 COLUMNS = ["section", "AUC", "LogLoss", "epochs", "stopped", "trainable_params",

@@ -18,8 +18,6 @@ RecBole 1.2.1 does not mask history items for sequential models in full ranking.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import shutil
@@ -27,6 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import results
+from recadapt.experiments import experiment_parser
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -240,11 +241,12 @@ class _TimeBudget(Exception):
 
 
 def run_one(
-    dataset: str, model_name: str, quick: bool, batch: int, max_minutes: float | None = None
+    dataset: str, model_name: str, quick: bool, batch: int, max_minutes: float | None = None,
+    threads: int = 1,
 ) -> dict:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     _patch_torch(torch)
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -377,21 +379,18 @@ def _version(package: str) -> str:
 
 
 def merge(rows: list[dict], out: Path) -> list[dict]:
-    """Replace rows with the same (dataset, method) in ``out``; keep the others."""
-    existing = json.loads(out.read_text()) if out.exists() else []
-    keys = {(r["dataset"], r["method"]) for r in rows}
-    merged = [r for r in existing if (r["dataset"], r["method"]) not in keys] + rows
+    """Replace rows with the same (dataset, method) in ``out``; keep the others (sorted:
+    Scientific first, SASRec first)."""
     order = {"amazon_scientific": 0, "ml-100k": 1}
-    merged.sort(
-        key=lambda r: (order.get(r["dataset"], 9), r["method"] != "recbole-SASRec", r["method"])
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(merged, indent=2) + "\n")
-    if out.parent == Path(__file__).resolve().parent / "results":
-        from tables import write_docs  # docs/benchmark_results.md lists every measured row
 
-        write_docs()
-    return merged
+    def sort(merged: list[dict]) -> None:
+        merged.sort(key=lambda r: (order.get(r["dataset"], 9), r["method"] != "recbole-SASRec",
+                                   r["method"]))
+
+    table = results(out.stem, key=("dataset", "method"), annotate=sort, path=out)
+    for row in rows:
+        table.record(row)
+    return table.rows
 
 
 def print_table(rows: list[dict]) -> None:
@@ -417,8 +416,9 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 epochs, one dataset (smoke run)")
+    parser = experiment_parser(__doc__.splitlines()[0], quick="3 epochs, one dataset (smoke run)",
+                               omit=["runs_dir"])
+    parser.set_defaults(threads=1)
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=None)
     parser.add_argument("--models", nargs="+", choices=sorted(MODEL_PARAMS), default=None)
     parser.add_argument("--batch-size", type=int, default=256, help="train_batch_size")
@@ -440,11 +440,20 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (
         Path(tempfile.gettempdir()) / "recbole_peer_quick.json" if args.quick else DEFAULT_OUT
     )
+    done = results(out.stem, key=("dataset", "method"), path=out) if args.resume else None
     rows = []
     for dataset in datasets:
         for model in models:
+            method = f"recbole-{model}"
+            if args.only and model not in args.only and method not in args.only:
+                continue
+            if done is not None and done.find({"dataset": DATASET_LABELS[dataset],
+                                               "method": method, "setting": SETTING}):
+                print(f"kept from an earlier run: {dataset} {method}", file=sys.stderr)
+                continue
             print(f"== {dataset} {model}", flush=True)
-            row = run_one(dataset, model, args.quick, args.batch_size, args.max_minutes)
+            row = run_one(dataset, model, args.quick, args.batch_size, args.max_minutes,
+                          args.threads)
             rows.append(row)
             merge([row], out)  # keep finished rows even if a later run is stopped
             print_table([row])

@@ -86,20 +86,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import (
-    REPO,
-    RESULTS,
-    format_table,
-    run_config,
-    same_config,
-    shared_data,
-    write_results,
-)
-from recadapt.config import validate_config
+from common import REPO, RESULTS, bench_parser, ctr_row, results, results_name, shared_data
+from recadapt.experiments import Experiment, Run
 
 #: dataset -> the rating a positive needs (appendix A: MovieLens rating >= 4; > 3.0 on the
 #: half-star scale of the dslabs subset, i.e. >= 3.5)
@@ -109,25 +100,17 @@ ID_MODELS = ["deepfm", "autoint", "dcnv2", "din", "sim", "gru4rec-ctr", "sasrec-
 SECTIONS = ["table2", "table3", "nm", "samples", "history", "crm"]
 
 
-@dataclass
-class Run:
-    section: str
-    method: str
-    raw: dict[str, Any]
-    setting: str
-    #: (view, model) of the kept CTR-model run this row reads (trained first)
-    crm: tuple[str, str] | None = None
-    kept: Path | None = None  # the row is this kept run (Table 2's SIM = RecLoRA's CRM)
-
-
-class Plan:
-    """Builds the runs of every section from the command-line settings."""
+class Configs:
+    """The run configs and row fields of every section, from the command-line settings: the
+    history views, the ID / LLM / CTR-BERT configs, the kept CTR-model runs (``crm-*``) that
+    RecLoRA rows need and :meth:`runs`, the grid of the chosen sections."""
 
     def __init__(self, args: argparse.Namespace, dataset: str = "ml-100k") -> None:
         self.args = args
         self.dataset = dataset
         self.source = str(shared_data(dataset))
         self.work = Path(args.work_dir)
+        self.runs_dir = Path(args.runs_dir or args.work_dir)
         long, short = args.long_history, args.prompt_history
         retrieval = {"model": args.llm, "dims": 64, "long_len": long, "short_len": short}
         #: view -> (data.ctr.history_len, data.ctr.retrieval, description)
@@ -210,9 +193,30 @@ class Plan:
     def crm_raw(self, view: str, name: str = "sim") -> dict[str, Any]:
         return self.raw(view, None, {"name": name}, self.id_train())
 
-    def crm_dir(self, view: str, name: str = "sim") -> Path:
+    def crm_folder(self, view: str, name: str = "sim") -> str:
+        """The kept CTR-model run's folder under the runs directory (named by its config)."""
         digest = hashlib.sha1(json.dumps(self.crm_raw(view, name), sort_keys=True).encode())
-        return self.work / f"crm-{name}-{view}-{digest.hexdigest()[:10]}"
+        return f"crm-{name}-{view}-{digest.hexdigest()[:10]}"
+
+    def crm_dir(self, view: str, name: str = "sim") -> Path:
+        return self.runs_dir / self.crm_folder(view, name)
+
+    def crm_run(self, view: str, name: str = "sim") -> Run:
+        """The kept CTR model a RecLoRA row reads (trained first, once per history view)."""
+        return Run(f"{name} CRM ({view})", self.crm_raw(view, name),
+                   {"dataset": self.dataset}, folder=self.crm_folder(view, name))
+
+    def row(self, section: str, method: str, raw: dict[str, Any], setting: str, *,
+            crm: tuple[str, str] | None = None, kept: str | None = None) -> Run:
+        """A row's run: temporary, or ``kept`` in that folder (Table 2's SIM is RecLoRA's
+        CRM); a RecLoRA row needs its CRM (``crm``: view, model)."""
+        fields = {"dataset": self.dataset, "setting": setting, "section": section,
+                  "config_sha": config_sha(raw),
+                  "family": "ID" if raw["model"]["name"] in ID_MODELS else "LM"}
+        if crm is not None:
+            fields["crm_run"] = self.crm_folder(*crm)
+        return Run(method, raw, fields, folder=kept, keep=kept is not None,
+                   needs=(self.crm_run(*crm),) if crm is not None else ())
 
     # -- runs ------------------------------------------------------------------------------
     def id_run(self, name: str) -> Run:
@@ -220,9 +224,9 @@ class Plan:
         model, train = {"name": name}, self.id_train()
         raw = self.raw(view, None, model, train)
         setting = self.setting(view, None, model, train)
-        kept = self.crm_dir(view) if name == "sim" else None
+        kept = self.crm_folder(view) if name == "sim" else None
         method = "sim (= RecLoRA's CRM)" if name == "sim" else name
-        return Run("table2", method, raw, setting, kept=kept)
+        return self.row("table2", method, raw, setting, kept=kept)
 
     def reclora(self, section: str, method: str, k: int, *, view: str = "retrieved",
                 num_meta: int | None = None, lora_r: int = 8, crm_model: str = "sim",
@@ -238,8 +242,8 @@ class Plan:
         train = self.llm_train()
         crm_label = (f"{crm_model} on the full training split, {self.views[crm_view][2]} "
                      f"({crm.name})")
-        return Run(section, method, self.raw(view, k, model, train),
-                   self.setting(view, k, model, train, crm_label), crm=(crm_view, crm_model))
+        return self.row(section, method, self.raw(view, k, model, train),
+                        self.setting(view, k, model, train, crm_label), crm=(crm_view, crm_model))
 
     def llm(self, section: str, name: str, k: int, view: str | None = None,
             method: str | None = None, max_length: int | None = None) -> Run:
@@ -248,14 +252,14 @@ class Plan:
         if max_length:
             model["max_length"] = max_length
         train = self.llm_train()
-        return Run(section, method or f"{name} K={k}", self.raw(view, k, model, train),
-                   self.setting(view, k, model, train))
+        return self.row(section, method or f"{name} K={k}", self.raw(view, k, model, train),
+                        self.setting(view, k, model, train))
 
     def ctr_bert(self) -> Run:
         """Full-shot like the ID models (the paper trains only the LLMs few-shot)."""
         model, train = {"name": "ctr-bert"}, self.bert_train()
-        return Run("table2", "ctr-bert", self.raw("short", None, model, train),
-                   self.setting("short", None, model, train))
+        return self.row("table2", "ctr-bert", self.raw("short", None, model, train),
+                        self.setting("short", None, model, train))
 
     def runs(self, sections: list[str]) -> list[Run]:
         a, k = self.args, self.args.llm_samples
@@ -299,22 +303,6 @@ class Plan:
 
 def config_sha(raw: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def kept_run(folder: Path, raw: dict[str, Any], dataset: str, method: str,
-             setting: str) -> dict[str, Any]:
-    """The row of a kept run (Table 2's SIM, RecLoRA's CRM): trained into ``folder`` unless a
-    finished run of the same config is there already."""
-    stored = folder / "config.yaml"
-    if (folder / "metrics.json").is_file() and stored.is_file() and \
-            same_config(stored, validate_config(raw)):
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        efficiency = json.loads((folder / "efficiency.json").read_text(encoding="utf-8"))
-        print(f"reusing the trained CTR model in {folder}", flush=True)
-        return {"dataset": dataset, "method": method, "setting": setting, **metrics["test"],
-                "valid": metrics["valid"], **efficiency}
-    print(f"training the CTR model into {folder}", flush=True)
-    return run_config(raw, dataset=dataset, method=method, setting=setting, keep_dir=folder)
 
 
 def annotate(all_rows: list[dict[str, Any]]) -> None:
@@ -406,12 +394,12 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, dataset: str, section: st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny runs of every section")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "reclora", quick="tiny runs of every section",
+        runs_dir="the kept CTR-model runs, RUNS_DIR/crm-* (default: WORK_DIR)")
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS)
     parser.add_argument("--datasets", nargs="+", default=["ml-100k"], choices=list(DATASETS),
                         help="ml-100k (rating >= 4 positive) and/or movielens_dslabs (>= 3.5)")
-    parser.add_argument("--only", nargs="+", default=None, help="methods to run (table names)")
     parser.add_argument("--llm-samples", type=int, default=None,
                         help="K, LLM training samples (default 1024; quick 16)")
     parser.add_argument("--eval-samples", type=int, default=None,
@@ -445,10 +433,6 @@ def main() -> None:
                         help="CTR-BERT's training-time cap (0: none; quick 0.3)")
     parser.add_argument("--id-epochs", type=int, default=30,
                         help="ID models and CRMs, early stopping on valid AUC (quick 1)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", action="store_true",
-                        help="skip methods already in the results file with the same setting")
-    parser.add_argument("--name", default="reclora")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "bench-reclora"),
                         help="kept CTR-model runs and the retrieval's state cache")
     args = parser.parse_args()
@@ -461,54 +445,34 @@ def main() -> None:
                              ("llm_epochs", 2, 1)):
         if getattr(args, key) is None:
             setattr(args, key, small if quick else full)
-    name = f"{args.name}_quick" if quick else args.name
-    path = RESULTS / f"{name}.json"
-    keep_old = path.exists() and (args.resume or not quick)
-    rows: list[dict] = json.loads(path.read_text()) if keep_old else []
-    done = {r["config_sha"]: r for r in rows
+    name = results_name(args.name, quick)
+    table = results(name, key=("dataset", "section", "method"), annotate=annotate,
+                    keep=args.resume or not quick)
+    experiment = Experiment(table, args.runs_dir or args.work_dir, only=args.only,
+                            resume=args.resume, collect=ctr_row, columns=COLUMNS)
+    #: config digest -> the first row of that config: a later row of the same config copies it
+    done = {r["config_sha"]: r for r in table.rows
             if "config_sha" in r and "same_run_as" not in r} if args.resume else {}
-    plans = [Plan(args, dataset) for dataset in args.datasets]
-    for plan, run in ((p, r) for p in plans for r in p.runs(args.sections)):
-        dataset = plan.dataset
-        if args.only and run.method not in args.only:
+    for run in (r for dataset in args.datasets for r in Configs(args, dataset).runs(
+            args.sections)):
+        if not experiment.pending(run):
             continue
-        if args.resume and any(r["section"] == run.section and r["method"] == run.method
-                               and r["setting"] == run.setting
-                               and r.get("dataset", "ml-100k") == dataset for r in rows):
-            continue
-        sha = config_sha(run.raw)
+        sha = run.fields["config_sha"]
         if sha in done:  # the same config ran as another row: copy it
             first = done[sha]
-            row = {**first, "method": run.method,
-                   "same_run_as": f"{first['section']}: {first['method']}"}
-        elif run.kept is not None:
-            row = kept_run(run.kept, run.raw, dataset, run.method, run.setting)
-        else:
-            if run.crm is not None:  # Few2Many: the CTR model first (once per history)
-                kept_run(plan.crm_dir(*run.crm), plan.crm_raw(*run.crm), dataset,
-                         f"{run.crm[1]} CRM ({run.crm[0]})", "")
-            row = run_config(run.raw, dataset=dataset, method=run.method, setting=run.setting)
-        row.update(section=run.section, config_sha=sha,
-                   family="ID" if run.raw["model"]["name"] in ID_MODELS else "LM",
-                   trainable_ratio=row["trainable_params"] / max(1, row["total_params"]))
-        if run.crm is not None:
-            row["crm_run"] = plan.crm_dir(*run.crm).name
+            own = {k: v for k, v in run.row_fields().items() if k not in ("dataset", "setting")}
+            row = experiment.record({**first, **own,
+                                     "same_run_as": f"{first['section']}: {first['method']}"})
+        else:  # Few2Many: a RecLoRA row's CTR model first (once per history)
+            row = experiment.run(run)
         done.setdefault(sha, row)
-        rows = [r for r in rows if (r.get("dataset"), r["section"], r["method"])
-                != (dataset, run.section, run.method)]
-        rows.append(row)
-        annotate(rows)
-        write_results(name, rows)
-        print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
     order = {s: i for i, s in enumerate(SECTIONS)}
-    rows.sort(key=lambda r: (args.datasets.index(r["dataset"]) if r.get("dataset") in
-                             args.datasets else len(args.datasets),
-                             order.get(r["section"], len(order))))
-    annotate(rows)
-    write_results(name, rows)
-    print()
-    print(format_table(rows, COLUMNS))
-    print(f"\nwrote {path}")
+    table.rows.sort(key=lambda r: (args.datasets.index(r["dataset"]) if r.get("dataset") in
+                                   args.datasets else len(args.datasets),
+                                   order.get(r["section"], len(order))))
+    table.write()
+    rows = table.rows
+    print(experiment.summary())
     for dataset in args.datasets:
         mine = [r for r in rows if r.get("dataset") == dataset]
         suffix = "" if dataset == "ml-100k" else f"_{dataset}"

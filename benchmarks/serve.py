@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import format_table, write_results
+from common import results, results_name
+from recadapt.experiments import experiment_parser
+from recadapt.report.tables import text_table
 
 DIM = 64
 K = 10
@@ -33,8 +35,7 @@ K = 10
 
 def train_user_encoder(folder: Path) -> Path:
     """A small SASRec run whose user vectors are 64-d, trained for a few epochs."""
-    from recadapt.config import validate_config
-    from recadapt.train.loop import train_run
+    from recadapt.experiments import train_into
 
     rng = np.random.default_rng(0)
     rows = ["user_id,item_id,timestamp"]
@@ -42,14 +43,12 @@ def train_user_encoder(folder: Path) -> Path:
         start = int(rng.integers(100))
         rows += [f"u{user},i{(start + step) % 100 + 1},{step}" for step in range(20)]
     (folder / "inter.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    config = validate_config({
+    return train_into({
         "data": {"source": str(folder / "inter.csv"), "max_seq_len": 20},
         "model": {"name": "sasrec", "hidden_size": DIM},
         "train": {"epochs": 3, "batch_size": 64, "num_threads": 1},
         "eval": {"ks": [10]},
-    })
-    train_run(config, folder / "run", progress=False)
-    return folder / "run"
+    }, folder / "run")
 
 
 def synthetic_vectors(size: int, seed: int = 0) -> np.ndarray:
@@ -178,15 +177,15 @@ COLUMNS = ["items", "requests", "errors", "throughput_rps", "p50_ms", "p99_ms", 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10k and 100k items, 300 requests")
+    parser = experiment_parser(__doc__.splitlines()[0], quick="10k and 100k items, 300 requests",
+                               omit=["resume", "runs_dir"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--methods", nargs="+", default=["exact", "faiss-hnsw"],
                         choices=["exact", "faiss-hnsw"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60, help="per size and method")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1, help="server torch threads")
+    parser.set_defaults(threads=1)  # the server's torch threads
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -199,19 +198,20 @@ def main() -> None:
     sizes, requests, seconds = args.sizes, args.requests, args.seconds
     if args.quick:
         sizes, requests, seconds = [10_000, 100_000], 300, 20
-    rows = []
+    table = results(results_name("serve", args.quick), keep=False)  # quick never overwrites
     with tempfile.TemporaryDirectory(prefix="recadapt-bench-serve-") as folder:
         run_dir = train_user_encoder(Path(folder))
         for size in sizes:
             for method in args.methods:
+                if args.only and method not in args.only:
+                    continue
                 row = measure(run_dir, size, method, requests, seconds, args.concurrency,
                               args.threads)
-                rows.append(row)
-                print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+                table.rows.append(row)
+                print(text_table([row], COLUMNS).splitlines()[-1], flush=True)
     print()
-    print(format_table(rows, COLUMNS))
-    name = "serve_quick" if args.quick else "serve"  # quick never overwrites
-    print(f"\nwrote {write_results(name, rows)}")
+    print(text_table(table.rows, COLUMNS))
+    print(f"\nwrote {table.write()}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ explain at best, i.e. that all four together beat any subset and that content be
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -30,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from common import format_table, write_results
+from common import bench_parser, results, results_name
 from recadapt.data.synth import ATTRIBUTES, PREFIX, RENDERED_BY, SynthConfig, generate
+from recadapt.report.tables import text_table
 
 ENCODERS: dict[str, dict[str, Any]] = {
     "title": {"name": "title", "model": "minilm", "max_length": 32},
@@ -189,14 +189,14 @@ def oracle_rows(folder: Path, k: int = 10) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="240 items, 400 users")
+    parser = bench_parser(
+        __doc__.splitlines()[0], "synth_probe", quick="240 items, 400 users",
+        omit=["resume", "only", "runs_dir"])
     parser.add_argument("--data", type=Path, help="an existing `recadapt data synth` folder")
     parser.add_argument("--modalities", nargs="+", default=list(ENCODERS),
                         choices=list(ENCODERS))
     parser.add_argument("--seed", type=int, default=0, help="generator and split seed")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--name", default="synth_probe", help="results file name")
+    parser.set_defaults(threads=2)
     args = parser.parse_args()
 
     import torch
@@ -218,14 +218,16 @@ def main() -> None:
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    print(format_table([r for r in rows if "error" not in r],
+    print(text_table([r for r in rows if "error" not in r],
                        [*ATTRIBUTES, "rendered_gain", "other_gain"]))
     for row in rows:
         if "error" in row:
             print(f"{row['method']}: {row['error']}")
     print()
-    print(format_table(oracle, ["HR@10"]))
-    print(f"\nwrote {write_results(args.name + ('_quick' if args.quick else ''), rows + oracle)}")
+    print(text_table(oracle, ["HR@10"]))
+    table = results(results_name(args.name, args.quick), keep=False)
+    table.rows = rows + oracle
+    print(f"\nwrote {table.write()}")
 
 
 if __name__ == "__main__":

@@ -12,59 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from recadapt.report.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmark_results.md"
-
-#: identity columns, then quality, then efficiency; other scalar keys follow alphabetically
-LEADING = ["dataset", "section", "method", "setting"]
-QUALITY = ["HR@10", "NDCG@10", "HR@20", "NDCG@20", "AUC", "LogLoss", "rel_impr",
-           "sampled_HR@1", "sampled_HR@3", "sampled_NDCG@3", "sampled_generated_HR@1",
-           "HR@1_warm", "HR@1_cold", "recall_at_10", "throughput_rps", "p50_ms", "p99_ms"]
-EFFICIENCY = ["epochs", "stopped", "seconds_per_epoch", "seconds_per_step",
-              "seconds_per_train_sample", "seconds_per_inference_sample", "total_train_seconds",
-              "speedup_vs_fft", "peak_memory_mb", "net_peak_memory_mb", "memory_ratio_vs_fft",
-              "trainable_params", "total_params", "cache_bytes"]
-#: bookkeeping that would only widen the tables
-SKIPPED = {"config_sha", "crm_run", "same_run_as", "reference", "processes", "environment",
-           "data", "config", "quick", "rel_to", "family", "generations"}
-
-
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "nan"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-    if isinstance(value, int) and abs(value) >= 10000:
-        return f"{value:,}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The scalar keys present in any row, in the documented order."""
-    present = {k for row in rows for k, v in row.items() if _scalar(v) and k not in SKIPPED}
-    ordered = [k for k in LEADING + QUALITY + EFFICIENCY if k in present]
-    return ordered + sorted(present - set(ordered))
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    head = columns(rows)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(k)) for k in head) + " |")
-    return "\n".join(lines)
 
 
 def render(results: Path = RESULTS) -> str:
@@ -83,7 +36,7 @@ def render(results: Path = RESULTS) -> str:
             continue
         parts += ["", f"## {path.stem}", "",
                   f"`benchmarks/results/{path.name}` — `python benchmarks/{_script(path.stem)}`, "
-                  f"{len(rows)} row{'s' if len(rows) != 1 else ''}.", "", table(rows)]
+                  f"{len(rows)} row{'s' if len(rows) != 1 else ''}.", "", markdown_table(rows)]
     return "\n".join(parts) + "\n"
 
 

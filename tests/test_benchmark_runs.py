@@ -1,4 +1,6 @@
-"""The benchmarks never reuse a kept run trained under another config."""
+"""The benchmarks build their grids on recadapt.experiments: prerequisite runs train only for
+the rows that need them, RecLoRA rows need the CTR-model run their config names, and the
+figures plot what the rows hold. (Reuse, set-aside and resume: tests/test_experiments.py.)"""
 
 from __future__ import annotations
 
@@ -6,92 +8,36 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from recadapt.config import dump_config, validate_config
+from recadapt.config import dump_config
+from recadapt.experiments import Experiment, Results
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _load(monkeypatch: pytest.MonkeyPatch, name: str):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, f"bench_{name}", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture()
 def bench(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_a_llmrec",
-                                                  REPO / "benchmarks" / "a_llmrec.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_a_llmrec", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    yield module
+    yield _load(monkeypatch, "a_llmrec")
     sys.modules.pop("common", None)
-
-
-def _raw(lr: float) -> dict:
-    return {"data": {"source": "somewhere"}, "model": {"name": "sasrec"},
-            "train": {"lr": lr, "epochs": 1}}
-
-
-def test_a_kept_run_is_reused_only_under_the_same_config(bench, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
-    trained: list[float] = []
-
-    def fake_train_run(config, run_dir: Path, **_: object) -> None:
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-        (run_dir / "metrics.json").write_text("{}", encoding="utf-8")
-        trained.append(config.train.lr)
-
-    monkeypatch.setattr(bench, "train_run", fake_train_run)
-    args = argparse.Namespace(work_dir=str(tmp_path), quick=False, resume=False)
-    runner = bench.Runner(args, "unused")
-    folder = runner.train(_raw(1e-3), "d", "cf sasrec")
-    assert trained == [1e-3]
-    assert runner.train(_raw(1e-3), "d", "cf sasrec") == folder and trained == [1e-3]
-    # another lr: the old run moves aside (kept), a new one is trained in its place
-    assert runner.train(_raw(1e-4), "d", "cf sasrec") == folder and trained == [1e-3, 1e-4]
-    aside = folder.with_name(folder.name + ".replaced-1")
-    assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
-    assert sys.modules["common"].same_config(folder / "config.yaml", validate_config(_raw(1e-4)))
 
 
 @pytest.fixture()
 def reclora_bench(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_reclora", REPO / "benchmarks" /
-                                                  "reclora.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_reclora", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    yield module
+    yield _load(monkeypatch, "reclora")
     sys.modules.pop("common", None)
-
-
-def test_a_kept_crm_survives_fields_added_since_but_not_a_changed_config(
-        reclora_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """RecLoRA's CRM is reused when its stored config lacks a field that has since been added
-    with its default (the comparison is of validated configs, not of YAML text)."""
-    trained: list[float] = []
-
-    def fake_run_config(raw: dict, *, keep_dir: Path, **_: object) -> dict:
-        trained.append(raw["train"]["lr"])
-        return {"trained": True}
-
-    monkeypatch.setattr(reclora_bench, "run_config", fake_run_config)
-    folder = tmp_path / "crm"
-    folder.mkdir()
-    stored = yaml.safe_load(dump_config(validate_config(_raw(1e-3))))
-    del stored["train"]["patience"]  # as if written before the field existed
-    (folder / "config.yaml").write_text(yaml.safe_dump(stored), encoding="utf-8")
-    (folder / "metrics.json").write_text('{"test": {"AUC": 0.7}, "valid": {"AUC": 0.6}}',
-                                         encoding="utf-8")
-    (folder / "efficiency.json").write_text('{"epochs": 3}', encoding="utf-8")
-    row = reclora_bench.kept_run(folder, _raw(1e-3), "d", "sim", "s")
-    assert trained == [] and row["AUC"] == 0.7 and row["epochs"] == 3
-    assert reclora_bench.kept_run(folder, _raw(1e-4), "d", "sim", "s") == {"trained": True}
-    assert trained == [1e-4]
 
 
 def test_figure_4_plots_auc_against_the_number_of_meta_loras(
@@ -108,10 +54,30 @@ def test_figure_4_plots_auc_against_the_number_of_meta_loras(
     assert line.get_xydata().tolist() == [[1, 0.51], [2, 0.72], [4, 0.73]]
 
 
+def test_a_reclora_row_needs_the_kept_ctr_model_its_config_names(
+        reclora_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
+    monkeypatch.setenv("RECADAPT_SHARED_DATA", str(tmp_path / "data"))
+    args = argparse.Namespace(
+        work_dir=str(tmp_path / "work"), runs_dir=None, quick=True, long_history=60,
+        prompt_history=10, pool=100, llm="smollm2-135m", eval_samples=16, llm_samples=16,
+        num_meta=4, id_epochs=1, llm_epochs=1, llm_lr=1e-3, threads=1, bert_epochs=1,
+        bert_lr=5e-5, bert_budget_minutes=0.3, crm_models=["gru4rec-ctr"])
+    runs = {run.method: run for run in reclora_bench.Configs(args, "ml-100k").runs(["table2"])}
+    reclora, sim = runs["reclora K=16"], runs["sim (= RecLoRA's CRM)"]
+    (crm,) = reclora.needs
+    assert reclora.config["model"]["crm"]["run"] == str(tmp_path / "work" / crm.folder)
+    assert not reclora.keep and sim.keep and sim.folder == crm.folder  # Table 2's SIM is it
+    assert sim.config == crm.config and reclora.fields["crm_run"] == crm.folder
+    assert runs["deepfm"].fields["family"] == "ID" and reclora.fields["family"] == "LM"
+
+
 def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
         bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--only LLM-Only`` trains that row alone; A-LLMRec trains the CF model, then stage 1
     (which reads the CF run), then itself; a finished prerequisite is not trained again."""
+    from recadapt.train import loop
+
     trained: list[str] = []
 
     def fake_train_run(config, run_dir: Path, **_: object) -> None:
@@ -124,58 +90,25 @@ def test_a_llmrec_prerequisites_train_only_for_the_rows_that_need_them(
         (run_dir / "metrics.json").write_text("{}", encoding="utf-8")
         trained.append(run_dir.name)
 
-    monkeypatch.setattr(bench, "train_run", fake_train_run)
-    monkeypatch.setattr(bench, "collect", lambda run_dir: {})
-    monkeypatch.setattr(bench, "write_results", lambda name, rows: None)
+    monkeypatch.setattr(loop, "train_run", fake_train_run)
     (tmp_path / "data" / "ml-100k").mkdir(parents=True)
     monkeypatch.setenv("RECADAPT_SHARED_DATA", str(tmp_path / "data"))
-    args = argparse.Namespace(work_dir=str(tmp_path / "work"), quick=False, resume=False,
-                              only=["LLM-Only"], sections=["overall"], max_users=10,
-                              threads=1, history_len=None, llm_epochs=1, llm_lr=1e-3,
-                              llm_budget_minutes=None, stage1_lr=1e-3,
+    args = argparse.Namespace(quick=False, resume=True, only=["LLM-Only"], sections=["overall"],
+                              max_users=10, threads=1, history_len=None, llm_epochs=1,
+                              llm_lr=1e-3, llm_budget_minutes=None, stage1_lr=1e-3,
                               stage1_budget_minutes=None, ks=[64])
-    runner = bench.Runner(args, "unused")
-    bench.run_dataset(runner, "ml-100k", args)
+    results = Results(tmp_path / "r.json", key=("method", "dataset", "section"))
+
+    def experiment() -> Experiment:
+        return Experiment(results, tmp_path / "work", only=args.only, resume=True,
+                          collect=lambda run, folder: run.row_fields())
+
+    bench.run_dataset(bench.Rows(experiment(), False), "ml-100k", args)
     assert trained == ["overall_LLM-Only"]
     args.only = ["A-LLMRec", "MLP-LLM"]
-    bench.run_dataset(runner, "ml-100k", args)
+    bench.run_dataset(bench.Rows(experiment(), False), "ml-100k", args)
     assert trained[1:] == ["cf_sasrec", "stage1", "overall_A-LLMRec", "overall_MLP-LLM"]
-    bench.run_dataset(runner, "ml-100k", args)  # the rows are recorded: nothing trains again
-    assert len(trained) == 5 and len(runner.rows) == 3
-
-
-def test_run_config_resumes_a_stopped_run_only_under_the_same_config(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import common
-
-    calls: list[tuple[float, bool]] = []
-
-    result = SimpleNamespace(metrics={"test": {"HR@10": 0.5}, "valid": {"HR@10": 0.4}},
-                             efficiency={}, history=[])
-
-    def fake_train_run(config, run_dir: Path, *, resume: bool, **_: object) -> SimpleNamespace:
-        calls.append((config.train.lr, resume))
-        if not resume:
-            assert not run_dir.exists()  # a restart starts from an empty folder
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-        (run_dir / "checkpoints" / "last.safetensors").write_bytes(b"state")
-        return result
-
-    monkeypatch.setattr(common, "train_run", fake_train_run)
-    keep = tmp_path / "run"
-    row = common.run_config(_raw(1e-3), dataset="d", method="m", setting="s", keep_dir=keep,
-                            resume=True)
-    assert row["HR@10"] == 0.5 and calls == [(1e-3, False)]
-    common.run_config(_raw(1e-3), dataset="d", method="m", setting="s", keep_dir=keep,
-                      resume=True)
-    assert calls[-1] == (1e-3, True)  # same config: continues
-    common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep,
-                      resume=True)
-    assert calls[-1] == (1e-4, False)  # another config: trained again, not resumed
-    aside = keep.with_name("run.replaced-1")  # ... and the old run is kept, not deleted
-    assert validate_config(yaml.safe_load((aside / "config.yaml").read_text())).train.lr == 1e-3
-    common.run_config(_raw(1e-4), dataset="d", method="m", setting="s", keep_dir=keep)
-    assert calls[-1] == (1e-4, False)  # without resume: always from scratch
-    sys.modules.pop("common", None)
+    assert (tmp_path / "work" / "ml-100k" / "cf_sasrec" / "metrics.json").is_file()
+    bench.run_dataset(bench.Rows(experiment(), False), "ml-100k", args)  # rows recorded
+    assert len(trained) == 5 and len(results.rows) == 3
+    assert [r["section"] for r in results.rows] == ["overall"] * 3

@@ -15,9 +15,10 @@ from recadapt.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
-# configs/prompts/ holds prompt templates (PromptBuilder), not run configs
+# configs/prompts/ holds prompt templates (PromptBuilder), configs/experiments/ grids of runs
+# (`recadapt experiment`, tested in tests/test_experiments.py), not run configs
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml")
-                 if p.relative_to(CONFIG_DIR).parts[0] != "prompts")
+                 if p.relative_to(CONFIG_DIR).parts[0] not in ("prompts", "experiments"))
 PAPER_CONFIGS = sorted((CONFIG_DIR / "papers").rglob("*.yaml"))
 PAPERS = ("iisan_versa", "crossan", "a_llmrec", "reclora", "atflrec")
 

@@ -207,6 +207,47 @@ def report(
     typer.echo(f"{path}: report of {len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''}")
 
 
+@app.command()
+@_friendly
+def experiment(
+    grid: Annotated[Path, typer.Argument(help="GRID.yaml: a base config (a file or inline) and "
+                                         "a list of named runs with overrides.")],
+    runs_dir: Annotated[Path | None, typer.Option(
+        "--runs-dir", help="Where each run gets its folder RUNS_DIR/NAME (default: "
+        "runs/<grid file name>).")] = None,
+    results: Annotated[Path | None, typer.Option(
+        help="Results JSON, one row per run (default: RUNS_DIR/results.json).")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="The report of the runs, .html or .md (default: RUNS_DIR/report.html).")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Run only this run (repeat for several).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Skip runs whose row is already in the results file.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train a grid of named runs, print their results table and write their report.
+
+    GRID.yaml holds `base:` (a config file, relative to the grid, or an inline config) and
+    `runs:`, a list of `{name, overrides}` (overrides as `key=value` strings like `train`'s,
+    or a nested mapping; optional row fields `dataset`, `method`, `setting`, `section`) and
+    optionally `columns:`. A run that finished under the same config in RUNS_DIR/NAME is
+    reused, a stopped one resumed, one of another config moved aside to NAME.replaced-N.
+    Example: configs/experiments/sequence_models.yaml."""
+    from recadapt.experiments import grid_columns, load_grid, run_grid
+    from recadapt.report.build import write_report
+    from recadapt.report.tables import text_table
+
+    plan = load_grid(grid)
+    runs_dir = runs_dir or Path("runs") / grid.stem
+    rows, folders = run_grid(plan, runs_dir, results=results, only=only, resume=resume,
+                             progress=not quiet)
+    typer.echo(text_table(rows, plan.columns or grid_columns(rows)))
+    typer.echo(f"\nresults: {results or runs_dir / 'results.json'}")
+    if folders:
+        path = write_report(folders, report or runs_dir / "report.html")
+        typer.echo(f"report: {path} ({len(folders)} run{'s' if len(folders) != 1 else ''})")
+
+
 @data_app.command("inspect")
 @_friendly
 def data_inspect(

@@ -1,14 +1,27 @@
-"""Efficiency figures every run reports: time per epoch, peak memory, parameter counts."""
+"""Efficiency figures every run reports (time per epoch, peak memory, parameter counts), and
+the timing of single training steps that the efficiency benchmarks compare
+(:func:`measure_steps`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
+
+from recadapt.config import validate_config
+from recadapt.data.batching import EpochPermutation, WindowDataset, collate_windows, train_windows
+from recadapt.errors import RecAdaptError
+from recadapt.train.runs import item_counts_tensor, prepare_data
+from recadapt.train.stages import build_with_stages
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -79,3 +92,92 @@ class PeakMemory:
         else:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             self.peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def measure_steps(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, float | int]:
+    """Build the model of the run config ``raw`` and time ``steps`` training steps (forward,
+    backward, optimizer; after ``warmup`` untimed ones) on the loop's first batches.
+
+    Returns seconds per step, steps per epoch and their product (an extrapolated epoch), the
+    peak memory during the steps (:class:`PeakMemory`), the memory before the model was built
+    and the difference, trainable and total parameters, the state caches' bytes on disk (0 for
+    a model that reads none) and the last step's loss. Measure each config in a fresh process
+    (:func:`measure_steps_in_worker`) when the memory figures are compared."""
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0 (got {steps}, {warmup})")
+    config = validate_config(raw)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    prepared = prepare_data(config)
+    windows = train_windows(prepared.split.train, config.data.max_seq_len)
+    lengths = (windows.history > 0).sum(axis=1)
+    sampler = EpochPermutation(len(windows), config.train.seed, lengths, config.train.batch_size)
+    loader = torch.utils.data.DataLoader(WindowDataset(windows), config.train.batch_size,
+                                         sampler=sampler, collate_fn=collate_windows)
+    baseline_mb = _current_rss_mb() or 0.0
+    torch.manual_seed(config.train.seed)
+    model = build_with_stages(config, prepared.dataset)
+    model.fit_statistics(item_counts_tensor(prepared.split))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)
+    batches = _endless(loader, sampler)
+    seconds = []
+    with PeakMemory(torch.device("cpu")) as memory:
+        for step in range(warmup + steps):
+            batch = next(batches)
+            started = time.perf_counter()
+            loss = model(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step >= warmup:
+                seconds.append(time.perf_counter() - started)
+    trainable, total = parameter_counts(model)
+    per_step = sum(seconds) / len(seconds)
+    return {
+        "seconds_per_step": per_step,
+        "steps_per_epoch": len(loader),
+        "seconds_per_epoch": per_step * len(loader),
+        "measured_steps": len(seconds),
+        "peak_memory_mb": memory.peak_mb,
+        "baseline_memory_mb": baseline_mb,
+        "net_peak_memory_mb": memory.peak_mb - baseline_mb,
+        "trainable_params": trainable,
+        "total_params": total,
+        "cache_bytes": cache_bytes(model) or 0,
+        "final_loss": float(loss.item()),
+    }
+
+
+def _endless(loader: torch.utils.data.DataLoader, sampler: EpochPermutation
+             ) -> Iterator[dict[str, torch.Tensor]]:
+    """The loader's batches, epoch after epoch (each epoch shuffled as the loop's)."""
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def measure_steps_in_worker(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]:
+    """:func:`measure_steps` in a fresh Python process, so its memory is its own."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "recadapt.train.efficiency", "--config", json.dumps(raw),
+         "--steps", str(steps), "--warmup", str(warmup)],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RecAdaptError(f"step-timing worker failed for model {raw.get('model')}: "
+                            f"{proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":  # the worker of measure_steps_in_worker
+    import argparse
+
+    parser = argparse.ArgumentParser(description="time training steps of one run config")
+    parser.add_argument("--config", required=True, help="the run config as JSON")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    cli = parser.parse_args()
+    print(json.dumps(measure_steps(json.loads(cli.config), cli.steps, cli.warmup)))
