@@ -3,7 +3,8 @@
 The file is generated from ``benchmarks/results/*.json`` (``*_quick.json`` excluded: those are
 smoke runs) and rewritten by every benchmark when it writes its results, so the numbers in the
 docs are the measured ones; ``tests/test_benchmark_tables.py`` fails when they drift apart.
-``docs/benchmarks/`` (one page per paper) holds the commentary and the commands; this file holds the rows.
+``docs/benchmarks/`` (one page per paper) holds the commentary and the commands; this file
+holds the rows.
 
     python benchmarks/tables.py          # regenerate docs/benchmark_results.md
 """

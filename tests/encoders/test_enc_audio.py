@@ -16,12 +16,9 @@ import torch
 from recadapt.config import EncoderSpec
 from recadapt.data.dataset import build_dataset
 from recadapt.encoders import item_contents, load_encoder
-from recadapt.encoders.audio import (
-    WhisperAudioEncoder,
-    read_ctranslate2,
-    whisper_encoder_from_ctranslate2,
-)
+from recadapt.encoders.audio import WhisperAudioEncoder
 from recadapt.encoders.base import EncoderInfo
+from recadapt.encoders.ctranslate2 import read_ctranslate2, whisper_encoder_from_ctranslate2
 from recadapt.errors import ConfigError, DataError, RecAdaptError
 
 SR = 16000
