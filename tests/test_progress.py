@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 
-from recadapt.progress import LogBar, progress_bar
+import pytest
+
+from recadapt.progress import LogBar, progress_bar, quiet_foreign_bars
 
 
 class _Terminal(io.StringIO):
@@ -38,3 +41,19 @@ def test_a_bar_stopped_early_or_without_total_still_ends_with_one_line():
 def test_a_terminal_gets_the_redrawing_bar():
     assert not isinstance(progress_bar(range(3), file=_Terminal(), disable=True), LogBar)
     assert isinstance(progress_bar(range(3), file=io.StringIO(), disable=True), LogBar)
+
+
+def test_hugging_face_bars_are_switched_off_in_a_log_only(monkeypatch: pytest.MonkeyPatch):
+    from transformers.utils import logging as transformers_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    transformers_logging.enable_progress_bar()
+    try:
+        quiet_foreign_bars(_Terminal())
+        assert transformers_logging.is_progress_bar_enabled()
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+        quiet_foreign_bars(io.StringIO())
+        assert not transformers_logging.is_progress_bar_enabled()
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    finally:
+        transformers_logging.enable_progress_bar()

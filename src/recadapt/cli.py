@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,14 +55,9 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
 ) -> None:
     _state["debug"] = debug
-    from recadapt.progress import is_terminal
+    from recadapt.progress import quiet_foreign_bars
 
-    if not is_terminal(sys.stderr):  # a log: Hugging Face's own loading bars stay out of it
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when they import
-        if "transformers" in sys.modules:
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()
+    quiet_foreign_bars()  # a log: Hugging Face's own loading bars stay out of it
 
 
 @app.command()

@@ -347,6 +347,9 @@ def experiment_parser(description: str, *, quick: str = "tiny runs on the same c
     """An argument parser with the shared options — ``--quick``, ``--resume``, ``--only
     NAME...``, ``--threads N``, ``--runs-dir PATH`` (``omit`` leaves some out; ``quick`` and
     ``runs_dir`` are their help texts) — that a benchmark extends with its own."""
+    from recadapt.progress import quiet_foreign_bars
+
+    quiet_foreign_bars()  # a benchmark's log gets its own bars' lines, not HF's redraws
     omitted = set(omit)
     unknown = omitted - set(COMMON_OPTIONS)
     if unknown:

@@ -7,13 +7,14 @@ at each quarter of its total (25 %, 50 %, 75 %, 100 %) and one when it closes, n
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, TextIO
 
 from tqdm import tqdm as _plain_tqdm
 from tqdm.auto import tqdm
 
-__all__ = ["LogBar", "progress_bar", "tqdm"]
+__all__ = ["LogBar", "progress_bar", "quiet_foreign_bars", "tqdm"]
 
 #: lines a bar writes into a log over its run (plus the closing line)
 STEPS = 4
@@ -65,3 +66,16 @@ def progress_bar(*args: Any, **kwargs: Any) -> _plain_tqdm:
     """A tqdm bar on a terminal, a :class:`LogBar` anywhere else (same arguments)."""
     stream = kwargs.get("file") or sys.stderr
     return (tqdm if is_terminal(stream) else LogBar)(*args, **kwargs)
+
+
+def quiet_foreign_bars(stream: TextIO | None = None) -> None:
+    """Keep Hugging Face's own bars (weight loading, hub downloads) out of a log: when
+    ``stream`` (default stderr) is not a terminal they are switched off, whether transformers
+    is imported already or later (``HF_HUB_DISABLE_PROGRESS_BARS`` is read at its import)."""
+    if is_terminal(stream if stream is not None else sys.stderr):
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
