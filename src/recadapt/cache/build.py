@@ -129,7 +129,7 @@ def _encode_shards(
     shard_filter: Callable[[int], bool] | None,
     device: str | torch.device | None = None,
 ) -> None:
-    layers, dtype = manifest["layers"], manifest["dtype"]
+    layers = manifest["layers"]
     size, num_items = manifest["shard_items"], manifest["num_items"]
     wanted = [s for s in range(manifest["num_shards"]) if shard_filter is None or shard_filter(s)]
 
