@@ -36,6 +36,7 @@ memory (the goal on a GPU: >= 30x and >= 15x).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import tempfile
@@ -60,9 +61,20 @@ UNUSED = {"typer": "typer", "fastapi": "fastapi", "uvicorn": "uvicorn", "faiss":
 PHASES = ("efficiency", "towers", "models")
 
 
-def missing(modules: dict[str, str]) -> list[str]:
-    """Distributions of ``modules`` (import name -> distribution) that cannot be imported."""
-    return [dist for name, dist in modules.items() if importlib.util.find_spec(name) is None]
+def missing(modules: dict[str, str], load: bool = True) -> list[str]:
+    """Distributions of ``modules`` (import name -> distribution) that are absent or, with
+    ``load``, fail to import (e.g. a carried wheel that needs a newer dependency: named with
+    the error)."""
+    absent = []
+    for name, dist in modules.items():
+        if importlib.util.find_spec(name) is None:
+            absent.append(dist)
+        elif load:
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # broken, not absent: say why, briefly
+                absent.append(f"{dist} ({type(err).__name__}: {str(err)[:80]})")
+    return absent
 
 
 def check_packages(phases: list[str]) -> None:
@@ -74,7 +86,7 @@ def check_packages(phases: list[str]) -> None:
     if absent:
         sys.exit(f"gpu_check: missing Python packages: {', '.join(absent)} (carry them as "
                  "wheels: docs/scaling.md, 'GPU check')")
-    unused = missing(UNUSED)
+    unused = missing(UNUSED, load=False)
     if unused:
         print(f"gpu_check: not installed, not needed here: {', '.join(unused)}", flush=True)
 
@@ -333,12 +345,14 @@ def measure(raw: dict[str, Any], sizes: dict[str, Any], device: str,
 
 def measure_section(table: Any, section: str, methods: dict[str, dict[str, Any]],
                     base: dict[str, Any], fields: dict[str, Any], sizes: dict[str, Any],
-                    device: str, workers: bool, deadline: float, start: float) -> None:
-    """Build the caches first (timed), then one row per method."""
+                    device: str, workers: bool, deadline: float, start: float,
+                    only: list[str] | None = None) -> None:
+    """Build the caches first (timed), then one row per method (``only``: these alone)."""
+    methods = {k: v for k, v in methods.items() if not only or k in only}
     cached = next((m for m in methods.values() if m.get("cached", True)
                    and m["name"] not in ("fft", "lora", "adapter", "bitfit")), None)
     build_seconds = None
-    if cached is not None:
+    if cached is not None and time.perf_counter() < deadline:
         try:
             build_seconds = build_caches({**base, "model": dict(cached)})
             print(f"{elapsed(start)} {section}: caches built in {build_seconds:.1f} s",
@@ -446,12 +460,15 @@ def model_config(name: str, data: Path, folders: dict[str, Path], cache: Path,
 
 
 def run_models(table: Any, data: Path, folders: dict[str, Path], work: Path, precision: str,
-               threads: int | None, device_label: str, deadline: float, start: float) -> None:
+               threads: int | None, device_label: str, deadline: float, start: float,
+               only: list[str] | None = None) -> None:
     from recadapt.config import validate_config
     from recadapt.models.registry import model_names
     from recadapt.train.loop import train_run
 
     for name in model_names():
+        if only and name not in only:
+            continue
         row: dict[str, Any] = {"dataset": "tiny (24 users, 16 items)", "method": name,
                                "setting": f"1 epoch, mixed_precision {precision}",
                                "section": "models", "device": device_label}
@@ -511,7 +528,14 @@ def main() -> None:
     parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"],
                         help="train.mixed_precision of the measured steps (default: float32)")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for all phases (default 420, --quick 120)")
+                        help="seconds for all phases (default 360, --quick 120); a phase "
+                        "past its share records its remaining rows as skipped")
+    parser.add_argument("--items", type=int, default=None, help="items of the efficiency data "
+                        "(default 20,314 as Amazon Scientific; --quick 60)")
+    parser.add_argument("--users", type=int, default=None, help="users (default 12,076 with "
+                        "81,711 interactions; interactions scale with the users)")
+    parser.add_argument("--steps", type=int, default=None, help="measured steps (default 10)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 3)")
     parser.add_argument("--results", default=None, help="results JSON path (default "
                         "benchmarks/results/gpu_check.json, _quick under --quick)")
     parser.add_argument("--work-dir", default=None, help="model folders, data and caches "
@@ -530,8 +554,13 @@ def main() -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     label = device_name(torch.device(device))
-    sizes = TINY if args.quick else FULL
-    budget = args.budget or (120.0 if args.quick else 420.0)
+    sizes = dict(TINY if args.quick else FULL)
+    if args.users:
+        per_user = sizes["interactions"] / sizes["users"]
+        sizes.update(users=args.users, interactions=round(args.users * per_user))
+    sizes.update({k: v for k, v in (("items", args.items), ("steps", args.steps),
+                                    ("warmup", args.warmup)) if v is not None})
+    budget = args.budget or (120.0 if args.quick else 360.0)
     threads = args.threads or (1 if device == "cpu" and args.quick else None)
     models_precision = "bf16" if device.startswith("cuda") else "no"
     workers = args.workers == "yes" if args.workers else not args.quick
@@ -567,7 +596,7 @@ def main() -> None:
                                work / "cache", sizes, args.precision, threads)
             deadline = phase_start + budget * SHARES["efficiency"]
             measure_section(table, "efficiency", METHODS, base, fields, sizes, device,
-                            workers, deadline, start)
+                            workers, deadline, start, args.only)
         if "towers" in args.phases:
             encoders = [{"name": "title", "fields": ["title"], **text},
                         {"name": "description", "fields": ["description"], **text},
@@ -577,7 +606,7 @@ def main() -> None:
             deadline = time.perf_counter() + budget * SHARES["towers"]
             measure_section(table, "towers", TOWERS, base,
                             {**fields, "setting": setting + ", 4 towers (2 text, 2 image)"},
-                            sizes, device, workers, deadline, start)
+                            sizes, device, workers, deadline, start, args.only)
         if "models" in args.phases:
             tiny = {"text": text_folder(work / "tiny-bert", TINY["text"]),
                     "image": image_folder(work / "tiny-vit", TINY["image"]),
@@ -585,7 +614,7 @@ def main() -> None:
             data = models_data(work / "models-data", TINY["image"]["image_size"])
             deadline = time.perf_counter() + budget * SHARES["models"]
             run_models(table, data, tiny, work / "models", models_precision, threads, label,
-                       deadline, start)
+                       deadline, start, args.only)
     finally:
         scratch.cleanup()
     close(table, start)
