@@ -528,7 +528,7 @@ def main() -> None:
     parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"],
                         help="train.mixed_precision of the measured steps (default: float32)")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for all phases (default 360, --quick 120); a phase "
+                        help="seconds for all phases (default 360, --quick 600); a phase "
                         "past its share records its remaining rows as skipped")
     parser.add_argument("--items", type=int, default=None, help="items of the efficiency data "
                         "(default 20,314 as Amazon Scientific; --quick 60)")
@@ -560,7 +560,7 @@ def main() -> None:
         sizes.update(users=args.users, interactions=round(args.users * per_user))
     sizes.update({k: v for k, v in (("items", args.items), ("steps", args.steps),
                                     ("warmup", args.warmup)) if v is not None})
-    budget = args.budget or (120.0 if args.quick else 360.0)
+    budget = args.budget or (600.0 if args.quick else 360.0)
     threads = args.threads or (1 if device == "cpu" and args.quick else None)
     models_precision = "bf16" if device.startswith("cuda") else "no"
     workers = args.workers == "yes" if args.workers else not args.quick

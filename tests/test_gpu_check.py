@@ -41,7 +41,8 @@ def test_quick_run_writes_a_row_for_every_method_and_model(gpu_check, tmp_path: 
     monkeypatch.setattr(sources, "_resolve_packaged", no_packaged)
     out = tmp_path / "gpu_check_quick.json"
     monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--quick", "--threads", "1",
-                                      "--results", str(out), "--work-dir", str(tmp_path / "w")])
+                                      "--results", str(out), "--work-dir", str(tmp_path / "w"),
+                                      "--budget", "100000"])  # rows, not time, checked
     gpu_check.main()
     rows = json.loads(out.read_text(encoding="utf-8"))
     measured = {r["method"]: r for r in rows if r["section"] in ("efficiency", "towers")}
