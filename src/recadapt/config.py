@@ -207,6 +207,10 @@ class CacheConfig(Section):
     dir: str = Field(".cache/recadapt", description="root folder of the state caches")
     dtype: Literal["fp16", "fp32"] = Field("fp16", description="storage precision")
     shard_items: int = Field(2048, ge=1, description="items per shard file (resume unit)")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where the frozen encoder runs while a cache is built; auto: this "
+        "process's GPU when there is one (its local GPU under accelerate launch), else the CPU"
+    )
 
 
 class StageConfig(Section):

@@ -67,6 +67,23 @@ def exit_launched_process(code: int | str | None = 0) -> None:
     os._exit(code or 0)
 
 
+def compute_device(choice: str = "auto") -> torch.device:
+    """The device for ``choice`` (``auto`` | ``cpu`` | ``cuda``): ``auto`` is this process's
+    GPU when there is one (under a launcher, the GPU of its ``LOCAL_RANK``), else the CPU;
+    ``cuda`` without a GPU is refused in one line."""
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        from recadapt.errors import ConfigError
+
+        raise ConfigError(f"device {choice!r}: torch sees no CUDA GPU here; use auto or cpu")
+    try:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        local = 0
+    return torch.device("cuda", local % torch.cuda.device_count())
+
+
 def process_state(cpu: bool = False) -> PartialState:
     """accelerate's process state (the process group under a launcher; one plain process
     otherwise)."""

@@ -127,8 +127,9 @@ def _encode_shards(
     progress: bool,
     desc: str,
     shard_filter: Callable[[int], bool] | None,
+    device: str | torch.device | None = None,
 ) -> None:
-    layers, dtype = manifest["layers"], manifest["dtype"]
+    layers = manifest["layers"]
     size, num_items = manifest["shard_items"], manifest["num_items"]
     wanted = [s for s in range(manifest["num_shards"]) if shard_filter is None or shard_filter(s)]
 
@@ -139,30 +140,58 @@ def _encode_shards(
     todo = [s for s in wanted if not _shard_done(path, s, layers)]
     total = sum(e - b for b, e in map(span, wanted))
     remaining = sum(e - b for b, e in map(span, todo))
+    if not todo:
+        return
     bar = progress_bar(total=total, initial=total - remaining, desc=desc, unit="item",
                disable=not progress, dynamic_ncols=True)
     try:
-        for shard in todo:
-            begin, end = span(shard)
-            states = encoder.encode(items[begin:end], layers=layers, batch_size=batch_size,
-                                    progress=False)
-            if len(states) != len(layers):
-                raise ValueError(f"{encoder.info.source}: encode returned {len(states)} layers "
-                                 f"for {len(layers)} requested")
-            arrays = []
-            for layer, state in zip(layers, states, strict=True):
-                expected = (end - begin, manifest["layer_dims"][str(layer)])
-                if tuple(state.shape) != expected:
-                    raise ValueError(f"{encoder.info.source}: layer {layer} states have shape "
-                                     f"{tuple(state.shape)}, expected {expected}")
-                arrays.append(_to_storage(state, dtype, layer, begin, path))
-            for layer, array in zip(layers, arrays, strict=True):
-                file = path / _shard_file(shard, layer)
-                atomic_write(file, functools.partial(_save_npy, array=array))
-                write_text(file.with_name(file.name + CHECKSUM_SUFFIX), file_sha256(file))
-            bar.update(end - begin)
+        with on_device(encoder, device):
+            _encode_todo(encoder, items, path, manifest, batch_size, todo, span, bar)
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def on_device(encoder: FrozenEncoder, device: str | torch.device | None):
+    """Run the ``with`` block with ``encoder`` on ``device`` (None: where it is), then move it
+    back where it was, so a cache built on a GPU leaves the encoder as the caller had it."""
+    target = torch.device(device) if device is not None else None
+    before = encoder.device
+    if target is None or target == before:
+        yield encoder
+        return
+    encoder.to(target)
+    try:
+        yield encoder
+    finally:
+        encoder.to(before)
+        if target.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _encode_todo(encoder: FrozenEncoder, items: list[Any], path: Path, manifest: dict[str, Any],
+                 batch_size: int, todo: list[int], span: Callable[[int], tuple[int, int]],
+                 bar: Any) -> None:
+    layers, dtype = manifest["layers"], manifest["dtype"]
+    for shard in todo:
+        begin, end = span(shard)
+        states = encoder.encode(items[begin:end], layers=layers, batch_size=batch_size,
+                                progress=False)
+        if len(states) != len(layers):
+            raise ValueError(f"{encoder.info.source}: encode returned {len(states)} layers "
+                             f"for {len(layers)} requested")
+        arrays = []
+        for layer, state in zip(layers, states, strict=True):
+            expected = (end - begin, manifest["layer_dims"][str(layer)])
+            if tuple(state.shape) != expected:
+                raise ValueError(f"{encoder.info.source}: layer {layer} states have shape "
+                                 f"{tuple(state.shape)}, expected {expected}")
+            arrays.append(_to_storage(state, dtype, layer, begin, path))
+        for layer, array in zip(layers, arrays, strict=True):
+            file = path / _shard_file(shard, layer)
+            atomic_write(file, functools.partial(_save_npy, array=array))
+            write_text(file.with_name(file.name + CHECKSUM_SUFFIX), file_sha256(file))
+        bar.update(end - begin)
 
 
 def _drop_damaged_shards(path: Path, shards: Sequence[int], layers: Sequence[int]) -> None:
@@ -251,6 +280,7 @@ def build_cache(
     root: str | os.PathLike[str], dtype: str = ..., shard_items: int = ...,
     batch_size: int = ..., progress: bool = ..., name: str = ..., *,
     shard_filter: Callable[[int], bool] | None = ..., finalize: Literal[True] = ...,
+    device: str | torch.device | None = ...,
 ) -> StateCache: ...
 
 
@@ -260,6 +290,7 @@ def build_cache(
     root: str | os.PathLike[str], dtype: str = ..., shard_items: int = ...,
     batch_size: int = ..., progress: bool = ..., name: str = ..., *,
     shard_filter: Callable[[int], bool] | None = ..., finalize: Literal[False],
+    device: str | torch.device | None = ...,
 ) -> Path: ...
 
 
@@ -276,6 +307,7 @@ def build_cache(
     *,
     shard_filter: Callable[[int], bool] | None = None,
     finalize: bool = True,
+    device: str | torch.device | None = None,
 ) -> StateCache | Path:
     """Encode ``contents`` once and store the states of ``layers`` (``None``: all) under
     ``root``; reuse the folder when it already holds this exact job.
@@ -294,6 +326,8 @@ def build_cache(
             rank``); default all (split across processes under ``accelerate launch``).
         finalize: merge the shards and mark the cache complete. Pass ``False`` on builder
             processes that share a folder; one process then calls :func:`finalize_cache`.
+        device: where the encoder runs while shards are encoded (e.g. ``cuda``; None: where
+            it is); it is moved back afterwards (:func:`on_device`).
 
     Returns:
         the opened :class:`StateCache`, or the folder's path when ``finalize`` is False.
@@ -313,11 +347,11 @@ def build_cache(
     state = None if shard_filter is not None or not finalize else _processes()
     if state is not None and not _is_complete(path):
         return _build_in_parallel(state, encoder, items, key, path, shard_items, batch_size,
-                                  progress, name)
+                                  progress, name, device)
     manifest = _start(path, key, shard_items)
     if not manifest.get("complete"):
         _encode_shards(encoder, items, path, manifest, batch_size, progress,
-                       f"caching {name or encoder.info.source}", shard_filter)
+                       f"caching {name or encoder.info.source}", shard_filter, device)
     if not finalize:
         return path
     return finalize_cache(path, key)
@@ -339,7 +373,8 @@ def _is_complete(path: Path) -> bool:
 
 def _build_in_parallel(state: Any, encoder: FrozenEncoder, items: list[Any],
                        key: dict[str, Any], path: Path, shard_items: int, batch_size: int,
-                       progress: bool, name: str) -> StateCache:
+                       progress: bool, name: str,
+                       device: str | torch.device | None = None) -> StateCache:
     """Every process encodes its shards (``s % N == rank``) into the one folder; the main
     process merges them and marks the cache complete; then every process opens it."""
     rank, world = state.process_index, state.num_processes
@@ -349,7 +384,7 @@ def _build_in_parallel(state: Any, encoder: FrozenEncoder, items: list[Any],
         _encode_shards(encoder, items, path, manifest, batch_size,
                        progress and state.is_local_main_process,
                        f"caching {name or encoder.info.source} (process {rank + 1}/{world})",
-                       lambda shard: shard % world == rank)
+                       lambda shard: shard % world == rank, device)
     state.wait_for_everyone()  # every shard is on disk
     with state.main_process_first():  # the main process merges, the others open the result
         return finalize_cache(path, key)
@@ -365,8 +400,10 @@ def open_or_build(
     progress: bool = True,
     name: str = "",
 ) -> StateCache:
-    """:func:`build_cache` with root, dtype and shard size from a
+    """:func:`build_cache` with root, dtype, shard size and encoding device from a
     :class:`recadapt.config.CacheConfig` (``cache`` section): the one call a pipeline makes."""
+    from recadapt.distributed import compute_device
+
     return build_cache(encoder, contents, layers, Path(config.dir), dtype=config.dtype,
                        shard_items=config.shard_items, batch_size=batch_size, progress=progress,
-                       name=name)
+                       name=name, device=compute_device(config.device))

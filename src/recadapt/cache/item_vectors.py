@@ -24,5 +24,5 @@ def semantic_item_vectors(dataset: Dataset, config: RetrievalConfig, cache: Cach
     last = encoder.info.num_layers
     states = open_or_build(encoder, texts, [last], cache, progress=progress,
                            name=f"{dataset.name}-retrieval").layer(last).astype(np.float64)
-    return np.vstack([np.zeros((1, min(config.dims, states.shape[1]))),
-                      pca_unit_vectors(states, config.dims)])
+    vectors = pca_unit_vectors(states, config.dims)  # fewer columns than dims for few items
+    return np.vstack([np.zeros((1, vectors.shape[1])), vectors])

@@ -206,7 +206,9 @@ def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[Froze
     """Open each encoder's cache for exactly these contents and layers, building (or
     resuming) it when missing; a cache built for anything else is never reused."""
     from recadapt.cache import build_cache
+    from recadapt.distributed import compute_device
 
+    device = compute_device(run.cache.device)
     caches = []
     for position, (spec, encoder, chosen) in enumerate(zip(run.encoders, encoders, layers,
                                                            strict=True)):
@@ -214,7 +216,7 @@ def open_state_caches(run: RunConfig, dataset: Dataset, encoders: Sequence[Froze
             encoder, contents_for(run, dataset, position, encoder), list(chosen),
             _cache_root(run), run.cache.dtype,
             shard_items=run.cache.shard_items, batch_size=spec.batch_size, progress=progress,
-            name=f"{dataset.name}-{spec.name}",
+            name=f"{dataset.name}-{spec.name}", device=device,
         ))
     return caches
 

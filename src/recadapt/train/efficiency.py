@@ -94,17 +94,33 @@ class PeakMemory:
             self.peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def measure_steps(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, float | int]:
-    """Build the model of the run config ``raw`` and time ``steps`` training steps (forward,
-    backward, optimizer; after ``warmup`` untimed ones) on the loop's first batches.
+def memory_kind(device: torch.device) -> str:
+    """What :class:`PeakMemory` measures on ``device``: ``cuda_max_memory_allocated`` (torch's
+    peak of allocated GPU memory) or ``process_peak_rss`` (the process's resident memory)."""
+    return "cuda_max_memory_allocated" if device.type == "cuda" else "process_peak_rss"
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_steps(raw: dict[str, Any], steps: int, warmup: int,
+                  device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Build the model of the run config ``raw`` on ``device`` and time ``steps`` training
+    steps (forward, backward, optimizer; after ``warmup`` untimed ones) on the loop's first
+    batches, under ``train.mixed_precision`` (bf16/fp16 autocast; ``no``: float32). On CUDA
+    every step is timed between two ``torch.cuda.synchronize`` calls.
 
     Returns seconds per step, steps per epoch and their product (an extrapolated epoch), the
-    peak memory during the steps (:class:`PeakMemory`), the memory before the model was built
-    and the difference, trainable and total parameters, the state caches' bytes on disk (0 for
-    a model that reads none) and the last step's loss. Measure each config in a fresh process
-    (:func:`measure_steps_in_worker`) when the memory figures are compared."""
+    peak memory during the steps (:class:`PeakMemory`; ``memory_kind`` says which), the memory
+    before the model was built and the difference, trainable and total parameters, the state
+    caches' bytes on disk (0 for a model that reads none) and the last step's loss. Measure
+    each config in a fresh process (:func:`measure_steps_in_worker`) when the memory figures
+    are compared."""
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps must be >= 1 and warmup >= 0 (got {steps}, {warmup})")
+    target = torch.device(device)
     config = validate_config(raw)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
@@ -114,22 +130,31 @@ def measure_steps(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, flo
     sampler = EpochPermutation(len(windows), config.train.seed, lengths, config.train.batch_size)
     loader = torch.utils.data.DataLoader(WindowDataset(windows), config.train.batch_size,
                                          sampler=sampler, collate_fn=collate_windows)
-    baseline_mb = _current_rss_mb() or 0.0
+    baseline_mb = (torch.cuda.memory_allocated(target) / 2**20 if target.type == "cuda"
+                   else _current_rss_mb() or 0.0)
     torch.manual_seed(config.train.seed)
     model = build_with_stages(config, prepared.dataset)
     model.fit_statistics(item_counts_tensor(prepared.split))
+    model.to(target)
     model.train()
     optimizer = torch.optim.Adam(model.parameter_groups(config.train.lr), lr=config.train.lr)
+    precision = config.train.mixed_precision
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     batches = _endless(loader, sampler)
     seconds = []
-    with PeakMemory(torch.device("cpu")) as memory:
+    with PeakMemory(target) as memory:
         for step in range(warmup + steps):
-            batch = next(batches)
+            batch = {k: v.to(target) if isinstance(v, torch.Tensor) else v
+                     for k, v in next(batches).items()}
+            _synchronize(target)
             started = time.perf_counter()
-            loss = model(batch)
+            with torch.autocast(target.type, dtype=autocast or torch.float32,
+                                enabled=autocast is not None):
+                loss = model(batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+            _synchronize(target)
             if step >= warmup:
                 seconds.append(time.perf_counter() - started)
     trainable, total = parameter_counts(model)
@@ -139,6 +164,10 @@ def measure_steps(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, flo
         "steps_per_epoch": len(loader),
         "seconds_per_epoch": per_step * len(loader),
         "measured_steps": len(seconds),
+        "warmup_steps": warmup,
+        "device": device_name(target),
+        "precision": precision,
+        "memory_kind": memory_kind(target),
         "peak_memory_mb": memory.peak_mb,
         "baseline_memory_mb": baseline_mb,
         "net_peak_memory_mb": memory.peak_mb - baseline_mb,
@@ -147,6 +176,11 @@ def measure_steps(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, flo
         "cache_bytes": cache_bytes(model) or 0,
         "final_loss": float(loss.item()),
     }
+
+
+def device_name(device: torch.device) -> str:
+    """``torch.cuda.get_device_name`` of a CUDA device, else ``"cpu"``."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def _endless(loader: torch.utils.data.DataLoader, sampler: EpochPermutation
@@ -159,11 +193,12 @@ def _endless(loader: torch.utils.data.DataLoader, sampler: EpochPermutation
         epoch += 1
 
 
-def measure_steps_in_worker(raw: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]:
+def measure_steps_in_worker(raw: dict[str, Any], steps: int, warmup: int,
+                            device: str = "cpu") -> dict[str, Any]:
     """:func:`measure_steps` in a fresh Python process, so its memory is its own."""
     proc = subprocess.run(
         [sys.executable, "-m", "recadapt.train.efficiency", "--config", json.dumps(raw),
-         "--steps", str(steps), "--warmup", str(warmup)],
+         "--steps", str(steps), "--warmup", str(warmup), "--device", str(device)],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
@@ -179,5 +214,6 @@ if __name__ == "__main__":  # the worker of measure_steps_in_worker
     parser.add_argument("--config", required=True, help="the run config as JSON")
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--warmup", type=int, required=True)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     cli = parser.parse_args()
-    print(json.dumps(measure_steps(json.loads(cli.config), cli.steps, cli.warmup)))
+    print(json.dumps(measure_steps(json.loads(cli.config), cli.steps, cli.warmup, cli.device)))
