@@ -173,8 +173,14 @@ def direct_q(model, items: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def test_stage1_losses_match_a_direct_computation(trained):
-    model, prepared = build_stage1(trained)
+OLD_STAGE1 = {"init": "default", "rec_score": "sum", "mse_weighting": "average",
+              "detach_text_target": False}  # recadapt's stage 1 before the settings existed
+
+
+@pytest.mark.parametrize("settings", [{}, OLD_STAGE1], ids=["authors", "old"])
+def test_stage1_losses_match_a_direct_computation(trained, settings):
+    model, prepared = build_stage1(trained, **settings)
+    authors = not settings
     model.eval()  # no dropout in the sentence encoder, so both passes see the same Q
     dataset = prepared.dataset
     assert model.texts[1] == (f"Title: {dataset.item_features['title'].iloc[1]}, "
@@ -196,11 +202,19 @@ def test_stage1_losses_match_a_direct_computation(trained):
         e, q = model.item_encoder(E), model.text_encoder_mlp(Q)
         x = model.cf.user_embeddings(batch)
         decoded = model.item_decoder(e)
-        matching = ((e - q) ** 2).mean()
-        item_recon = ((E - decoded) ** 2).mean()
-        text_recon = ((Q - model.text_decoder(q)) ** 2).mean()
-        pos_logit = (x * decoded[:len(positives)]).sum(-1)
-        neg_logit = (x * decoded[len(positives):]).sum(-1)
+        m = len(positives)
+
+        def mse(a, b):  # the authors: positives' MSE + negatives' MSE; old: one mean
+            if authors:
+                return ((a[:m] - b[:m]) ** 2).mean() + ((a[m:] - b[m:]) ** 2).mean()
+            return ((a - b) ** 2).mean()
+
+        matching = mse(e, q)
+        item_recon = mse(E, decoded)
+        text_recon = mse(Q, model.text_decoder(q))
+        dot = (x * decoded[:m]).sum(-1), (x * decoded[m:]).sum(-1)
+        # the authors' score is the mean over the d dimensions, the old one the dot product
+        pos_logit, neg_logit = (v / x.shape[1] for v in dot) if authors else dot
         rec = (-torch.log(torch.sigmoid(pos_logit)).mean()
                - torch.log(1 - torch.sigmoid(neg_logit)).mean())
     for name, value in [("matching", matching), ("item_recon", item_recon),
@@ -221,6 +235,110 @@ def test_stage1_losses_match_a_direct_computation(trained):
         torch.manual_seed(3)
         assert model.loss(batch).item() == pytest.approx(total - dropped.item(), abs=1e-5), switch
         model.config = model.config.model_copy(update={switch: True})
+
+
+def test_xavier_normal_init_has_its_std_and_default_init_differs():
+    from recadapt.models.a_llmrec import projection
+    from recadapt.models.a_llmrec_stage1 import init_linears
+
+    torch.manual_seed(0)
+    fan_in, fan_out = 300, 500
+    xavier = init_linears(torch.nn.Linear(fan_in, fan_out), "xavier_normal").weight
+    default = init_linears(torch.nn.Linear(fan_in, fan_out), "default").weight
+    assert xavier.std().item() == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.02)
+    # PyTorch's default: uniform(±1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
+    assert default.std().item() == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.02)
+    assert default.abs().max().item() <= fan_in ** -0.5
+    assert (xavier.abs() > fan_in ** -0.5).sum() > 1000  # normal tails, not a bounded uniform
+    for init, std in [("xavier_normal", lambda i, o: (2 / (i + o)) ** 0.5),
+                      ("default", lambda i, o: (1 / (3 * i)) ** 0.5)]:
+        mlp = projection(64, 576, "gelu", init)
+        for layer in (mlp[0], mlp[3]):
+            i, o = layer.in_features, layer.out_features
+            assert layer.weight.std().item() == pytest.approx(std(i, o), rel=0.05), init
+        assert torch.equal(mlp[1].weight, torch.ones(576))  # the LayerNorm keeps its init
+
+
+@pytest.mark.parametrize("init", ["xavier_normal", "default"])
+def test_stage1_autoencoders_use_the_configured_init(trained, init):
+    model, _ = build_stage1(trained, init=init)
+    assert model.config.init == init
+    for layer in (model.text_encoder_mlp[0], model.text_decoder):  # 384 <-> 16: wide enough
+        i, o = layer.in_features, layer.out_features
+        want = (2 / (i + o)) ** 0.5 if init == "xavier_normal" else (1 / (3 * i)) ** 0.5
+        assert layer.weight.std().item() == pytest.approx(want, rel=0.1), (init, i, o)
+
+
+def test_rec_score_mean_and_sum_differ_by_the_dimension():
+    from recadapt.models.a_llmrec_stage1 import rec_score
+
+    users = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]])
+    items = torch.tensor([[2.0, 0.0, 1.0, 1.0], [4.0, 1.0, 7.0, 0.5]])
+    summed, mean = rec_score(users, items, "sum"), rec_score(users, items, "mean")
+    assert summed.tolist() == [9.0, 2.0]  # 2 + 0 + 3 + 4; 2 - 1 + 0 + 1
+    assert mean.tolist() == [2.25, 0.5]
+    assert torch.equal(summed, mean * users.shape[1])
+
+
+def test_mse_weighting_sums_the_positive_and_negative_terms():
+    from recadapt.models.a_llmrec_stage1 import paired_mse
+
+    output = torch.tensor([[1.0, 2.0], [3.0, 5.0]])  # row 0 the positive, row 1 its negative
+    target = torch.zeros(2, 2)
+    # positives: (1 + 4) / 2 = 2.5; negatives: (9 + 25) / 2 = 17
+    assert paired_mse(output, target, 1, "sum").item() == 19.5
+    assert paired_mse(output, target, 1, "average").item() == 9.75  # (1 + 4 + 9 + 25) / 4
+    four = torch.tensor([[1.0], [3.0], [2.0], [0.0]])
+    # two positives (1, 9 → 5) and two negatives (4, 0 → 2)
+    assert paired_mse(four, torch.zeros(4, 1), 2, "sum").item() == 7.0
+    assert paired_mse(four, torch.zeros(4, 1), 2, "average").item() == 3.5
+
+
+@pytest.mark.parametrize("weighting", ["sum", "average"])
+def test_detached_text_target_takes_the_target_path_out_of_the_gradient(trained, weighting):
+    """d text_recon / dQ with the target detached is the decoder path alone; without, the
+    target adds -2 (f_T^dec(f_T^enc(Q)) - Q) / N (N: the elements each MSE averages)."""
+    model, _ = build_stage1(trained, mse_weighting=weighting)
+    torch.manual_seed(0)
+    n, d = 3, model.text_decoder.out_features
+    users = torch.randn(n, model.cf_dim)
+    cf_vectors = torch.randn(2 * n, model.cf_dim)
+    base = torch.randn(2 * n, d)
+    got = {}
+    for detach in (True, False):
+        model.config = model.config.model_copy(update={"detach_text_target": detach})
+        Q = base.clone().requires_grad_(True)
+        model.loss_terms(users, cf_vectors, Q, n).text_recon.backward()
+        got[detach] = Q.grad
+    with torch.no_grad():
+        out = model.text_decoder(model.text_encoder_mlp(base))
+    count = n * d if weighting == "sum" else 2 * n * d
+    through_target = -2 * (out - base) / count
+    assert through_target.abs().max() > 1e-4
+    assert torch.allclose(got[False] - got[True], through_target, atol=1e-7)
+
+
+def test_detached_text_target_gives_the_sentence_encoder_no_gradient_through_it(trained):
+    """With f_T^dec's weight zero the reconstruction does not depend on Q except through its
+    target: detached, L_text-recon sends the fine-tuned sentence encoder nothing."""
+    model, prepared = build_stage1(trained)
+    assert model.config.detach_text_target  # the authors' default
+    model.eval()  # no dropout: the same Q for both passes
+    batch = training_batch(prepared)
+    with torch.no_grad():
+        model.text_decoder.weight.zero_()
+    for detach in (True, False):
+        model.config = model.config.model_copy(update={"detach_text_target": detach})
+        clear_grads(model)
+        torch.manual_seed(3)
+        model.losses(batch).text_recon.backward()
+        encoder = [g for g in grads(model.text_encoder).values() if g is not None]
+        assert model.text_decoder.bias.grad.abs().sum() > 0  # the decoder still learns
+        if detach:
+            assert all(g.abs().sum() == 0 for g in encoder)
+        else:
+            assert encoder and any(g.abs().sum() > 0 for g in encoder)
+    clear_grads(model)
 
 
 def test_stage1_trains_its_autoencoders_and_the_sentence_encoder_only(trained):
@@ -246,6 +364,17 @@ def test_stage1_trains_its_autoencoders_and_the_sentence_encoder_only(trained):
 
 
 # ----------------------------------------------------------------------------- stage 2
+
+
+def test_stage2_projections_use_the_authors_activations_and_init(stage2):
+    model, _ = stage2
+    assert model.config.f_i_activation == "gelu" and model.config.init == "xavier_normal"
+    assert isinstance(model.user_proj[2], torch.nn.LeakyReLU)  # F_U
+    assert isinstance(model.item_proj[2], torch.nn.GELU)  # F_I
+    for layer in (model.user_proj[0], model.user_proj[3], model.item_proj[0],
+                  model.item_proj[3]):
+        i, o = layer.in_features, layer.out_features
+        assert layer.weight.std().item() == pytest.approx((2 / (i + o)) ** 0.5, rel=0.1)
 
 
 def test_stage2_trains_the_projections_only(stage2):
@@ -575,6 +704,36 @@ def test_mlp_llm_builds_on_the_raw_cf_embeddings(trained):
     assert model.user_proj[0].in_features == raw.shape[1] == 16
     layout = model.prompts.layout([1, 2], [3])
     assert layout.user_slot is not None and len(layout.item_slots) == 3
+    # recadapt's projections before the settings existed: LeakyReLU in both, PyTorch's init
+    old = trained.config({"name": "mlp-llm", **STAGE2, "cf": {"run": str(trained.cf_run)},
+                          "f_i_activation": "leaky_relu", "init": "default"})
+    model = build_with_stages(old, prepare_data(old).dataset)
+    assert isinstance(model.item_proj[2], torch.nn.LeakyReLU)
+    assert isinstance(model.user_proj[2], torch.nn.LeakyReLU)
+    layer = model.item_proj[3]  # 576 x 576: default std 1/sqrt(3 * 576), Xavier's 1/sqrt(576)
+    assert layer.weight.std().item() == pytest.approx((1 / (3 * 576)) ** 0.5, rel=0.1)
+
+
+def test_runs_stored_before_the_fidelity_settings_reload_as_they_trained(trained, tmp_path):
+    """A config.yaml written before a setting existed lacks its key: reading it back fills
+    the value the run trained with, not the new default (so it neither reloads as another
+    model nor compares equal to a config under the new defaults)."""
+    import yaml
+
+    from recadapt.train.runs import read_run_config
+
+    for source, keys in [(trained.stage1_run, OLD_STAGE1),
+                         (trained.run_dir, {"f_i_activation": "leaky_relu", "init": "default"})]:
+        stored = yaml.safe_load((source / "config.yaml").read_text())
+        assert {k: stored["model"][k] for k in keys} != keys  # this run: the new defaults
+        assert read_run_config(source).model == stored["model"]
+        for key in keys:
+            del stored["model"][key]
+        folder = tmp_path / source.name
+        folder.mkdir()
+        (folder / "config.yaml").write_text(yaml.safe_dump(stored))
+        reread = read_run_config(folder).model
+        assert {k: reread[k] for k in keys} == keys
 
 
 def test_a_llmrec_plans_stage1_then_the_cf_model(trained):

@@ -4,12 +4,15 @@
 ``models/a_llmrec_stage1.py``) aligns a frozen collaborative model's item embeddings with
 their texts; stage 2 builds on it.
 
-**Stage 2** (:class:`ALLMRec`, section 4.2). ``F_U`` and ``F_I``, two 2-layer MLPs (``Linear,
-LayerNorm, LeakyReLU, Linear``, as the authors' code), project ``x_u`` and the joint embeddings
-``e_i = f_I(E_i)`` into the LLM's token-embedding space. The prompt (Figure 3) starts with the
-user token and puts each item's projected embedding right after its title; 20 candidates (the
-target and 19 items the user never interacted with, shuffled) are listed; the LLM (frozen) is
-trained to write the target's title (eq. 8). Only the projections train.
+**Stage 2** (:class:`ALLMRec`, section 4.2). ``F_U`` and ``F_I``, two 2-layer MLPs, project
+``x_u`` and the joint embeddings ``e_i = f_I(E_i)`` into the LLM's token-embedding space. As in
+the authors' code (the defaults), ``F_U`` is ``Linear, LayerNorm, LeakyReLU, Linear``, ``F_I``
+the same with GELU (``f_i_activation: gelu``; ``leaky_relu``: recadapt's ``F_I`` before the
+setting existed), and both ``Linear`` weights of each are drawn by ``nn.init.xavier_normal_``
+(``init: xavier_normal``; ``default``: PyTorch's init, as before). The prompt (Figure 3)
+starts with the user token and puts each item's projected embedding right after its title; 20
+candidates (the target and 19 items the user never interacted with, shuffled) are listed; the
+LLM (frozen) is trained to write the target's title (eq. 8). Only the projections train.
 
 **Inference** gives more than Hit@1: every candidate is scored by the log-likelihood of its
 answer text under the prompt (the prompt runs once; its key/value cache is shared by the
@@ -49,7 +52,9 @@ from recadapt.models.a_llmrec_stage1 import (
     ALLMRecStage1Config,
     CFStage,
     FrozenCFMixin,
+    Init,
     cf_user_states,
+    init_linears,
 )
 from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
@@ -92,6 +97,11 @@ class CandidateLLMConfig(BaseModel):
     inference_embedding: Literal["same", "text"] = Field(
         "same", description="text: evaluate with q = f_T(Q) for every item although training "
         "used item_embedding (A-LLMRec (SBERT), section 5.2.2)")
+    f_i_activation: Literal["gelu", "leaky_relu"] = Field(
+        "gelu", description="activation of F_I, the item projection into the token space: gelu "
+        "(the authors' code) or leaky_relu (F_U's; recadapt's F_I before this setting)")
+    init: Init = Field("xavier_normal", description="the Linear weights of F_U and F_I: "
+                       "xavier_normal (the authors' code) or default (PyTorch's)")
     lora: bool = Field(False, description="tune the LLM with LoRA (TALLRec)")
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
@@ -108,6 +118,10 @@ class CandidateLLMConfig(BaseModel):
     cf: CFStage = Field(default_factory=CFStage, description="the frozen collaborative model "
                         "(cf.run, a trained next-item run); stage 1 trains on it, MLP-LLM and "
                         "the Table 7 ablations read it (without cf.run: the stage-1 run's)")
+
+    #: what a stored run without these keys (trained before they existed) ran with
+    values_of_older_runs: ClassVar[dict[str, Any]] = {"f_i_activation": "leaky_relu",
+                                                      "init": "default"}
 
 
 class MLPLLMConfig(CandidateLLMConfig):
@@ -126,11 +140,17 @@ class TALLRecListConfig(CandidateLLMConfig):
     lora: bool = True
 
 
-def projection(width_in: int, width_out: int) -> nn.Module:
-    """A 2-layer MLP into the token space (the authors' ``Linear, LayerNorm, LeakyReLU,
-    Linear``)."""
-    return nn.Sequential(nn.Linear(width_in, width_out), nn.LayerNorm(width_out),
-                         nn.LeakyReLU(), nn.Linear(width_out, width_out))
+#: the activations a projection can use (F_U: LeakyReLU; F_I: GELU in the authors' code)
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
+
+
+def projection(width_in: int, width_out: int, activation: str, init: Init) -> nn.Module:
+    """A 2-layer MLP into the token space, ``Linear, LayerNorm, activation, Linear`` (the
+    authors' ``F_U`` with ``leaky_relu``, their ``F_I`` with ``gelu``), its ``Linear`` weights
+    initialised by ``init`` (:func:`~recadapt.models.a_llmrec_stage1.init_linears`)."""
+    return init_linears(nn.Sequential(nn.Linear(width_in, width_out), nn.LayerNorm(width_out),
+                                      ACTIVATIONS[activation](),
+                                      nn.Linear(width_out, width_out)), init)
 
 
 class CandidateLLM(FrozenCFMixin, Recommender):
@@ -203,14 +223,16 @@ class CandidateLLM(FrozenCFMixin, Recommender):
         token_dim = int(lm.get_input_embeddings().weight.shape[1])
         if cf is not None:
             self.cf = cf
-        self.user_proj = (projection(self._cf_dim(cf), token_dim) if config.user_token else None)
+        self.user_proj = (projection(self._cf_dim(cf), token_dim, "leaky_relu", config.init)
+                          if config.user_token else None)
         self.item_proj: nn.Module | None = None
         table = self._item_table(config.item_embedding, cf, joint, text)
         if table is not None:
             self.register_buffer("item_table", table, persistent=False)
             self.register_buffer("text_table", text if text is not None else table,
                                  persistent=False)
-            self.item_proj = projection(int(table.shape[1]), token_dim)
+            self.item_proj = projection(int(table.shape[1]), token_dim, config.f_i_activation,
+                                        config.init)
         titles = item_texts(dataset, "{title}") if dataset.title_field else (
             item_texts(dataset, "{" + dataset.text_fields[0] + "}"))
         self.prompts = CandidatePrompts(resolve_candidate_template(config.template), titles,

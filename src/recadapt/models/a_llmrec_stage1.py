@@ -10,16 +10,28 @@ with decoders. Loss (eq. 6) = matching (eq. 2) + α item reconstruction (eq. 3) 
 reconstruction (eq. 4) + the recommendation loss (eq. 5: the user representation ``x_u`` of the
 frozen model against the *decoded* embeddings of the next item and of a sampled negative).
 Choices (the paper says "1-layer MLP"): each encoder is ``Linear → sigmoid`` and each decoder
-one ``Linear``, as in the authors' code; each loss averages over the positive and the negative
-items of the batch; by default only each user's last training item trains (``all_items``:
-every position, section 5.4.2).
+one ``Linear``; by default only each user's last training item trains (``all_items``: every
+position, section 5.4.2). Four settings follow the authors' code by default; the other value
+of each is how recadapt trained before they existed (the tracked benchmark rows):
+
+* ``init: xavier_normal`` — every encoder/decoder ``Linear`` weight drawn by
+  ``nn.init.xavier_normal_`` (biases keep PyTorch's default); ``default``: PyTorch's init.
+* ``rec_score: mean`` — eq. 5's score ``s(x_u, item)`` is the *mean* over dimensions of the
+  element-wise product; ``sum``: the dot product the paper writes.
+* ``mse_weighting: sum`` — each MSE term (eq. 2-4) is the positives' MSE *plus* the negatives'
+  MSE; ``average``: one MSE over positives and negatives together (each weighted 1/2).
+* ``detach_text_target: true`` — the text reconstruction's target ``Q`` (eq. 4) gets no
+  gradient, so the fine-tuned sentence encoder learns through ``f_T(Q)`` only; ``false``: also
+  through the target.
+
+The recommendation loss sums the positives' and the negatives' BCE (as the authors' code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,6 +77,43 @@ class FrozenCFMixin:
         return self
 
 
+# ----------------------------------------------------------------------------- shared pieces
+
+#: initialisation of A-LLMRec's trainable ``Linear`` layers (stage 1's autoencoders, stage 2's
+#: projections): the authors' ``xavier_normal``, or PyTorch's ``default``
+Init = Literal["xavier_normal", "default"]
+
+
+def init_linears(module: nn.Module, how: Init) -> nn.Module:
+    """``module`` with every ``nn.Linear`` weight drawn by ``nn.init.xavier_normal_``
+    (``how="xavier_normal"``, the authors' code; biases keep PyTorch's default), or untouched
+    (``"default"``: PyTorch's own initialisation)."""
+    if how == "xavier_normal":
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_normal_(layer.weight)
+    return module
+
+
+def rec_score(users: torch.Tensor, items: torch.Tensor, how: Literal["mean", "sum"]
+              ) -> torch.Tensor:
+    """Eq. 5's ``s(x_u, item)`` row by row: the element-wise product averaged over the
+    dimensions (``mean``, the authors' code) or summed (``sum``, the paper's dot product)."""
+    products = users * items
+    return products.mean(-1) if how == "mean" else products.sum(-1)
+
+
+def paired_mse(output: torch.Tensor, target: torch.Tensor, n: int,
+               weighting: Literal["sum", "average"]) -> torch.Tensor:
+    """An MSE term of eq. 2-4 over rows whose first ``n`` are the positives and the others the
+    negatives: ``sum``: MSE over the positives plus MSE over the negatives (the authors' code);
+    ``average``: one MSE over every row (with as many negatives as positives, half the sum)."""
+    mse = nn.functional.mse_loss
+    if weighting == "average":
+        return mse(output, target)
+    return mse(output[:n], target[:n]) + mse(output[n:], target[n:])
+
+
 # ----------------------------------------------------------------------------- stage 1
 
 
@@ -97,6 +146,22 @@ class ALLMRecStage1Config(BaseModel):
     rec_loss: bool = Field(True, description="use the recommendation loss (eq. 5)")
     all_items: bool = Field(False, description="train on every item of each sequence (5.4.2), "
                             "not only the last")
+    init: Init = Field("xavier_normal", description="the encoders' and decoders' Linear "
+                       "weights: xavier_normal (the authors' code) or default (PyTorch's)")
+    rec_score: Literal["mean", "sum"] = Field(
+        "mean", description="s(x_u, item) of the recommendation loss (eq. 5): mean over the "
+        "dimensions (the authors' code) or sum (the paper's dot product)")
+    mse_weighting: Literal["sum", "average"] = Field(
+        "sum", description="each MSE term (eq. 2-4): the positives' MSE plus the negatives' "
+        "(the authors' code), or average: one MSE over both (half the weight)")
+    detach_text_target: bool = Field(
+        True, description="the text reconstruction's target Q gets no gradient (the authors' "
+        "code); false: the fine-tuned sentence encoder also learns through the target")
+
+    #: what a stored run without these keys (trained before they existed) ran with
+    values_of_older_runs: ClassVar[dict[str, Any]] = {
+        "init": "default", "rec_score": "sum", "mse_weighting": "average",
+        "detach_text_target": False}
 
 
 def default_item_text(dataset: Dataset) -> list[str]:
@@ -160,6 +225,9 @@ class ALLMRecStage1(FrozenCFMixin, Recommender):
         self.item_decoder = nn.Linear(latent, self.cf_dim)
         self.text_encoder_mlp = nn.Sequential(nn.Linear(text_dim, latent), nn.Sigmoid())
         self.text_decoder = nn.Linear(latent, text_dim)
+        for part in (self.item_encoder, self.item_decoder, self.text_encoder_mlp,
+                     self.text_decoder):
+            init_linears(part, config.init)
         self.num_items = dataset.num_items
 
     def train(self, mode: bool = True):  # type: ignore[override]
@@ -219,17 +287,25 @@ class ALLMRecStage1(FrozenCFMixin, Recommender):
         # (eq. 2-4 average over the users' items, repeats included)
         cf_vectors = self.cf_items(unique)[inverse]
         text_vectors = self.text_embeddings(unique)[inverse]
+        return self.loss_terms(users.float(), cf_vectors, text_vectors, len(positives))
+
+    def loss_terms(self, users: torch.Tensor, cf_vectors: torch.Tensor,
+                   text_vectors: torch.Tensor, n: int) -> Stage1Losses:
+        """Eq. 2-5 from the frozen model's user representations ``users [n, d]``, the items'
+        ``E [2n, d]`` and ``Q [2n, d_text]`` (the first ``n`` rows the positives, the others
+        their negatives), under the config's ``rec_score``, ``mse_weighting`` and
+        ``detach_text_target``."""
+        c = self.config
         e = self.item_encoder(cf_vectors)
         q = self.text_encoder_mlp(text_vectors)
         decoded = self.item_decoder(e)
-        mse = nn.functional.mse_loss
-        matching = mse(e, q)
-        item_recon = mse(decoded, cf_vectors)
-        text_recon = mse(self.text_decoder(q), text_vectors)
-        n = len(positives)
+        text_target = text_vectors.detach() if c.detach_text_target else text_vectors
+        matching = paired_mse(e, q, n, c.mse_weighting)
+        item_recon = paired_mse(decoded, cf_vectors, n, c.mse_weighting)
+        text_recon = paired_mse(self.text_decoder(q), text_target, n, c.mse_weighting)
         pos, neg = decoded[:n], decoded[n:]
-        x = users.float()
-        pos_logits, neg_logits = (x * pos).sum(-1), (x * neg).sum(-1)
+        pos_logits = rec_score(users, pos, c.rec_score)
+        neg_logits = rec_score(users, neg, c.rec_score)
         bce = nn.functional.binary_cross_entropy_with_logits
         rec = (bce(pos_logits, torch.ones_like(pos_logits))
                + bce(neg_logits, torch.zeros_like(neg_logits)))

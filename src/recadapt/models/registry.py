@@ -72,6 +72,17 @@ def model_config(config: RunConfig) -> BaseModel:
         raise ConfigError(describe_error(err, entry.config_class, prefix="model.")) from None
 
 
+def stored_model_section(model: dict[str, Any]) -> dict[str, Any]:
+    """A stored run's model section (its ``config.yaml``, every setting written out) with the
+    settings it predates filled in as the run was trained: a config class whose newer fields
+    changed the behaviour that their absence meant lists the old values in
+    ``values_of_older_runs`` (A-LLMRec's fidelity settings), so such a run reloads as it
+    trained and never compares equal to a config under the new defaults."""
+    entry = get_model(str(model.get("name") or DEFAULT_MODEL))
+    older: dict[str, Any] = getattr(entry.config_class, "values_of_older_runs", {})
+    return {**older, **model}
+
+
 def resolve_model(config: RunConfig) -> RunConfig:
     """``config`` with its ``model`` section checked against the model (its keys, its task)
     and every default written out, as a run's ``config.yaml`` stores it."""

@@ -23,7 +23,7 @@ from recadapt.data.splits import (
 )
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.models.registry import resolve_model
+from recadapt.models.registry import resolve_model, stored_model_section
 from recadapt.train.checkpoint import load_model_weights
 
 
@@ -77,7 +77,10 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RecAdaptError(f"{run_dir} is not a run directory: {path.name} is missing")
-    return resolve_model(validate_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {}))
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if isinstance(raw.get("model"), dict):  # settings added since the run keep its behaviour
+        raw["model"] = stored_model_section(raw["model"])
+    return resolve_model(validate_config(raw))
 
 
 @dataclass
