@@ -77,8 +77,8 @@ def test_the_breadth_is_tuned_to_the_recall_target(kind) -> None:
     assert index.params[index.breadth_name] == breadth
     if breadth > (10 if kind == "hnsw" else 1):  # one step narrower misses the target
         index.set_breadth(breadth - 1 if kind == "ivf" else max(10, breadth // 2))
-        assert recall(index, queries[0::2], exact_top(vectors, queries[0::2])) < 0.9 or \
-            kind == "hnsw"
+        assert recall(index, queries[0::2], exact_top(vectors, queries[0::2])) < \
+            index.params["tuned_for"] or kind == "hnsw"
     # excluded items never come back; scores are the true inner products
     index.set_breadth(index.max_breadth())
     top = ExactIndex(vectors).search(torch.from_numpy(queries[0]), 5)
