@@ -201,8 +201,13 @@ async def _load(port: int, mode: str, count: int, seconds: float) -> tuple[list[
 
     async def one(number: int, began: float) -> None:
         nonlocal errors
-        reader, writer = await connection()
-        status = await _exchange(reader, writer, _request(number % USERS))
+        try:
+            reader, writer = await connection()
+            status = await _exchange(reader, writer, _request(number % USERS))
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
+            errors += 1  # counted, the connection dropped; the load goes on
+            print(f"request {number}: {type(err).__name__}: {err}", file=sys.stderr)
+            return
         latencies.append(time.perf_counter() - began)
         errors += status != 200
         pool.append((reader, writer))
@@ -290,11 +295,14 @@ def measure(args: argparse.Namespace, run_dir: Path, size: int, vectors: str, me
             if mode.startswith("open-"):  # a fixed duration at the rate
                 requests = int(float(mode.removeprefix("open-")) * args.open_seconds)
             load = os.getloadavg()[0]
-            out = subprocess.run(
+            done = subprocess.run(
                 _self("--client", "--port", str(port), "--mode", mode, "--requests",
                       str(requests), "--seconds", str(args.seconds),
                       *(["--core", str(client_core)] if client_core is not None else [])),
-                check=True, capture_output=True, text=True).stdout
+                capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"the {mode} client failed: {done.stderr[-2000:]}")
+            out = done.stdout
             got = json.loads(out.splitlines()[-1])
             health = _health(port)
             ms = np.array(got["latencies"]) * 1000
