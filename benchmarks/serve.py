@@ -25,7 +25,7 @@ recall@10 of the exact top-10 on held queries (user vectors for ``trained``, ran
 vectors for ``random``: for isotropic items any direction is alike), build and load seconds,
 the batches formed, and the load average when the row was measured.
 
-    .venv/bin/python benchmarks/serve.py --quick      # 10k and 100k, fewer requests (~2-4 min)
+    .venv/bin/python benchmarks/serve.py --quick      # 10k and 100k, fewer requests (~4 min)
     .venv/bin/python benchmarks/serve.py              # 10k, 100k, 1M (see docs/benchmarks/serve.md)
 """
 
@@ -359,7 +359,7 @@ COLUMNS = ["load", "requests", "errors", "throughput_rps", "p50_ms",
 
 def main() -> None:
     parser = experiment_parser(__doc__.splitlines()[0],
-                               quick="10k and 100k items, fewer requests (~2-4 min)",
+                               quick="10k and 100k items, fewer requests (~4 min, 2 cores)",
                                omit=["resume", "runs_dir", "threads"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--vector-kinds", nargs="+", default=["random", "trained"],
