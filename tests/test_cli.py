@@ -102,13 +102,17 @@ def test_serve_hands_the_run_to_uvicorn(trained_run, tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
-    result = invoke("serve", trained_run, "--port", "8123", "--ann-threshold", "5",
-                    "--ef-search", "64")
+    result = invoke("serve", trained_run, "--port", "8123", "--index", "hnsw",
+                    "--recall-target", "0.9", "--index-dir", tmp_path / "index",
+                    "--batch-window-ms", "0")
     assert result.exit_code == 0, result.output
     app, options = calls[0]
     assert options == {"host": "127.0.0.1", "port": 8123}
-    assert app.state.service.catalogue.index.kind == "faiss-hnsw"
-    assert app.state.service.catalogue.index.graph.hnsw.efSearch == 64
+    index = app.state.service.catalogue.index
+    assert index.kind == "faiss-hnsw" and index.recall_at_10 >= 0.9
+    assert (tmp_path / "index" / "index.faiss").is_file()
+    assert app.state.service.batcher.max_batch == 1
+    one_line_error(invoke("serve", trained_run, "--index", "lsh"), "--index 'lsh'")
     one_line_error(invoke("serve", tmp_path), "config.yaml")
 
 

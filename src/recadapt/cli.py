@@ -146,19 +146,37 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] = (
         "127.0.0.1"),
+    index: Annotated[str, typer.Option(
+        help="Top-K index: auto (exact below --ann-threshold items, FAISS IVF-Flat from "
+        "there on), exact, ivf or hnsw. An approximate one is tuned to --recall-target, saved "
+        "beside the run (index.faiss, index.json) and reloaded at the next start unless the "
+        "item vectors changed.")] = "auto",
+    recall_target: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of the exact top-10 an approximate index must find on "
+        "held user queries: its nprobe/efSearch is the smallest that reaches it.")] = 0.95,
     ann_threshold: Annotated[int, typer.Option(
-        help="Catalogues of at least this many items get an approximate FAISS HNSW index "
-        "(inner product); smaller ones are ranked exactly.")] = 100_000,
-    ef_search: Annotated[int, typer.Option(
-        min=1, help="HNSW search breadth: higher finds more of the exact top-K, slower "
-        "(recall@10 on 1M random vectors: 0.73 at 256).")] = 256,
+        help="With --index auto: catalogues of at least this many items get an approximate "
+        "index; smaller ones are ranked exactly.")] = 50_000,
+    index_dir: Annotated[Path | None, typer.Option(
+        help="Where the approximate index is saved and reloaded (default: the run folder).")
+    ] = None,
+    batch_window_ms: Annotated[float, typer.Option(
+        min=0.0, help="How long /recommend may wait for concurrent queries to score them in "
+        "one batch (only while more are arriving); 0: every query alone.")] = 1.0,
 ) -> None:
-    """Serve recommendations over HTTP: /health, /recommend, /similar, /items (docs at /docs)."""
+    """Serve recommendations over HTTP: /health, /recommend, /similar, /items (docs at /docs).
+
+    uvicorn uses uvloop and httptools (dependencies) for its event loop and HTTP parser."""
     import uvicorn
 
     from recadapt.serve.app import create_app
+    from recadapt.serve.index import KINDS
 
-    uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold, ef_search=ef_search),
+    if index not in KINDS:
+        raise RecAdaptError(f"--index {index!r}: choose from {', '.join(KINDS)}")
+    uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold, recall_target=recall_target,
+                           index=index, batch_window_ms=batch_window_ms,
+                           index_dir=index_dir or run_dir),
                 host=host, port=port)
 
 

@@ -44,7 +44,11 @@ def _refused(response, status: int, *fragments: str) -> None:
 def test_health_and_openapi(sasrec) -> None:
     _, client = sasrec
     health = client.get("/health").json()
-    assert health == {"status": "ok", "model": "sasrec", "num_items": 30, "index": "exact"}
+    assert {k: health[k] for k in ("status", "model", "num_items", "index", "recall_at_10")} \
+        == {"status": "ok", "model": "sasrec", "num_items": 30, "index": "exact",
+            "recall_at_10": 1.0}
+    assert "ann threshold" in health["index_params"]["chosen"]
+    assert health["batching"]["window_ms"] == 1.0 and health["batching"]["max_batch"] == 64
     schema = client.get("/openapi.json").json()
     assert {"/health", "/recommend", "/similar", "/items"} <= set(schema["paths"])
     fields = schema["components"]["schemas"]["RecommendRequest"]["properties"]
@@ -176,11 +180,80 @@ def test_concurrent_recommendations_while_items_are_added(iisan) -> None:
     assert {"i5", "new0-1"} & set(ids)  # twins of the next items are recommendable
 
 
-def test_the_ann_path_serves_the_same_recommendations(sasrec) -> None:
+def test_the_ann_path_serves_the_same_recommendations(sasrec, tmp_path) -> None:
     run, exact = sasrec
-    approximate = TestClient(create_app(run, ann_threshold=10))
-    assert approximate.get("/health").json()["index"] == "faiss-hnsw"
-    for user in ("u0", "u5", "u11"):
-        request = {"user_id": user, "k": 5}
-        assert _ids(approximate.post("/recommend", json=request)) == _ids(
-            exact.post("/recommend", json=request))
+    for kind in ("ivf", "hnsw"):
+        approximate = TestClient(create_app(run, index=kind, recall_target=1.0,
+                                            index_dir=tmp_path / kind))
+        health = approximate.get("/health").json()
+        assert health["index"] == f"faiss-{kind}" and health["recall_at_10"] == 1.0
+        params = health["index_params"]
+        assert params["recall_target"] == 1.0 and params["source"].startswith("built")
+        assert params["held_queries"] >= 10 and ("nprobe" in params or "efSearch" in params)
+        for user in ("u0", "u5", "u11"):
+            request = {"user_id": user, "k": 5}
+            assert _ids(approximate.post("/recommend", json=request)) == _ids(
+                exact.post("/recommend", json=request))
+        # the next start loads it instead of building it
+        again = TestClient(create_app(run, index=kind, recall_target=1.0,
+                                      index_dir=tmp_path / kind))
+        assert again.get("/health").json()["index_params"]["source"].startswith("loaded")
+
+
+def _concurrently(client: TestClient, requests: list[dict]) -> list:
+    """Every request at once, from as many threads (the batcher sees them together)."""
+    answers: list = [None] * len(requests)
+    start = threading.Barrier(len(requests))
+
+    def ask(position: int) -> None:
+        start.wait()
+        answers[position] = client.post("/recommend", json=requests[position])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_micro_batched_answers_equal_one_at_a_time_answers(sasrec_run) -> None:
+    run = load_run(sasrec_run)
+    alone = TestClient(create_app(run, batch_window_ms=0))
+    batched = TestClient(create_app(run, batch_window_ms=50))
+    requests = [{"user_id": f"u{u}", "k": 3 + u % 5} for u in range(12)] + [
+        {"history": ["i1", "i2"], "k": 4}, {"history": ["i9"], "k": 29},
+        {"user_id": "nobody"}, {"history": ["i1", "zzz"]}]
+    expected = [alone.post("/recommend", json=r) for r in requests]
+    for _ in range(3):
+        got = _concurrently(batched, requests)
+        for mine, theirs in zip(got, expected, strict=True):
+            assert mine.status_code == theirs.status_code, mine.text
+            if theirs.status_code != 200:
+                assert mine.json() == theirs.json()
+                continue
+            a, b = mine.json()["items"], theirs.json()["items"]
+            assert [i["item_id"] for i in a] == [i["item_id"] for i in b]
+            assert [i["score"] for i in a] == pytest.approx([i["score"] for i in b], abs=1e-5)
+    service = batched.app.state.service
+    assert service.batcher.queries == 3 * 14  # the 4xx ones never reach the batcher
+    assert service.batcher.batches < service.batcher.queries  # some were scored together
+    assert alone.app.state.service.batcher.batches == alone.app.state.service.batcher.queries
+
+
+def test_items_added_are_searchable_at_once_through_the_ann_index(iisan_run,
+                                                                  fake_encoders_loaded,
+                                                                  tmp_path) -> None:
+    run = load_run(iisan_run)
+    client = TestClient(create_app(run, index="ivf", recall_target=1.0, index_dir=tmp_path))
+    assert client.get("/health").json()["index"] == "faiss-ivf"
+    added = client.post("/items", json={"items": [_clone(5, "clone5")]})
+    assert added.status_code == 200, added.text
+    after_four = _ids(client.post("/recommend", json={"history": ["i1", "i2", "i3", "i4"],
+                                                      "k": 2}))
+    assert set(after_four) == {"i5", "clone5"}
+    # the saved index is of the run's own items: a restart loads it (added items are in memory)
+    fresh = TestClient(create_app(load_run(iisan_run), index="ivf", recall_target=1.0,
+                                  index_dir=tmp_path))
+    health = fresh.get("/health").json()
+    assert health["num_items"] == 30 and health["index_params"]["source"].startswith("loaded")

@@ -1,6 +1,7 @@
 """The HTTP API over a trained run: ``create_app(run_dir)`` → a FastAPI app.
 
-* ``GET /health``: status, model, catalogue size, index kind.
+* ``GET /health``: status, model, catalogue size, the index (kind, parameters, where it came
+  from, its recall@10 against exact on held queries) and the batching.
 * ``POST /recommend``: a known user (their whole history) or a raw history of item ids →
   top-K items by the model's score (inner product), history excluded. An empty history is
   refused (422): no model here has a meaningful answer for "nothing yet" besides popularity,
@@ -9,16 +10,22 @@
 * ``POST /items``: new items with their content, embedded by a content model's frozen
   encoders and trained item tower, recommendable at once (ID models refuse: 400).
 
-Requests run in FastAPI's thread pool; one readers-writer lock guards the mutable catalogue
-(model sources, index, ids): reads run concurrently, ``/items`` waits for them and runs alone.
+Every user's history (left-padded) and seen items are read once at start. ``/recommend``
+resolves its request on the event loop and hands it to the micro-batcher (``serve.batching``):
+one thread runs one sequence-model forward and one search for the queries that arrived
+together, and writes each answer's JSON, returned as is (no second validation pass). The other
+endpoints run in FastAPI's thread pool. One readers-writer lock guards the mutable catalogue
+(model sources, index, ids): reads and batches run concurrently, ``/items`` waits for them and
+runs alone; its items are searchable as soon as it returns.
 Errors are ``{"detail": "<one line naming the field>"}``: 404 unknown ids, 409 duplicates,
 400 what the model cannot do, 422 malformed requests.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +35,14 @@ import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from recadapt.data.batching import left_pad
 from recadapt.errors import RecAdaptError
-from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, HNSW_EF_SEARCH, ExactIndex
-from recadapt.serve.recommend import item_index, rank
+from recadapt.serve.batching import MAX_BATCH, MicroBatcher, PendingCounter, queued
+from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, DEFAULT_RECALL_TARGET, ExactIndex
+from recadapt.serve.recommend import check_rankable, item_index, padded_histories, rank_batch
 from recadapt.train.runs import LoadedRun, load_run
 
 
@@ -108,8 +117,15 @@ class Health(BaseModel):
     status: str
     model: str
     num_items: int
-    index: str = Field(description="exact | faiss-hnsw | model-score (ranked by the model's "
-                       "own score, no item vectors)")
+    index: str = Field(description="exact | faiss-ivf | faiss-hnsw | model-score (ranked by "
+                       "the model's own score, no item vectors)")
+    index_params: dict[str, Any] = Field(description="how the index was chosen, built or "
+                                         "loaded: nlist/nprobe or efSearch, recall target, "
+                                         "tuning and held queries, build/load seconds, source")
+    recall_at_10: float | None = Field(description="share of the exact top-10 the index finds "
+                                       "on held queries (1 for exact)")
+    batching: dict[str, float] = Field(description="window_ms, max_batch, and the batches "
+                                       "and queries served so far")
 
 
 class ServiceError(Exception):
@@ -170,12 +186,16 @@ class Catalogue:
         self.lookup = {raw: i for i, raw in enumerate(self.item_ids) if i > 0}
 
     @classmethod
-    def of_run(cls, run: LoadedRun, ann_threshold: int | None,
-               ef_search: int = HNSW_EF_SEARCH) -> Catalogue:
+    def of_run(cls, run: LoadedRun, ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
+               recall_target: float = DEFAULT_RECALL_TARGET, index: str = "auto",
+               padded: np.ndarray | None = None, folder: Path | None = None) -> Catalogue:
+        """The run's items and their index: an approximate one is loaded from ``folder``
+        when saved there from the same item vectors, else built and saved there."""
         dataset = run.prepared.dataset
         ids = [str(raw) for raw in dataset.item_ids]
         titles = [None, *(dataset.item_title(i) for i in range(1, dataset.num_items + 1))]
-        return cls(ids, titles, item_index(run, ann_threshold, ef_search))
+        return cls(ids, titles, item_index(run, ann_threshold, recall_target, index,
+                                           folder, padded))
 
     def extend(self, item_ids: list[str], titles: list[str | None],
                vectors: torch.Tensor) -> None:
@@ -191,39 +211,77 @@ class Catalogue:
             raise ServiceError(404, f"{field_name}: unknown item id {raw!r}")
         return self.lookup[raw]
 
-    def listed(self, ranked: list[tuple[int, float]]) -> ItemList:
-        return ItemList(items=[ScoredItem(item_id=self.item_ids[i], title=self.titles[i],
-                                          score=s) for i, s in ranked])
+    def listed(self, ranked: list[tuple[int, float]]) -> bytes:
+        """The ``ItemList`` JSON of ``ranked``, written directly (the shape is fixed)."""
+        return json.dumps({"items": [{"item_id": self.item_ids[i], "title": self.titles[i],
+                                      "score": s} for i, s in ranked]}).encode()
+
+
+@dataclass
+class Query:
+    """One /recommend request resolved: the left-padded history, the items to exclude, k."""
+
+    padded: np.ndarray
+    seen: np.ndarray
+    k: int
 
 
 class RecommendationService:
-    """The run, its catalogue and the lock; each method is one endpoint's work."""
+    """The run, its catalogue, every user's history, the lock and the batcher; each method is
+    one endpoint's work."""
 
-    def __init__(self, run: LoadedRun, catalogue: Catalogue) -> None:
+    def __init__(self, run: LoadedRun, catalogue: Catalogue | None = None,
+                 padded: np.ndarray | None = None, batch_window_ms: float = 1.0,
+                 max_batch: int = MAX_BATCH, **index_options: Any) -> None:
         self.run = run
-        self.catalogue = catalogue
-        self.lock = ReadWriteLock()
         self.model_name = str(run.config.model["name"])
+        self.max_seq_len = run.config.data.max_seq_len
+        # per-user state, once: the most recent max_seq_len items and every item seen
+        sequences = run.prepared.dataset.sequences()
+        self.padded = padded if padded is not None else padded_histories(run)
+        self.seen = [np.unique(s) for s in sequences]
+        self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, **index_options)
+        self.lock = ReadWriteLock()
+        self.batcher = MicroBatcher(self._rank, batch_window_ms, max_batch)
 
     def health(self) -> Health:
         with self.lock.read():
             index = self.catalogue.index
+            batcher = self.batcher
             return Health(status="ok", model=self.model_name,
                           num_items=len(self.catalogue.item_ids) - 1,
-                          index=index.kind if index is not None else "model-score")
+                          index=index.kind if index is not None else "model-score",
+                          index_params=dict(index.params) if index is not None else {},
+                          recall_at_10=index.recall_at_10 if index is not None else None,
+                          batching={"window_ms": batcher.window * 1000,
+                                    "max_batch": batcher.max_batch,
+                                    "batches": batcher.batches, "queries": batcher.queries})
 
-    def recommend(self, request: RecommendRequest) -> ItemList:
+    def query(self, request: RecommendRequest) -> Query:
+        """The request resolved against the per-user state (no lock: ids only grow)."""
+        check_rankable(self.run)
+        if request.user_id is not None:
+            user = self._user_index(request.user_id)
+            return Query(self.padded[user], self.seen[user], request.k)
+        history = np.array([self.catalogue.index_of(raw, f"history[{position}]")
+                            for position, raw in enumerate(request.history or [])],
+                           dtype=np.int64)
+        return Query(left_pad(history, self.max_seq_len), np.unique(history), request.k)
+
+    def _rank(self, queries: Sequence[Query]) -> list[bytes]:
+        """One batch: one forward, one search, each answer's JSON (the batcher's thread)."""
         with self.lock.read():
-            if request.user_id is not None:
-                history = self._user_history(request.user_id)
-            else:
-                history = np.array([self.catalogue.index_of(raw, f"history[{position}]")
-                                    for position, raw in enumerate(request.history or [])],
-                                   dtype=np.int64)
-            return self.catalogue.listed(rank(self.run, history, request.k,
-                                              self.catalogue.index))
+            ranked = rank_batch(self.run, np.stack([q.padded for q in queries]),
+                                [q.seen for q in queries], max(q.k for q in queries),
+                                self.catalogue.index)
+            return [self.catalogue.listed(found[:q.k])
+                    for q, found in zip(queries, ranked, strict=True)]
 
-    def similar(self, request: SimilarRequest) -> ItemList:
+    def recommend(self, request: RecommendRequest) -> bytes:
+        """One request alone, without the batcher (the JSON of its ``ItemList``)."""
+        return self._rank([self.query(request)])[0]
+
+    def similar(self, request: SimilarRequest) -> bytes:
         with self.lock.read():
             if self.catalogue.index is None:
                 raise ServiceError(400, f"model {self.model_name!r} has no item vectors to "
@@ -254,13 +312,11 @@ class RecommendationService:
             self.catalogue.extend(new_ids, titles, vectors)
             return AddedItems(added=new_ids, num_items=len(self.catalogue.item_ids) - 1)
 
-    def _user_history(self, raw_user: str) -> np.ndarray:
-        dataset = self.run.prepared.dataset
+    def _user_index(self, raw_user: str) -> int:
         try:
-            user = dataset.user_index(raw_user)
+            return self.run.prepared.dataset.user_index(raw_user)
         except RecAdaptError:
             raise ServiceError(404, f"user_id: unknown user id {raw_user!r}") from None
-        return dataset.sequences()[user]
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -278,17 +334,31 @@ def _validation_message(error: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 def create_app(run: LoadedRun | str | Path, ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
-               ef_search: int = HNSW_EF_SEARCH,
-               catalogue: Catalogue | None = None) -> FastAPI:
-    """The app serving ``run`` (a run folder or a loaded run). ``catalogue`` replaces the
-    run's own (benchmarks serve synthetic catalogues through the same code)."""
+               recall_target: float = DEFAULT_RECALL_TARGET, index: str = "auto",
+               batch_window_ms: float = 1.0, max_batch: int = MAX_BATCH,
+               catalogue: Catalogue | None = None, index_dir: str | Path | None = None) -> FastAPI:
+    """The app serving ``run`` (a run folder or a loaded run). ``index``: auto | exact | ivf |
+    hnsw (auto: exact below ``ann_threshold`` items, else IVF-Flat tuned to
+    ``recall_target``); an approximate index is saved in and reloaded from ``index_dir``
+    (default: the run folder when ``run`` is one; none for a loaded run). ``batch_window_ms``:
+    how long the batcher may wait for concurrent queries (0: every query alone).
+    ``catalogue`` replaces the run's own (benchmarks serve synthetic catalogues through the
+    same code)."""
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    service = RecommendationService(loaded, catalogue or Catalogue.of_run(
-        loaded, ann_threshold, ef_search))
+    folder = Path(index_dir) if index_dir is not None else (
+        None if isinstance(run, LoadedRun) else Path(run))
+    service = RecommendationService(loaded, catalogue, batch_window_ms=batch_window_ms,
+                                    max_batch=max_batch, ann_threshold=ann_threshold,
+                                    recall_target=recall_target, index=index, folder=folder)
     app = FastAPI(title="recadapt", summary=f"Recommendations from a trained "
                   f"{service.model_name!r} run", version="1")
     app.state.service = service
+    app.add_middleware(PendingCounter, batcher=service.batcher)
 
     @app.exception_handler(ServiceError)
     def _refused(_: Request, err: ServiceError) -> JSONResponse:
@@ -302,29 +372,33 @@ def create_app(run: LoadedRun | str | Path, ann_threshold: int | None = DEFAULT_
     def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(err)}, status_code=422)
 
+    # Handlers return their JSON as a Response: FastAPI then skips validating the response
+    # model again (a second thread-pool hop for sync handlers); the models document the schema.
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    def health() -> Response:
         """Liveness and what is served."""
-        return service.health()
+        return _json(service.health().model_dump_json().encode())
 
     @app.post("/recommend", response_model=ItemList,
               responses={404: {"description": "unknown user or item id"}})
-    def recommend(request: RecommendRequest) -> ItemList:
+    async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Top-K items for a known user or a given history; history items are excluded."""
-        return service.recommend(request)
+        query = service.query(body)
+        queued(request.scope)
+        return _json(await service.batcher.submit(query))
 
     @app.post("/similar", response_model=ItemList,
               responses={404: {"description": "unknown item id"}})
-    def similar(request: SimilarRequest) -> ItemList:
+    def similar(request: SimilarRequest) -> Response:
         """The items whose vectors have the highest cosine with the given item's."""
-        return service.similar(request)
+        return _json(service.similar(request))
 
     @app.post("/items", response_model=AddedItems,
               responses={400: {"description": "the model has no content tower"},
                          409: {"description": "an item id is already in the catalogue"}})
-    def add_items(request: AddItemsRequest) -> AddedItems:
+    def add_items(request: AddItemsRequest) -> Response:
         """Add items by content (content models only): encoded by the run's frozen encoders
         and its trained item tower, recommendable at once without retraining."""
-        return service.add_items(request)
+        return _json(service.add_items(request).model_dump_json().encode())
 
     return app

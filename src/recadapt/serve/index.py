@@ -1,26 +1,78 @@
-"""Top-K over item vectors: exact (one matrix-vector product) or approximate (FAISS HNSW).
+"""Top-K over item vectors: exact, or approximate (FAISS IVF-Flat or HNSW) tuned to a recall.
 
 Rows are item indices: row 0 is the padding item and never returned, rows ``1..n`` the items.
 Recommendation ranks by **inner product** (the models' own score, ``user · item``); item
-similarity by **cosine** and always exactly (a product over precomputed norms, cheap even for
-a million items). Both index kinds hold the float32 vectors; the FAISS one adds an
-inner-product HNSW graph that answers ``search`` for large catalogues.
+similarity by **cosine** and always exactly (a product over precomputed norms). Every kind holds
+the float32 vectors; the FAISS kinds add an inner-product structure that answers ``search``.
+
+Which kind and which search breadth is measured, not guessed (:func:`build_index`): below
+``ann_threshold`` items the exact product is cheap enough; from there on an IVF-Flat index
+(``nlist`` ≈ 4·√n, trained on a sample) whose ``nprobe`` is the smallest that reaches the
+recall target (plus a margin) on tuning queries (bisection against the exact top-10); the
+recall reported is measured on *other* held queries. A built FAISS index is saved
+(``index.faiss`` and ``index.json``: what it was built from, the SHA-256 of the item-vector
+matrix among it) and
+reloaded by :func:`load_or_build` when the vectors are the same, rebuilt when they are not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-#: catalogues of at least this many items get an approximate index by default
-DEFAULT_ANN_THRESHOLD = 100_000
-#: HNSW neighbours per node and search breadth: recall@10 0.97 of the exact top-10 on 100k
-#: random 64-d unit vectors (efSearch 128: 0.87, 512: 0.99)
+from recadapt.io import atomic_write, write_json
+
+log = logging.getLogger(__name__)
+
+#: catalogues of at least this many items get an approximate index by default (below it one
+#: matrix-vector product costs well under a millisecond on one core)
+DEFAULT_ANN_THRESHOLD = 50_000
+#: the share of the exact top-10 the approximate index must find on held queries
+DEFAULT_RECALL_TARGET = 0.95
+#: HNSW neighbours per node and construction breadth (efSearch is tuned like nprobe)
 HNSW_M = 32
 HNSW_EF_SEARCH = 256
 HNSW_EF_CONSTRUCTION = 80
+#: IVF training: at most this many sampled vectors, k-means iterations
+IVF_TRAIN_SAMPLE = 200_000
+IVF_NITER = 10
+#: the breadth is tuned for the target plus this, so that the recall measured on the *held*
+#: queries (500 by default: a standard error near 0.01) lands at the target, not just below
+TUNE_MARGIN = 0.01
+K = 10
+KINDS = ("auto", "exact", "ivf", "hnsw")
+INDEX_FILE, META_FILE = "index.faiss", "index.json"
+
+
+def _as_matrix(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(vectors, torch.Tensor):
+        vectors = vectors.detach().float().cpu().numpy()
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def fingerprint(vectors: torch.Tensor | np.ndarray) -> str:
+    """SHA-256 of the float32 item-vector matrix (padding row included) and its shape."""
+    matrix = _as_matrix(vectors)
+    digest = hashlib.sha256(f"{matrix.shape}".encode())
+    digest.update(memoryview(matrix).cast("B"))
+    return digest.hexdigest()
+
+
+def all_cores() -> int:
+    """The cores this process may run on (its affinity), for building."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class ExactIndex:
@@ -32,6 +84,9 @@ class ExactIndex:
         table = torch.as_tensor(vectors).detach().float().cpu().contiguous()
         self.vectors = table
         self.norms = table.norm(dim=1).clamp_min(1e-12)
+        #: how it was chosen and measured (``/health``)
+        self.params: dict[str, Any] = {}
+        self.recall_at_10: float | None = 1.0
 
     @property
     def size(self) -> int:
@@ -51,63 +106,347 @@ class ExactIndex:
     def search(self, query: torch.Tensor, k: int,
                exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
         """The ``k`` items of highest ``query · item``, ``exclude`` (indices) left out."""
-        return _top(self.vectors @ query.detach().float().cpu(), k, exclude)
+        return self.search_batch(query.reshape(1, -1), k, [list(exclude)])[0]
+
+    def search_batch(self, queries: torch.Tensor | np.ndarray, k: int,
+                     excludes: Sequence[Iterable[int]]) -> list[list[tuple[int, float]]]:
+        """``search`` of each row of ``queries`` with its own exclusions, in one product."""
+        scores = torch.as_tensor(queries).float() @ self.vectors.T  # a fresh tensor: no clone
+        return _top_rows(scores, k, excludes)
 
     def similar(self, item: int, k: int) -> list[tuple[int, float]]:
         """The ``k`` items of highest cosine with ``item`` (itself excluded)."""
         cosine = (self.vectors @ self.vectors[item]) / (self.norms * self.norms[item])
-        return _top(cosine, k, (item,))
+        return _top_rows(cosine.unsqueeze(0), k, [[item]])[0]
 
 
-def _top(scores: torch.Tensor, k: int, exclude: Iterable[int]) -> list[tuple[int, float]]:
-    scores = scores.clone()
-    scores[0] = -torch.inf
-    excluded = torch.as_tensor(list(exclude), dtype=torch.long)
-    if len(excluded):
-        scores[excluded] = -torch.inf
-    k = min(k, int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
-    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+def _top_rows(scores: torch.Tensor, k: int,
+              excludes: Sequence[Iterable[int]]) -> list[list[tuple[int, float]]]:
+    """Top-``k`` of each row of ``scores`` (modified in place: padding and exclusions at -inf),
+    one ``topk`` for the batch; a row returns at most its number of allowed items."""
+    scores[:, 0] = -torch.inf
+    excluded = [np.unique(np.asarray(list(e), dtype=np.int64)) for e in excludes]
+    rows = np.repeat(np.arange(len(excluded)), [len(e) for e in excluded])
+    if len(rows):
+        scores[torch.from_numpy(rows), torch.from_numpy(np.concatenate(excluded))] = -torch.inf
+    size = scores.shape[1] - 1
+    allowed = [max(0, size - int(((e >= 1) & (e <= size)).sum())) for e in excluded]
+    top = torch.topk(scores, min(k, size), dim=1)
+    indices, values = top.indices.tolist(), top.values.tolist()
+    return [list(zip(i[:min(k, a)], v[:min(k, a)], strict=True))
+            for i, v, a in zip(indices, values, allowed, strict=True)]
 
 
 class FaissIndex(ExactIndex):
-    """Approximate inner-product top-K through a FAISS HNSW graph (``IndexHNSWFlat`` with
-    ``METRIC_INNER_PRODUCT``); ``similar`` stays exact. FAISS id ``j`` is item ``j + 1``."""
+    """Approximate inner-product top-K through a FAISS index over items ``1..n`` (FAISS id
+    ``j`` is item ``j + 1``); ``similar`` stays exact. Returned scores are true inner products
+    (flat codes). Subclasses set ``structure`` and the search breadth (:meth:`set_breadth`)."""
 
-    kind = "faiss-hnsw"
+    kind = "faiss"
+    breadth_name = ""
 
-    def __init__(self, vectors: torch.Tensor | np.ndarray, m: int = HNSW_M,
-                 ef_search: int = HNSW_EF_SEARCH,
-                 ef_construction: int = HNSW_EF_CONSTRUCTION) -> None:
-        import faiss
-
+    def __init__(self, vectors: torch.Tensor | np.ndarray, structure: Any = None) -> None:
         super().__init__(vectors)
-        self.graph = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
-        self.graph.hnsw.efConstruction = ef_construction
-        self.graph.hnsw.efSearch = ef_search
-        self.graph.add(self.vectors[1:].numpy())
+        self.structure = structure if structure is not None else self._build()
+        self.recall_at_10 = None
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def breadth(self) -> int:
+        raise NotImplementedError
+
+    def set_breadth(self, value: int) -> None:
+        raise NotImplementedError
+
+    def max_breadth(self) -> int:
+        raise NotImplementedError
 
     def add(self, vectors: torch.Tensor | np.ndarray) -> None:
         before = len(self.vectors)
         super().add(vectors)
-        self.graph.add(self.vectors[before:].numpy())
+        self.structure.add(self.vectors[before:].numpy())
 
-    def search(self, query: torch.Tensor, k: int,
-               exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
-        excluded = set(exclude)
-        wanted = min(k + len(excluded), self.size)
-        query_row = query.detach().float().cpu().reshape(1, -1).numpy()
-        scores, ids = self.graph.search(query_row, wanted)
-        out = [(int(j) + 1, float(s)) for j, s in zip(ids[0], scores[0], strict=True)
-               if j >= 0 and int(j) + 1 not in excluded]
-        return out[:k]
+    def search_batch(self, queries: torch.Tensor | np.ndarray, k: int,
+                     excludes: Sequence[Iterable[int]]) -> list[list[tuple[int, float]]]:
+        excluded = [set(e) for e in excludes]
+        wanted = min(k + max((len(e) for e in excluded), default=0), self.size)
+        scores, ids = self.structure.search(_as_matrix(queries), wanted)
+        out = []
+        for row_scores, row_ids, skip in zip(scores, ids, excluded, strict=True):
+            found = [(int(j) + 1, float(s)) for j, s in zip(row_ids, row_scores, strict=True)
+                     if j >= 0 and int(j) + 1 not in skip]
+            out.append(found[:k])
+        return out
 
 
-def build_index(vectors: torch.Tensor | np.ndarray,
+class IVFIndex(FaissIndex):
+    """FAISS ``IndexIVFFlat`` (inner product): ``nlist`` k-means cells, a query scans the
+    ``nprobe`` cells nearest it; new items are assigned to their cell and found at once."""
+
+    kind = "faiss-ivf"
+    breadth_name = "nprobe"
+
+    def __init__(self, vectors: torch.Tensor | np.ndarray, nlist: int | None = None,
+                 structure: Any = None) -> None:
+        self.nlist = nlist or default_nlist(len(vectors) - 1)
+        super().__init__(vectors, structure)
+        self.nlist = int(self.structure.nlist)
+        self.params = {"nlist": self.nlist, "nprobe": self.breadth}
+
+    def _build(self) -> Any:
+        import faiss
+
+        items = self.vectors[1:].numpy()
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter = IVF_NITER
+        ivf.cp.seed = 0
+        sample = min(len(items), max(IVF_TRAIN_SAMPLE, 40 * self.nlist))
+        rng = np.random.default_rng(0)
+        chosen = np.sort(rng.choice(len(items), sample, replace=False))
+        ivf.train(items[chosen])
+        ivf.add(items)
+        ivf.nprobe = min(8, self.nlist)
+        return ivf
+
+    @property
+    def breadth(self) -> int:
+        return int(self.structure.nprobe)
+
+    def set_breadth(self, value: int) -> None:
+        self.structure.nprobe = int(value)
+        self.params["nprobe"] = int(value)
+
+    def max_breadth(self) -> int:
+        return self.nlist
+
+
+class HNSWIndex(FaissIndex):
+    """FAISS ``IndexHNSWFlat`` (inner product): a graph, ``efSearch`` candidates per query.
+    Slow to build at a million items (minutes per core): kept for ``--index hnsw``."""
+
+    kind = "faiss-hnsw"
+    breadth_name = "efSearch"
+
+    def __init__(self, vectors: torch.Tensor | np.ndarray, m: int = HNSW_M,
+                 ef_search: int = HNSW_EF_SEARCH,
+                 ef_construction: int = HNSW_EF_CONSTRUCTION, structure: Any = None) -> None:
+        self.m, self.ef_construction, self._ef = m, ef_construction, ef_search
+        super().__init__(vectors, structure)
+        self.params = {"M": int(self.structure.hnsw.nb_neighbors(1)),
+                       "efConstruction": int(self.structure.hnsw.efConstruction),
+                       "efSearch": self.breadth}
+
+    def _build(self) -> Any:
+        import faiss
+
+        graph = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = self.ef_construction
+        graph.hnsw.efSearch = self._ef
+        graph.add(self.vectors[1:].numpy())
+        return graph
+
+    @property
+    def breadth(self) -> int:
+        return int(self.structure.hnsw.efSearch)
+
+    def set_breadth(self, value: int) -> None:
+        self.structure.hnsw.efSearch = int(value)
+        self.params["efSearch"] = int(value)
+
+    def max_breadth(self) -> int:
+        return max(4096, K)
+
+
+def default_nlist(size: int) -> int:
+    """A power of two near 4·√n (1M items: 4096), at least 1 and at most n / 39 (FAISS wants
+    ~39 training points per cell)."""
+    target = 4 * np.sqrt(max(size, 1))
+    nlist = 2 ** int(np.round(np.log2(max(target, 1))))
+    return int(max(1, min(nlist, size // 39 or 1)))
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
+    """``[Q, k]`` FAISS ids (item − 1) of the exact inner-product top-``k`` (no padding row)."""
+    import faiss
+
+    _, ids = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                       np.ascontiguousarray(vectors[1:]), k, metric=faiss.METRIC_INNER_PRODUCT)
+    return ids
+
+
+def recall(index: FaissIndex, queries: np.ndarray, truth: np.ndarray, k: int = K) -> float:
+    """Mean share of each query's exact top-``k`` (``truth``, FAISS ids) that ``index`` finds."""
+    _, ids = index.structure.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, truth, strict=True)]))
+
+
+def tune(index: FaissIndex, queries: np.ndarray, truth: np.ndarray, target: float) -> int:
+    """The smallest search breadth whose recall@10 on ``queries`` reaches ``target``
+    (bisection: recall grows with the breadth), set on ``index``; the largest if none does."""
+    low, high = 1, index.max_breadth()
+    index.set_breadth(high)
+    if recall(index, queries, truth) < target:
+        return high
+    while low < high:
+        middle = (low + high) // 2
+        index.set_breadth(max(middle, K if index.kind == "faiss-hnsw" else 1))
+        if recall(index, queries, truth) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    index.set_breadth(max(high, K if index.kind == "faiss-hnsw" else 1))
+    return index.breadth
+
+
+def _split_queries(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tuning and held queries: alternate rows, so both halves come from the same mix."""
+    return queries[0::2], queries[1::2]
+
+
+def build_index(vectors: torch.Tensor | np.ndarray, queries: np.ndarray | None = None,
+                recall_target: float = DEFAULT_RECALL_TARGET, kind: str = "auto",
                 ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
-                ef_search: int = HNSW_EF_SEARCH) -> ExactIndex:
-    """Exact below ``ann_threshold`` items (``None``: always exact), FAISS HNSW from it on."""
+                threads: int | None = None) -> ExactIndex:
+    """The index for ``vectors``: ``kind`` ``auto`` is exact below ``ann_threshold`` items
+    (``None``: always exact) and IVF-Flat from it on; an approximate index gets the smallest
+    search breadth that reaches ``recall_target`` on half of ``queries`` and its recall@10
+    measured on the other half (``queries``: ``[Q, d]``, default random unit vectors). Built
+    with ``threads`` FAISS threads (default all cores), then left at that setting."""
+    if kind not in KINDS:
+        raise ValueError(f"index kind {kind!r}: choose from {KINDS}")
     size = len(vectors) - 1
-    if ann_threshold is not None and size >= ann_threshold:
-        return FaissIndex(vectors, ef_search=ef_search)
-    return ExactIndex(vectors)
+    if kind == "exact" or (kind == "auto" and (ann_threshold is None or size < ann_threshold)):
+        index = ExactIndex(vectors)
+        index.params = {"chosen": "exact" if kind == "exact" else
+                        f"auto: {size} items < ann threshold {ann_threshold}"}
+        return index
+    import faiss
+
+    faiss.omp_set_num_threads(threads or all_cores())
+    matrix = _as_matrix(vectors)
+    started = time.perf_counter()
+    index: FaissIndex = HNSWIndex(matrix) if kind == "hnsw" else IVFIndex(matrix)
+    build_seconds = time.perf_counter() - started
+    measure(index, queries, recall_target)
+    index.params["build_seconds"] = round(build_seconds, 3)
+    return index
+
+
+def random_queries(count: int, dim: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    queries = rng.standard_normal((count, dim), dtype=np.float32)
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+def measure(index: FaissIndex, queries: np.ndarray | None, recall_target: float) -> None:
+    """Tune the breadth on half of ``queries`` for ``recall_target``, measure recall@10 on
+    the other half (both against the exact top-10), and record it in ``index.params``."""
+    if queries is None or len(queries) < 2:
+        queries = random_queries(1000, index.dim)
+    started = time.perf_counter()
+    tuning, held = _split_queries(_as_matrix(queries))
+    matrix = index.vectors.numpy()
+    tuned_for = min(1.0, recall_target + TUNE_MARGIN)
+    tune(index, tuning, exact_top(matrix, tuning), tuned_for)
+    index.recall_at_10 = recall(index, held, exact_top(matrix, held))
+    index.params.update(recall_target=recall_target, tuned_for=tuned_for,
+                        tuning_queries=len(tuning),
+                        held_queries=len(held),
+                        tune_seconds=round(time.perf_counter() - started, 3))
+
+
+def save_index(index: FaissIndex, folder: Path, vectors_sha256: str) -> None:
+    """``folder/index.faiss`` and ``folder/index.json`` (what it was built from), each written
+    atomically (a reader never sees half a file)."""
+    import faiss
+
+    meta = {"kind": index.kind, "count": index.size, "dim": index.dim,
+            "vectors_sha256": vectors_sha256, "params": index.params,
+            "recall_at_10": index.recall_at_10, "faiss": faiss.__version__}
+    atomic_write(folder / INDEX_FILE, lambda tmp: faiss.write_index(index.structure, str(tmp)))
+    write_json(folder / META_FILE, meta)
+
+
+def _stale(meta: dict, kind: str, vectors_sha256: str, count: int, dim: int) -> str | None:
+    """Why a saved index cannot serve these vectors, or ``None`` when it can."""
+    if meta.get("vectors_sha256") != vectors_sha256 or meta.get("count") != count \
+            or meta.get("dim") != dim:
+        return "the item vectors changed since it was built"
+    if kind not in ("auto", {"faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}.get(meta.get("kind"))):
+        return f"it is a {meta.get('kind')} index and {kind!r} was asked for"
+    return None
+
+
+def load_index(folder: Path, vectors: np.ndarray, meta: dict) -> FaissIndex:
+    import faiss
+
+    structure = faiss.read_index(str(folder / INDEX_FILE))
+    kind = HNSWIndex if meta["kind"] == "faiss-hnsw" else IVFIndex
+    index: FaissIndex = kind(vectors, structure=structure)
+    index.params.update(meta.get("params", {}))
+    index.set_breadth(int(meta["params"][index.breadth_name]))
+    index.recall_at_10 = meta.get("recall_at_10")
+    return index
+
+
+def load_or_build(vectors: torch.Tensor | np.ndarray, folder: Path | None,
+                  queries: Callable[[], np.ndarray | None] | np.ndarray | None = None,
+                  recall_target: float = DEFAULT_RECALL_TARGET, kind: str = "auto",
+                  ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
+                  threads: int | None = None) -> ExactIndex:
+    """:func:`build_index`, through ``folder``: an approximate index saved there from the same
+    vectors (SHA-256, count, dim) and of the asked kind is loaded instead of rebuilt (its
+    breadth re-tuned, without a rebuild, when the recall target changed); a stale one is
+    refused with a log line, rebuilt and saved over. ``queries`` may be a callable, asked only
+    when a build or tuning needs them. ``index.params["source"]`` says which happened."""
+    matrix = _as_matrix(vectors)
+    size, dim = len(matrix) - 1, matrix.shape[1]
+    wants_ann = kind in ("ivf", "hnsw") or (kind == "auto" and ann_threshold is not None
+                                             and size >= ann_threshold)
+    if not wants_ann or folder is None:
+        index = build_index(matrix, _queries(queries) if wants_ann else None, recall_target,
+                            kind, ann_threshold, threads)
+        index.params.setdefault("source", "built")
+        return index
+    folder = Path(folder)
+    sha = fingerprint(matrix)
+    reason = "there is none"
+    if (folder / META_FILE).is_file() and (folder / INDEX_FILE).is_file():
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            reason = _stale(meta, kind, sha, size, dim) or ""
+        except (OSError, ValueError) as err:
+            reason = f"{META_FILE} is unreadable ({err})"
+        if not reason:
+            started = time.perf_counter()
+            index = load_index(folder, matrix, meta)
+            index.params["load_seconds"] = round(time.perf_counter() - started, 3)
+            index.params["source"] = f"loaded {folder / INDEX_FILE}"
+            if meta.get("params", {}).get("recall_target") != recall_target:
+                import faiss
+
+                faiss.omp_set_num_threads(threads or all_cores())
+                measure(index, _queries(queries), recall_target)
+                index.params["source"] += " (re-tuned for the new recall target)"
+                _try_save(index, folder, sha)
+            return index
+        log.warning("index in %s not used: %s; rebuilding it", folder, reason)
+    index = build_index(matrix, _queries(queries), recall_target, kind, ann_threshold, threads)
+    index.params["source"] = f"built ({folder / INDEX_FILE}: {reason})"
+    if isinstance(index, FaissIndex):
+        _try_save(index, folder, sha)
+    return index
+
+
+def _queries(queries: Callable[[], np.ndarray | None] | np.ndarray | None) -> np.ndarray | None:
+    return queries() if callable(queries) else queries
+
+
+def _try_save(index: FaissIndex, folder: Path, sha: str) -> None:
+    try:
+        save_index(index, folder, sha)
+    except OSError as err:  # a read-only run folder still serves, it just rebuilds next time
+        log.warning("could not save the index in %s: %s", folder, err)

@@ -3,14 +3,25 @@ service, ``recadapt.serve``, share this)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from recadapt.data.batching import left_pad
 from recadapt.errors import RecAdaptError
 from recadapt.models.base import Recommender
-from recadapt.serve.index import HNSW_EF_SEARCH, ExactIndex, build_index
+from recadapt.serve.index import (
+    DEFAULT_ANN_THRESHOLD,
+    DEFAULT_RECALL_TARGET,
+    ExactIndex,
+    _top_rows,
+    load_or_build,
+)
 from recadapt.train.runs import LoadedRun
+
+#: user histories per forward when the service samples query vectors at start
+QUERY_BATCH = 256
 
 
 def ranks_by_dot_product(model: Recommender) -> bool:
@@ -20,15 +31,69 @@ def ranks_by_dot_product(model: Recommender) -> bool:
     return type(model).score is Recommender.score
 
 
+def check_rankable(run: LoadedRun) -> None:
+    if run.prepared.is_ctr:
+        raise RecAdaptError(f"{run.config.model['name']!r} was trained for data.task=ctr: it "
+                            "scores given (user, item) pairs and cannot rank the catalogue")
+
+
+@torch.no_grad()
+def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
+                 seed: int = 0) -> np.ndarray:
+    """``[≤ count, d]`` user vectors of a sample of the run's users (``padded``: their
+    left-padded histories), topped up with item vectors when there are fewer users: the
+    queries an index is tuned and measured on."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(padded), min(count, len(padded)), replace=False))
+    vectors = [run.model.user_embeddings(_batch(padded[chosen[i:i + QUERY_BATCH]])).float()
+               for i in range(0, len(chosen), QUERY_BATCH)]
+    queries = torch.cat(vectors).numpy() if vectors else np.zeros((0, 0), np.float32)
+    if len(queries) < count:
+        items = run.model.item_embeddings().float().numpy()[1:]
+        extra = rng.choice(len(items), min(count - len(queries), len(items)), replace=False)
+        queries = items[extra] if not len(queries) else np.concatenate([queries, items[extra]])
+    return np.ascontiguousarray(queries, dtype=np.float32)
+
+
 @torch.no_grad()
 def item_index(run: LoadedRun, ann_threshold: int | None = None,
-               ef_search: int = HNSW_EF_SEARCH) -> ExactIndex | None:
-    """The top-K index over the run's item vectors (exact unless the catalogue reaches
-    ``ann_threshold``; ``ef_search`` trades HNSW speed for recall), or ``None`` for models
-    that do not rank by a dot product."""
+               recall_target: float = DEFAULT_RECALL_TARGET, kind: str = "auto",
+               folder=None, padded: np.ndarray | None = None) -> ExactIndex | None:
+    """The top-K index over the run's item vectors (:func:`serve.index.load_or_build`: exact
+    below ``ann_threshold`` items, else tuned to ``recall_target`` on user vectors and saved in
+    ``folder``), or ``None`` for models that do not rank by a dot product."""
     if not ranks_by_dot_product(run.model):
         return None
-    return build_index(run.model.item_embeddings(), ann_threshold, ef_search)
+    vectors = run.model.item_embeddings()
+
+    def queries() -> np.ndarray:
+        histories = padded if padded is not None else padded_histories(run)
+        return user_queries(run, histories)
+
+    return load_or_build(vectors, folder, queries, recall_target, kind, ann_threshold)
+
+
+def padded_histories(run: LoadedRun) -> np.ndarray:
+    """``[num_users, max_seq_len]`` every user's most recent items, left-padded."""
+    length = run.config.data.max_seq_len
+    return np.stack([left_pad(s, length) for s in run.prepared.dataset.sequences()]) \
+        if run.prepared.dataset.num_users else np.zeros((0, length), np.int64)
+
+
+def _batch(padded: np.ndarray) -> dict[str, torch.Tensor]:
+    return {"history": torch.from_numpy(np.ascontiguousarray(padded, dtype=np.int64)),
+            "user": torch.zeros(len(padded), dtype=torch.long)}
+
+
+@torch.no_grad()
+def rank_batch(run: LoadedRun, padded: np.ndarray, seen: Sequence[np.ndarray],
+               k: int, index: ExactIndex | None = None) -> list[list[tuple[int, float]]]:
+    """:func:`rank` of several histories at once (``padded``: ``[B, max_seq_len]``, ``seen``:
+    each one's items to exclude): one sequence-model forward and one search for the batch."""
+    batch = _batch(padded)
+    if index is not None:
+        return index.search_batch(run.model.user_embeddings(batch), k, seen)
+    return _top_rows(run.model.score(batch).float(), k, seen)
 
 
 @torch.no_grad()
@@ -41,22 +106,9 @@ def rank(run: LoadedRun, history: np.ndarray, k: int,
         raise RecAdaptError(f"-k must be positive, got {k}")
     if len(history) == 0:
         raise RecAdaptError("the user has no history to recommend from")
-    if run.prepared.is_ctr:
-        raise RecAdaptError(f"{run.config.model['name']!r} was trained for data.task=ctr: it "
-                            "scores given (user, item) pairs and cannot rank the catalogue")
-    batch = {
-        "history": torch.from_numpy(left_pad(history, run.config.data.max_seq_len)).unsqueeze(0),
-        "user": torch.zeros(1, dtype=torch.long),
-    }
-    seen = np.unique(history).tolist()
-    if index is not None:
-        return index.search(run.model.user_embeddings(batch)[0], k, exclude=seen)
-    scores = run.model.score(batch)[0].float().clone()
-    scores[0] = -torch.inf
-    scores[torch.as_tensor(seen, dtype=torch.long)] = -torch.inf
-    k = min(k, int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
-    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+    check_rankable(run)
+    padded = left_pad(np.asarray(history, dtype=np.int64), run.config.data.max_seq_len)
+    return rank_batch(run, padded[None], [np.unique(history)], k, index)[0]
 
 
 def recommend(run: LoadedRun, history: np.ndarray, k: int) -> list[dict]:
@@ -64,7 +116,7 @@ def recommend(run: LoadedRun, history: np.ndarray, k: int) -> list[dict]:
     dataset = run.prepared.dataset
     return [
         {"item_id": str(dataset.item_ids[i]), "title": dataset.item_title(i), "score": s}
-        for i, s in rank(run, history, k, item_index(run))
+        for i, s in rank(run, history, k, item_index(run, ann_threshold=None))
     ]
 
 
@@ -72,3 +124,7 @@ def user_history(run: LoadedRun, raw_user_id: str) -> np.ndarray:
     """All of a user's interactions (train, valid and test): recommend what comes next."""
     dataset = run.prepared.dataset
     return dataset.sequences()[dataset.user_index(raw_user_id)]
+
+
+__all__ = ["DEFAULT_ANN_THRESHOLD", "item_index", "rank", "rank_batch", "recommend",
+           "user_history"]
