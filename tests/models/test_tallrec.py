@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from recadapt.config import validate_config
 from recadapt.errors import ConfigError
@@ -40,7 +39,7 @@ def tallrec_config(tmp_path_factory):
             "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
                      "title_field": "title", "task": "ctr",
                      "ctr": {"history_len": 2, "split": [0.6, 0.2, 0.2]}},
-            "model": {"name": "tallrec", "chat_template": "no", "train_on_inputs": False,
+            "model": {"name": "tallrec", "chat_template": "no",
                       "template": {"base": "tallrec", "wrapper": "plain"}, **model},
             "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "patience": 3, "seed": 0},
         })
@@ -126,106 +125,3 @@ def test_long_prompts_keep_their_end_and_warn_once(tallrec_config):
         warnings.simplefilter("error")
         model.prompts.encode(batch, with_answer=False)  # no second warning
     assert model.prompts.truncated == 8
-
-
-def test_loss_labels_cover_the_prompt_or_only_the_answer():
-    from recadapt.models.tallrec import IGNORE, loss_labels
-
-    ids = torch.tensor([[5, 6, 7, 1, 2, 0], [8, 9, 1, 2, 0, 0]])
-    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
-    last = torch.tensor([2, 1])  # the last prompt token; two answer tokens follow
-    whole = loss_labels(ids, mask, last, 2, train_on_inputs=True)
-    assert whole.tolist() == [[5, 6, 7, 1, 2, IGNORE], [8, 9, 1, 2, IGNORE, IGNORE]]
-    answer = loss_labels(ids, mask, last, 2, train_on_inputs=False)
-    assert answer.tolist() == [[IGNORE, IGNORE, IGNORE, 1, 2, IGNORE],
-                               [IGNORE, IGNORE, 1, 2, IGNORE, IGNORE]]
-
-
-def test_the_loss_is_the_mean_token_cross_entropy_of_its_labels(tallrec_config):
-    """Both settings against the cross-entropy computed here from the full logits: the prompt
-    tokens count only with train_on_inputs (TALLRec's code); the answer tokens always."""
-    from recadapt.data.ctr import ctr_batches
-    from recadapt.encoders.llm import base_decoder
-    from recadapt.models.registry import build_model
-    from recadapt.train.runs import prepare_data
-
-    for whole in (True, False):
-        config = tallrec_config(train_on_inputs=whole)
-        prepared = prepare_data(config)
-        model = build_model(config, prepared.dataset).eval()
-        batch = next(ctr_batches(prepared.split.train, 3))
-        ids, mask, last, answers = model.prompts.encode(batch, with_answer=True)
-        with torch.no_grad():
-            logits = model.lm.get_output_embeddings()(
-                base_decoder(model.lm)(input_ids=ids, attention_mask=mask).last_hidden_state)
-            expected_terms = []
-            for row in range(len(ids)):
-                length = int(mask[row].sum())
-                first = 1 if whole else int(last[row]) + 1
-                for target in range(first, length):
-                    expected_terms.append(torch.nn.functional.cross_entropy(
-                        logits[row, target - 1], ids[row, target]))
-            expected = torch.stack(expected_terms).mean()
-            got = model.loss(batch)
-        assert len(expected_terms) > (50 if whole else 0)
-        if not whole:
-            assert len(expected_terms) == answers.numel()
-        assert torch.allclose(got, expected, atol=1e-4), (whole, got, expected)
-
-
-def test_default_prompt_is_the_alpaca_wrapper_not_the_chat_template(tmp_path):
-    from recadapt.data.ctr import ctr_batches
-    from recadapt.models.registry import build_model
-    from recadapt.train.runs import prepare_data
-
-    folder = planted_csv(tmp_path)
-    config = validate_config({
-        "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
-                 "title_field": "title", "task": "ctr",
-                 "ctr": {"history_len": 2, "split": [0.6, 0.2, 0.2]}},
-        "model": {"name": "tallrec"}})
-    prepared = prepare_data(config)
-    model = build_model(config, prepared.dataset)
-    assert model.train_on_inputs and not model.prompts.chat
-    batch = next(ctr_batches(prepared.split.test, 1))
-    text = model.prompts.tokenizer.decode(model.prompts.prompt_ids(batch, 0))
-    assert text.startswith("Below is an instruction that describes a task, paired with an input "
-                           "that provides further context. Write a response that appropriately "
-                           "completes the request.\n\n### Instruction:\n")
-    assert "\n\n### Input:\n" in text and text.endswith("\n\n### Response:\n")
-    assert "<|im_start|>" not in text  # SmolLM2's chat markup
-
-
-def test_init_adapter_starts_the_lora_from_a_saved_peft_adapter(tallrec_config, tmp_path):
-    from peft import LoraConfig, get_peft_model
-
-    from recadapt.encoders.llm import load_causal_lm
-    from recadapt.models.registry import build_model
-    from recadapt.train.runs import prepare_data
-
-    lm, _ = load_causal_lm("smollm2-135m")
-    peft_model = get_peft_model(lm, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05,
-                                               target_modules=["q_proj", "v_proj"]))
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_" in name:
-                param.copy_(torch.randn(param.shape, generator=generator))
-    saved = {name.removeprefix("base_model.model.").replace(".default.", "."): param.detach()
-             for name, param in peft_model.named_parameters() if "lora_" in name}
-    peft_model.save_pretrained(tmp_path / "adapter")
-
-    config = tallrec_config(init_adapter=str(tmp_path / "adapter"))
-    model = build_model(config, prepare_data(config).dataset)
-    loaded = {name.replace(".default.", "."): param for name, param in
-              model.lm.named_parameters() if "lora_" in name}
-    assert set(loaded) == set(saved) and len(saved) == 120  # q and v of 30 layers, A and B
-    assert all(torch.equal(loaded[name], saved[name]) for name in saved)
-    assert all(param.requires_grad for param in loaded.values())
-
-    with pytest.raises(ConfigError, match=r"r=8.*set model.lora_r"):
-        build_model(tallrec_config(init_adapter=str(tmp_path / "adapter"), lora_r=4),
-                    prepare_data(config).dataset)
-    with pytest.raises(ConfigError, match=r"no adapter_config\.json"):
-        build_model(tallrec_config(init_adapter=str(tmp_path / "absent")),
-                    prepare_data(config).dataset)

@@ -22,7 +22,7 @@ Ablations (Table 3) are settings: ``num_meta: 1`` is one LoRA without CRM instru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,12 +55,6 @@ class CRMStage(StageConfig):
 class RecLoRAConfig(TALLRecConfig):
     template: str | dict[str, Any] = "reclora"
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="appendix C: 0")
-    # RecLoRA's paper says neither; its tracked rows ran with these (TALLRec's now differ)
-    chat_template: Literal["auto", "yes", "no"] = Field(
-        "auto", description="the tokenizer's chat template when it has one (auto), else the "
-        "template's wrapper")
-    train_on_inputs: bool = Field(False, description="loss on the prompt tokens too; default: "
-                                  "the answer tokens only")
     num_meta: int = Field(4, ge=1, description="N_m, meta-LoRAs in the bank (Figure 4: 1-16)")
     temperature: float = Field(1.0, gt=0, description="tau of the gate's softmax (eq. 14)")
     gate_hidden: int | None = Field(None, ge=1, description="gate FFN width (default: R_c's)")
@@ -100,10 +94,6 @@ class RecLoRA(TALLRec):
             probe = self._representation(_probe_batch(run.data.ctr.history_len))
         self.gate = LoRAGate(int(probe.shape[-1]), config.num_meta, config.gate_hidden,
                              config.temperature)
-
-    def warm_start(self, config: RecLoRAConfig) -> None:  # type: ignore[override]
-        raise ConfigError("model.init_adapter: reclora's LoRA is a bank of meta-LoRAs mixed per "
-                          "user, which one saved adapter cannot initialise; leave it empty")
 
     def adapt(self, config: RecLoRAConfig) -> None:  # type: ignore[override]
         add_personalized_lora(self.lm, config.num_meta, config.lora_r, config.lora_alpha,

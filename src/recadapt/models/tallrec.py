@@ -2,19 +2,11 @@
 answer "Yes" or "No" to "will the user like the target item?".
 
 * The prompt comes from ``data/prompts`` (template as config: TALLRec's by default; ATFLRec's
-  Table I and RecLoRA's Figure 2 are built in), in the template's wrapper: the Stanford Alpaca
-  prompt for TALLRec's, the text TALLRec's released code fine-tunes on
-  (``chat_template: no``, the default). ``auto`` applies the tokenizer's chat template when it
-  has one (the behaviour before this setting existed), ``yes`` insists on it.
+  Table I and RecLoRA's Figure 2 are built in). The tokenizer's chat template is applied when
+  the model has one (``chat_template: auto``), otherwise the Alpaca wrapper.
 * LoRA from peft on the q/v projections (r 8, alpha 16); every LLM weight stays frozen.
-  ``init_adapter``: a peft adapter folder (``save_pretrained``) the LoRA starts from, as TALLRec
-  starts from an Alpaca instruction-tuned LoRA (alpaca-lora) before rec-tuning.
-* Training: the causal-LM loss over the whole prompt and answer (``train_on_inputs: true``, the
-  default of TALLRec's ``finetune_rec.py`` and the value its runs use: every non-padding token
-  after the first is a target, averaged over tokens), or on the answer tokens only (``false``:
-  the answer word, the rest of the output text such as ".", and EOS). The head runs over the
-  prompt in checkpointed chunks, so the full ``[batch, length, vocabulary]`` logits are never
-  held at once.
+* Training: causal-LM loss on the answer tokens only (the answer word, the rest of the output
+  text such as ".", and EOS), as in TALLRec's alpaca-lora code.
 * Scoring (RecLoRA eq. 4): the softmax over the logits of the answer words "Yes" and "No" at the
   first answer position, i.e. the logit ``z_yes - z_no`` whose sigmoid is that softmax. Their
   token ids are read from the tokenizer (the word encoded alone, without special tokens); a
@@ -27,17 +19,15 @@ answer "Yes" or "No" to "will the user like the target item?".
   compare the same prompts.
 * Only the hidden states of the positions that carry a loss or a score go through the LM head
   (the full ``[batch, length, vocabulary]`` logits would dominate memory on CPU).
-  The Yes/No score is read at the answer position under either loss.
 """
 
 from __future__ import annotations
 
 import warnings
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
-import torch.utils.checkpoint
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -59,14 +49,8 @@ class TALLRecConfig(BaseModel):
         "tallrec", description="prompt template: a built-in name (tallrec, atflrec, reclora), a "
         "YAML file, or a mapping (base: NAME plus fields to override)")
     chat_template: Literal["auto", "yes", "no"] = Field(
-        "no", description="wrap prompts with the tokenizer's chat template (yes; auto: when it "
-        "has one); no (default, TALLRec's code): the template's own wrapper (Alpaca)")
-    train_on_inputs: bool = Field(
-        True, description="causal-LM loss on the prompt tokens too (TALLRec's code, default); "
-        "false: on the answer tokens only")
-    init_adapter: str | None = Field(
-        None, description="a peft LoRA adapter folder (save_pretrained) to start from, e.g. an "
-        "Alpaca instruction LoRA; its r and alpha must equal lora_r and lora_alpha")
+        "auto", description="wrap prompts with the tokenizer's chat template (auto: when it has "
+        "one); otherwise the template's own wrapper (Alpaca)")
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
@@ -75,31 +59,6 @@ class TALLRecConfig(BaseModel):
     max_length: int = Field(512, ge=16, description="prompt + answer tokens (longer prompts "
                             "lose their beginning)")
     eval_batch_size: int = Field(16, ge=1, description="samples per scoring forward pass")
-
-    #: what a stored run without these keys (trained before they existed) ran with; its
-    #: config.yaml holds chat_template written out, so only the loss needs filling in
-    values_of_older_runs: ClassVar[dict[str, Any]] = {"train_on_inputs": False}
-
-
-#: the label of a token that carries no loss (Hugging Face's convention)
-IGNORE = -100
-#: answer/prompt positions whose logits are computed at once in the loss
-HEAD_CHUNK = 256
-
-
-def loss_labels(input_ids: torch.Tensor, mask: torch.Tensor, last: torch.Tensor,
-                answer_length: int, train_on_inputs: bool) -> torch.Tensor:
-    """Causal-LM labels for prompt + answer rows (``LLMPrompts.encode``): the token ids where a
-    loss is taken, :data:`IGNORE` elsewhere. ``train_on_inputs``: every non-padding token
-    (TALLRec's code; the first token is never predicted); otherwise only the answer tokens, the
-    ``answer_length`` after each row's last prompt token ``last``."""
-    labels = input_ids.masked_fill(mask == 0, IGNORE)
-    if not train_on_inputs:
-        positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
-        start = (last + 1).unsqueeze(1)
-        answer = (positions >= start) & (positions < start + answer_length)
-        labels = labels.masked_fill(~answer, IGNORE)
-    return labels
 
 
 def answer_token_id(tokenizer: Any, word: str) -> int:
@@ -189,24 +148,15 @@ class TALLRec(CTRRecommender):
         for param in self.lm.parameters():
             param.requires_grad_(False)
         self.adapt(config)
-        if config.init_adapter:
-            self.warm_start(config)
         builder = PromptBuilder(dataset, config.template, run.data.ctr.history_len)
         self.prompts = LLMPrompts(builder, tokenizer, config.chat_template, config.max_length)
         self.eval_batch_size = config.eval_batch_size
-        self.train_on_inputs = config.train_on_inputs
 
     def adapt(self, config: TALLRecConfig) -> None:
         """Add the trainable adapter to the frozen LLM: peft LoRA (RecLoRA: its meta-LoRA
         bank)."""
         add_lora(self.lm, config.lora_r, config.lora_alpha, config.lora_dropout,
                  config.lora_targets)
-
-    def warm_start(self, config: TALLRecConfig) -> None:
-        """Start the LoRA from the adapter folder ``init_adapter`` (one-line refusals)."""
-        from recadapt.nn.peft_methods import load_lora_adapter
-
-        load_lora_adapter(self.lm, config.init_adapter, config.lora_r, config.lora_alpha)
 
     def personalize(self, batch: dict[str, torch.Tensor]) -> AbstractContextManager[Any]:
         """Per-sample state the LLM's forward pass needs (RecLoRA: gate weights). None."""
@@ -235,19 +185,12 @@ class TALLRec(CTRRecommender):
         input_ids, mask, last, answers = self.prompts.encode(batch, with_answer=True)
         with self.personalize(batch):
             hidden = self._hidden(input_ids, mask)
-        labels = loss_labels(input_ids, mask, last, answers.shape[1], self.train_on_inputs)
-        targets = labels[:, 1:].to(hidden.device)  # position t predicts token t + 1
-        rows, steps = (targets != IGNORE).nonzero(as_tuple=True)
-        picked, wanted = hidden[rows, steps], targets[rows, steps]
-        total = hidden.new_zeros((), dtype=torch.float32)
-        for start in range(0, len(wanted), HEAD_CHUNK):  # bounded [chunk, vocabulary] logits
-            chunk = slice(start, start + HEAD_CHUNK)
-            total = total + torch.utils.checkpoint.checkpoint(
-                self._summed_ce, picked[chunk], wanted[chunk], use_reentrant=False)
-        return total / max(1, len(wanted))
-
-    def _summed_ce(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(self._head(hidden).float(), targets, reduction="sum")
+        steps = torch.arange(answers.shape[1])
+        positions = (last.unsqueeze(1) + steps.unsqueeze(0)).to(hidden.device)  # [B, A]
+        rows = torch.arange(len(last), device=hidden.device).unsqueeze(1)
+        logits = self._head(hidden[rows, positions]).float()  # [B, A, vocab]
+        targets = answers.to(hidden.device).flatten()
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets)
 
 
 @register_model("rella", TALLRecConfig)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -204,70 +203,6 @@ def add_lora(backbone: nn.Module, r: int = 8, alpha: float = 16, dropout: float 
     # inject_adapter_in_model leaves only adapter weights trainable; be explicit regardless
     _set_trainable(backbone, lambda n: ".lora_A." in n or ".lora_B." in n)
     return [n for n, m in backbone.named_modules() if hasattr(m, "lora_A")]
-
-
-def load_lora_adapter(backbone: nn.Module, folder: str | Path, r: int, alpha: float,
-                      adapter_name: str = "default") -> int:
-    """Copy a saved peft LoRA adapter (``save_pretrained``'s ``adapter_config.json`` +
-    ``adapter_model.safetensors``/``.bin``) into the LoRA layers :func:`add_lora` injected:
-    TALLRec's warm start from an Alpaca instruction LoRA. The adapter must have this rank and
-    alpha, and every tensor must land on an injected layer of the same shape; anything else is
-    refused in one line (a partial load would train from a mix). Returns the tensors loaded."""
-    import json
-
-    from peft.utils import set_peft_model_state_dict
-
-    folder = Path(folder)
-    config_file = folder / "adapter_config.json"
-    if not config_file.is_file():
-        raise ConfigError(f"model.init_adapter: {folder} holds no adapter_config.json; give a "
-                          "folder saved by peft's save_pretrained")
-    try:
-        saved = json.loads(config_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ConfigError(f"model.init_adapter: {config_file} is not valid JSON") from None
-    if saved.get("r") != r or float(saved.get("lora_alpha", alpha)) != float(alpha):
-        raise ConfigError(f"model.init_adapter: {folder} is a LoRA of r={saved.get('r')}, "
-                          f"alpha={saved.get('lora_alpha')}; set model.lora_r and "
-                          f"model.lora_alpha to match (now r={r}, alpha={alpha})")
-    state = _read_adapter_tensors(folder)
-    prefix = "base_model.model."  # a PeftModel's keys; the injected layers have none
-    state = {k.removeprefix(prefix): v for k, v in state.items()}
-    expected = {name.replace(f".{adapter_name}.", "."): param for name, param in
-                backbone.named_parameters() if ".lora_A." in name or ".lora_B." in name}
-    unknown = sorted(set(state) - set(expected))
-    missing = sorted(set(expected) - set(state))
-    if unknown or missing:
-        what = (f"{len(unknown)} tensors the model has no LoRA layer for (e.g. {unknown[0]})"
-                if unknown else f"no tensor for {len(missing)} LoRA layers (e.g. {missing[0]})")
-        raise ConfigError(f"model.init_adapter: {folder} does not fit this LLM: {what}; was it "
-                          "trained on another base model or other lora_targets?")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ConfigError(f"model.init_adapter: {folder}: {name} has shape "
-                              f"{tuple(tensor.shape)}, the model's {tuple(expected[name].shape)}")
-    result = set_peft_model_state_dict(backbone, state, adapter_name=adapter_name)
-    if getattr(result, "unexpected_keys", None):
-        raise ConfigError(f"model.init_adapter: {folder}: peft could not place "
-                          f"{result.unexpected_keys[0]}")
-    return len(state)
-
-
-def _read_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    safetensors_file, bin_file = folder / "adapter_model.safetensors", folder / "adapter_model.bin"
-    try:
-        if safetensors_file.is_file():
-            from safetensors.torch import load_file
-
-            return load_file(str(safetensors_file))
-        if bin_file.is_file():
-            return torch.load(bin_file, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file is the same user error
-        raise ConfigError(f"model.init_adapter: cannot read the adapter weights in {folder} "
-                          f"({type(err).__name__}); save them again with save_pretrained"
-                          ) from None
-    raise ConfigError(f"model.init_adapter: {folder} holds no adapter_model.safetensors or "
-                      "adapter_model.bin")
 
 
 @contextmanager
