@@ -1,4 +1,4 @@
-"""data.format: alpaca: Yes/No instruction records as a CTR dataset, their split, one-line errors."""
+"""data.format: alpaca: Yes/No instruction records as CTR data, their split, one-line errors."""
 
 from __future__ import annotations
 
@@ -127,12 +127,12 @@ def test_folder_needs_its_three_parts(tmp_path, alpaca_folder):
 
 
 def test_records_are_ctr_data_only(alpaca_folder):
-    with pytest.raises(ConfigError, match="set data.task=ctr"):
+    with pytest.raises(ConfigError, match=r"set data\.task=ctr"):
         validate_config({"data": {"source": str(alpaca_folder), "format": "alpaca"}})
     config = validate_config({"data": {"source": str(alpaca_folder)}})  # format auto
-    with pytest.raises(ConfigError, match="holds Alpaca records.*data.task=ctr"):
+    with pytest.raises(ConfigError, match=r"holds Alpaca records.*data\.task=ctr"):
         prepare_data(config)
     config = validate_config({"data": {"source": str(alpaca_folder), "task": "ctr",
                                        "k_core": 2}})
-    with pytest.raises(ConfigError, match="data.k_core"):
+    with pytest.raises(ConfigError, match=r"data\.k_core"):
         prepare_data(config)
