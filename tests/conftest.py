@@ -275,3 +275,33 @@ def small_feature_dataset():
 def feature_dataset():
     """:func:`small_feature_dataset`, for the feature-table and CTR-layer tests."""
     return small_feature_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """A folder with a randomly initialised 2-layer Llama (hidden 32) and the packaged SmolLM2
+    tokenizer (its chat template and single-token Yes/No): an LLM for fast TALLRec tests whose
+    scores mean nothing."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from recadapt.encoders.sources import resolve_source
+
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_source("smollm2-135m").location)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def alpaca_folder() -> Path:
+    """The synthetic Alpaca example of the README (tests/data/alpaca: train 40, valid 12,
+    test 12 records, half Yes)."""
+    return REPO_ROOT / "tests" / "data" / "alpaca"

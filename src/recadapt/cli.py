@@ -98,12 +98,21 @@ def evaluate(
     protocol: Annotated[str, typer.Option(help="full (all items) or sampled.")] = "full",
     negatives: Annotated[int | None, typer.Option(help="Negatives per user (sampled).")] = None,
     part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    data: Annotated[Path | None, typer.Option(
+        help="An Alpaca .json/.jsonl file: score a CTR run on every record of it (AUC, "
+        "LogLoss, Accuracy), written to RUN/eval_data_<file name>.json.")] = None,
 ) -> None:
-    """Evaluate a trained run again, under the full-ranking or the sampled protocol."""
+    """Evaluate a trained run again, under the full-ranking or the sampled protocol, or a CTR
+    run on another Alpaca file (--data)."""
     from recadapt.eval.protocols import evaluate_part
     from recadapt.io import write_json
-    from recadapt.train.runs import load_run
+    from recadapt.train.runs import load_run, score_records
 
+    if data is not None:
+        output = score_records(run_dir, data, progress=True)
+        write_json(run_dir / f"eval_data_{data.stem}.json", output)
+        typer.echo(json.dumps(output, indent=2))
+        return
     if protocol not in {"full", "sampled"}:
         raise RecAdaptError(f"--protocol must be full or sampled, got {protocol!r}")
     if part not in {"test", "valid"}:

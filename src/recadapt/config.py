@@ -82,8 +82,9 @@ class DataConfig(Section):
     )
     source: str = Field("dslabs", description="dataset path, or 'dslabs' (packaged MovieLens)")
     format: Literal["auto", "recbole", "unisrec", "dslabs", "microlens", "minionerec", "csv",
-                    "tsv", "parquet", "jsonl"] = (
-        Field("auto", description="file format; 'auto' detects it from the files")
+                    "tsv", "parquet", "jsonl", "alpaca"] = (
+        Field("auto", description="file format; 'auto' detects it from the files (alpaca: "
+              "Yes/No instruction records, CTR only)")
     )
     name: str | None = Field(None, description="dataset name in reports (default: from source)")
     columns: dict[str, str] | None = Field(
@@ -344,6 +345,9 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         config = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(describe_error(err, RunConfig)) from None
+    if config.data.format == "alpaca" and config.data.task != "ctr":
+        raise ConfigError("data.format: alpaca records are labelled Yes/No samples; set "
+                          "data.task=ctr")
     if config.data.task == "ctr":
         reported = ["AUC", "LogLoss"]
         if "monitor" not in config.train.model_fields_set:

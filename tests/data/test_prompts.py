@@ -172,12 +172,13 @@ def test_alpaca_round_trip(tmp_path: Path, dataset) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("[{", "not a UTF-8 JSON file at line 1"),
+    ("[{", "line 1: not valid JSON"),
     ('{"instruction": "x"}', "JSON list of records.*dict"),
     ('[{"instruction": "a", "input": "b", "output": "c"}, {"instruction": "a", "input": "b"}]',
-     "record 2 has no 'output' key"),
-    ('[{"instruction": "a", "input": 3, "output": "c"}]', "record 1: 'input' must be a string"),
-    ('["x"]', "record 1 is a str"),
+     "record index 1 has no 'output' key"),
+    ('[{"instruction": "a", "input": 3, "output": "c"}]',
+     "record index 0: 'input' must be a string"),
+    ('["x"]', "record index 0 is a str"),
 ])
 def test_malformed_alpaca_files_name_the_file(tmp_path: Path, content: str, message: str):
     path = tmp_path / "bad.json"

@@ -201,3 +201,13 @@ def test_logloss_hand_example():
     assert logloss([1, 0], [0.0, 1.0]) == pytest.approx(-math.log(1e-7), rel=1e-4)
     with pytest.raises(ValueError, match="logits"):
         logloss([1, 0], [2.0, -1.0])
+
+
+def test_accuracy_by_hand():
+    from recadapt.eval.metrics import accuracy
+
+    # predictions 1, 0, 1, 1 (0.5 counts as yes) against labels 1, 0, 0, 1: 3 of 4 right
+    assert accuracy([1, 0, 0, 1], [0.9, 0.2, 0.5, 0.51]) == 0.75
+    assert accuracy([1, 0], [0.4, 0.6]) == 0.0
+    with pytest.raises(ValueError):
+        accuracy([1, 2], [0.1, 0.2])

@@ -31,7 +31,7 @@ def config_for(folder, **model):
                  "title_field": "title", "task": "ctr",
                  "ctr": {"history_len": 6, "split": [0.6, 0.2, 0.2], "k_shot": 16,
                          "max_eval_samples": 8}},
-        "model": {"name": "reclora", "chat_template": "no", "num_meta": 3,
+        "model": {"name": "reclora", "prompt_format": "alpaca", "num_meta": 3,
                   "template": {"base": "reclora", "wrapper": "plain"}, "prompt_history_len": 2,
                   "crm": {"train": {"epochs": 2, "batch_size": 16}}, **model},
         "train": {"epochs": 1, "batch_size": 8, "lr": 3e-3, "num_threads": 1, "seed": 0},

@@ -39,7 +39,7 @@ def tallrec_config(tmp_path_factory):
             "data": {"source": str(folder / "inter.csv"), "item_path": str(folder / "items.csv"),
                      "title_field": "title", "task": "ctr",
                      "ctr": {"history_len": 2, "split": [0.6, 0.2, 0.2]}},
-            "model": {"name": "tallrec", "chat_template": "no",
+            "model": {"name": "tallrec", "prompt_format": "alpaca", "train_on_inputs": False,
                       "template": {"base": "tallrec", "wrapper": "plain"}, **model},
             "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "patience": 3, "seed": 0},
         })

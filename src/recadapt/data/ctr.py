@@ -20,6 +20,12 @@ Choices (docs/protocols.md):
   the same permutation, so it extends the smaller one.
 * Samples without any history are kept (a model must cope with an empty history); item 0 is
   padding in histories, never a target.
+* **Records** (``data.format: alpaca``): interactions that carry their own ``label`` use it
+  (no threshold, no sampled negatives), and their ``part`` column is the split: records of a
+  part keep it (an Alpaca folder's train/valid/test files); records without one (a single
+  file) have no time, so they are cut at random, by one permutation seeded with
+  ``data.ctr.seed``, in the ``split`` ratios. K-shot and the evaluation subsamples then apply
+  as usual.
 """
 
 from __future__ import annotations
@@ -102,10 +108,14 @@ def build_samples(dataset: Dataset, history_len: int, label_threshold: float = 4
     users = inter["user"].to_numpy(np.int64)
     items = inter["item"].to_numpy(np.int64)
     times = inter["timestamp"].to_numpy(np.float64)
-    explicit = "rating" in inter
-    ratings = inter["rating"].to_numpy(np.float64) if explicit else np.zeros(len(inter))
-    labels = (ratings >= label_threshold).astype(np.float32) if explicit else np.ones(len(inter),
-                                                                                      np.float32)
+    explicit = "rating" in inter or "label" in inter
+    ratings = inter["rating"].to_numpy(np.float64) if "rating" in inter else np.zeros(len(inter))
+    if "label" in inter:  # records labelled by their own answer
+        labels = inter["label"].to_numpy(np.float32)
+    elif explicit:
+        labels = (ratings >= label_threshold).astype(np.float32)
+    else:
+        labels = np.ones(len(inter), np.float32)
     # position of each interaction inside its user's sequence → history = the rows before it
     starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
     first_row = np.repeat(starts, np.diff(np.r_[starts, len(users)]))
@@ -160,12 +170,13 @@ def ctr_split(dataset: Dataset, *, history_len: int = 10, label_threshold: float
         raise DataError(f"data.ctr.split: {list(ratios)} must be three non-negative numbers "
                         "summing to 1, e.g. [0.8, 0.1, 0.1]")
     samples = build_samples(dataset, history_len, label_threshold, negatives, seed)
-    order = np.argsort(samples.timestamps, kind="stable")
-    n = len(order)
-    first = int(np.floor(n * ratios[0] + 1e-9))
-    second = int(np.floor(n * (ratios[0] + ratios[1]) + 1e-9))
-    train, valid, test = (samples.subset(np.sort(order[a:b]))
-                          for a, b in ((0, first), (first, second), (second, n)))
+    if "part" in dataset.interactions:
+        train, valid, test = (samples.subset(index) for index in
+                              _record_parts(dataset, ratios, seed))
+    else:
+        order = np.argsort(samples.timestamps, kind="stable")
+        train, valid, test = (samples.subset(np.sort(index))
+                              for index in _cut(order, ratios))
     if k_shot_train is not None:
         if k_shot_train > len(train):
             raise DataError(f"data.ctr.k_shot: {k_shot_train} exceeds the {len(train)} "
@@ -185,6 +196,27 @@ def ctr_split(dataset: Dataset, *, history_len: int = 10, label_threshold: float
             raise DataError(f"dataset {dataset.name!r}: the CTR {name} split has one class only "
                             "(AUC is undefined); check data.ctr.label_threshold")
     return CTRSplit(dataset, train, valid, test)
+
+
+def _cut(order: np.ndarray, ratios: tuple[float, float, float]) -> list[np.ndarray]:
+    """``order`` cut into three consecutive pieces by count in ``ratios``."""
+    n = len(order)
+    first = int(np.floor(n * ratios[0] + 1e-9))
+    second = int(np.floor(n * (ratios[0] + ratios[1]) + 1e-9))
+    return [order[:first], order[first:second], order[second:]]
+
+
+def _record_parts(dataset: Dataset, ratios: tuple[float, float, float], seed: int
+                  ) -> list[np.ndarray]:
+    """Sample indices of train/valid/test for records (module docstring): a record's own part,
+    else a seeded random cut by ``ratios``. Samples are in ``build_samples``' order (records are
+    labelled, so no negatives are added)."""
+    inter = dataset.interactions.sort_values(["user", "timestamp"], kind="stable")
+    part = inter["part"].to_numpy(dtype=str)
+    free = np.flatnonzero(part == "")
+    drawn = _cut(np.random.default_rng(seed).permutation(free), ratios)
+    return [np.sort(np.concatenate([np.flatnonzero(part == name), extra]))
+            for name, extra in zip(("train", "valid", "test"), drawn, strict=True)]
 
 
 def _limit(part: CTRSamples, size: int, seed: int) -> CTRSamples:

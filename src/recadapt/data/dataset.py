@@ -33,6 +33,10 @@ class Dataset:
         user_features: one row per user index, or ``None``.
         title_field: the column used as a human-readable item name, or ``None``.
         synthetic: ``True`` when the data was generated, so every report can say so.
+        records: ``True`` for instruction records (``data.format: alpaca``): each interaction is
+            one record with its own user and item, ``interactions`` also has ``label`` (0/1) and
+            ``part`` (``train``/``valid``/``test``, or empty: to be split), and the item columns
+            ``instruction`` and ``input`` are the record's prompt.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Dataset:
     user_features: pd.DataFrame | None = None
     title_field: str | None = None
     synthetic: bool = False
+    records: bool = False
 
     @property
     def num_users(self) -> int:
@@ -124,6 +129,10 @@ def build_dataset(
                "timestamp": inter["timestamp"].to_numpy()}
     if "rating" in inter:
         columns["rating"] = inter["rating"].astype(np.float64).to_numpy()
+    if "label" in inter:  # instruction records carry their own label and part
+        columns["label"] = inter["label"].astype(np.float64).to_numpy()
+    if "part" in inter:
+        columns["part"] = inter["part"].astype(str).to_numpy()
     clean = pd.DataFrame(columns)
     all_item_ids = np.concatenate([np.array(["[PAD]"], dtype=object), item_ids.astype(object)])
 

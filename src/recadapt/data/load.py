@@ -8,6 +8,7 @@ from recadapt.config import DataConfig, RunConfig
 from recadapt.data.dataset import Dataset
 from recadapt.data.filters import k_core
 from recadapt.data.readers import read_dataset
+from recadapt.errors import ConfigError
 
 
 def resolve_source(config: RunConfig) -> RunConfig:
@@ -30,4 +31,12 @@ def load_dataset(data: DataConfig) -> Dataset:
         name=data.name,
         item_path=data.item_path,
     )
+    if dataset.records:
+        if data.task != "ctr":
+            raise ConfigError(f"data.source: {data.source} holds Alpaca records, labelled Yes/No "
+                              "samples; set data.task=ctr")
+        if data.k_core > 0:
+            raise ConfigError("data.k_core: every Alpaca record is its own user and item, so a "
+                              "k-core filter would remove them all; drop data.k_core")
+        return dataset
     return k_core(dataset, data.k_core) if data.k_core > 0 else dataset

@@ -307,7 +307,17 @@ def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def accuracy(labels: ArrayLike, probs: ArrayLike, threshold: float = 0.5) -> float:
+    """Share of samples whose predicted class (``probs >= threshold``) is their label."""
+    p = _as_1d_float(probs, "probs")
+    y = _check_labels(labels, p.shape[0])
+    if p.size == 0:
+        raise ValueError("accuracy needs at least one example")
+    return float(np.mean((p >= threshold) == (y == 1)))
+
+
 __all__ = [
+    "accuracy",
     "auc",
     "full_ranks",
     "hit_at_k",

@@ -49,7 +49,8 @@ The paper's pipeline (section II, Figures 1-4) and how it is built here:
     followed directly by the audio vectors (packed per row: text tokens, then the 2T audio
     positions, then padding), mean-pooled; the prompt keeps ``max_length - 2T`` tokens;
   - ``text`` (4c, TALLRec-style): one adapter over the prompt only; no audio features, no
-    audio network.
+    audio network. The only mode for Alpaca records (``data.format: alpaca``: each record's
+    instruction and input are the prompt; the other modes are refused there).
 
 * **Classifier**: ``Linear(width → 1)`` (``classifier_dropout`` before it, default 0: none in
   the paper) gives the logit; the loss is the base class's binary cross-entropy.
@@ -254,6 +255,10 @@ class ATFLRec(CTRRecommender):
         from recadapt.config import EncoderSpec
         from recadapt.encoders import load_encoder
 
+        if getattr(dataset, "records", False) and config.lora_mode != "text":
+            raise ConfigError(f"model.lora_mode: {config.lora_mode} reads audio, which Alpaca "
+                              "records (data.format: alpaca) do not have; set "
+                              "model.lora_mode=text (ATFLRec text only)")
         self.config = config
         self.mode = config.lora_mode
         encoder = load_encoder(EncoderSpec(name="text", model=config.text_model))
@@ -332,8 +337,9 @@ class ATFLRec(CTRRecommender):
         """The plain prompt of every sample (instruction and input on their own lines)."""
         texts = []
         for row in range(batch["item"].shape[0]):
-            text = self.builder.input_text(*prompt_args(batch, row))
-            texts.append(wrap(self.builder.template.instruction, text, "plain"))
+            args = prompt_args(batch, row)
+            text = self.builder.input_text(*args)
+            texts.append(wrap(self.builder.instruction(args[3]), text, "plain"))
         return texts
 
     def encode_prompts(self, batch: dict[str, torch.Tensor], budget: int

@@ -10,10 +10,14 @@ conventional CTR model, trained with the Few2Many strategy.
   in appendix C) on the q/v projections; the gate reads the CRM's user representation ``R_c``
   (eq. 12; ``user_representation`` of the CTR model) through ``LN → Linear → ReLU → Linear``
   (eq. 13) and a softmax with temperature (eq. 14), one mix per sample.
-* Prompts, the answer-token loss and the Yes/No scoring (eq. 16) are TALLRec's
-  (``models/tallrec.py``) with RecLoRA's template (Figure 2). The CRM sees the run's history
-  (``data.ctr.history_len``, the long one, e.g. 60); the prompt shows only the most recent
-  ``prompt_history_len`` behaviours (the short one, e.g. 10).
+* Prompts, the causal-LM loss and the Yes/No scoring (eq. 16) are TALLRec's
+  (``models/tallrec.py``) with RecLoRA's template (Figure 2). The paper says nothing of the
+  prompt wrapper or of the loss mask, so RecLoRA keeps recadapt's earlier TALLRec behaviour by
+  default (``prompt_format: chat``, ``train_on_inputs: false``: the answer tokens only); the
+  same settings as TALLRec's switch them. ``init_adapter`` is refused (a meta-LoRA bank is not
+  one adapter), and so are Alpaca-record datasets (no user or item ids for the CRM). The CRM
+  sees the run's history (``data.ctr.history_len``, the long one, e.g. 60); the prompt shows
+  only the most recent ``prompt_history_len`` behaviours (the short one, e.g. 10).
 
 Ablations (Table 3) are settings: ``num_meta: 1`` is one LoRA without CRM instruction;
 ``num_meta: 1, lora_r: 8 * N_m`` the same-parameter single LoRA.
@@ -22,7 +26,7 @@ Ablations (Table 3) are settings: ``num_meta: 1`` is one LoRA without CRM instru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +34,7 @@ from pydantic import Field
 
 from recadapt.config import StageConfig
 from recadapt.data.prompts import PromptBuilder
+from recadapt.data.readers import detect_format
 from recadapt.errors import ConfigError
 from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
@@ -40,6 +45,10 @@ if TYPE_CHECKING:
     from recadapt.config import RunConfig
     from recadapt.data.ctr import CTRSplit
     from recadapt.data.dataset import Dataset
+
+ALPACA_REFUSAL = ("model.name: reclora gates its LoRA with a conventional CTR model over user "
+                  "and item ids, which Alpaca records (data.format: alpaca) do not have; use "
+                  "tallrec, atflrec (lora_mode: text) or like-rate")
 
 
 class CRMStage(StageConfig):
@@ -54,6 +63,13 @@ class CRMStage(StageConfig):
 
 class RecLoRAConfig(TALLRecConfig):
     template: str | dict[str, Any] = "reclora"
+    # RecLoRA's paper says neither; kept at recadapt's behaviour before TALLRec's switches
+    # (docs/decisions.md), so the tracked RecLoRA rows stay reproducible by default
+    prompt_format: Literal["alpaca", "chat"] = Field(
+        "chat", description="chat: the tokenizer's chat template; alpaca: the template's text "
+        "wrapper (the Stanford Alpaca prompt)")
+    train_on_inputs: bool = Field(False, description="loss on the answer tokens only (false) "
+                                  "or on every prompt and answer token (true)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="appendix C: 0")
     num_meta: int = Field(4, ge=1, description="N_m, meta-LoRAs in the bank (Figure 4: 1-16)")
     temperature: float = Field(1.0, gt=0, description="tau of the gate's softmax (eq. 14)")
@@ -71,11 +87,19 @@ class RecLoRA(TALLRec):
 
     @classmethod
     def prerequisites(cls, config: RecLoRAConfig, run: RunConfig) -> dict[str, StageConfig]:
+        # refused before the CRM stage trains: Alpaca records have no user or item ids
+        if detect_format(run.data.source, run.data.format) == "alpaca":
+            raise ConfigError(ALPACA_REFUSAL)
         return {"crm": config.crm}
 
     @classmethod
     def create(cls, config: RecLoRAConfig, dataset: Dataset, run: RunConfig,
                **stages: Recommender) -> RecLoRA:
+        if dataset.records:
+            raise ConfigError(ALPACA_REFUSAL)
+        if config.init_adapter:
+            raise ConfigError("model.init_adapter: RecLoRA trains a bank of meta-LoRAs, which "
+                              "one peft adapter cannot initialise; use it with tallrec or rella")
         crm = given_stage(stages, "crm", cls.name)
         if not hasattr(crm, "user_representation"):
             raise ConfigError(f"model.crm.model: {crm.name!r} exposes no user representation "
@@ -88,7 +112,7 @@ class RecLoRA(TALLRec):
         super().__init__(config, dataset, run)
         self.crm = crm
         builder = PromptBuilder(dataset, config.template, config.prompt_history_len)
-        self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.chat_template,
+        self.prompts = LLMPrompts(builder, self.prompts.tokenizer, config.prompt_format,
                                   config.max_length)
         with torch.no_grad():
             probe = self._representation(_probe_batch(run.data.ctr.history_len))

@@ -1,12 +1,26 @@
 """TALLRec (Bao et al. 2023; RecLoRA 2.3 and appendix B.2): a causal LLM rec-tuned with LoRA to
 answer "Yes" or "No" to "will the user like the target item?".
 
-* The prompt comes from ``data/prompts`` (template as config: TALLRec's by default; ATFLRec's
-  Table I and RecLoRA's Figure 2 are built in). The tokenizer's chat template is applied when
-  the model has one (``chat_template: auto``), otherwise the Alpaca wrapper.
-* LoRA from peft on the q/v projections (r 8, alpha 16); every LLM weight stays frozen.
-* Training: causal-LM loss on the answer tokens only (the answer word, the rest of the output
-  text such as ".", and EOS), as in TALLRec's alpaca-lora code.
+Where the paper is silent, the defaults follow the authors' code (``finetune_rec.py``, built on
+alpaca-lora), and each choice is a setting so that the earlier behaviour stays reachable:
+
+* **Prompt** (``prompt_format``): the text comes from ``data/prompts`` (template as config:
+  TALLRec's by default; ATFLRec's Table I and RecLoRA's Figure 2 are built in; on a
+  ``data.format: alpaca`` dataset each record's own instruction and input). ``alpaca`` (default,
+  as TALLRec) writes it in the Stanford Alpaca wrapper ("Below is an instruction that describes
+  a task, paired with an input ... ### Instruction: ... ### Input: ... ### Response:"), or
+  whatever wrapper the template names (``wrapper: plain``); ``chat`` passes the user message
+  through the tokenizer's chat template (refused when it has none; recadapt's behaviour before
+  the switch, since SmolLM2-Instruct has one).
+* **Loss** (``train_on_inputs``): the causal-LM loss on every non-padding token of prompt +
+  answer (default true, the alpaca-lora default that TALLRec's runs keep), or on the answer
+  tokens only (false: the answer word, the rest of the output text such as ".", and EOS; the
+  prompt is labelled -100). Either way it is the mean over the labelled tokens of the batch.
+* **Warm start** (``init_adapter``): TALLRec starts rec-tuning from an Alpaca instruction LoRA;
+  a peft adapter folder given here is loaded into the LoRA layers before training (it must
+  have the run's ``lora_r``, ``lora_alpha`` and targets). Default none: LoRA starts at zero.
+* LoRA from peft on the q/v projections (r 8, alpha 16, dropout 0.05 as TALLRec's code); every
+  LLM weight stays frozen.
 * Scoring (RecLoRA eq. 4): the softmax over the logits of the answer words "Yes" and "No" at the
   first answer position, i.e. the logit ``z_yes - z_no`` whose sigmoid is that softmax. Their
   token ids are read from the tokenizer (the word encoded alone, without special tokens); a
@@ -28,7 +42,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from recadapt.data.ctr import prompt_args
@@ -37,7 +51,10 @@ from recadapt.encoders.llm import load_causal_lm
 from recadapt.errors import ConfigError
 from recadapt.models.base import CTRRecommender
 from recadapt.models.registry import register_model
-from recadapt.nn.peft_methods import add_lora
+from recadapt.nn.peft_methods import add_lora, load_lora_adapter
+
+#: the label of tokens that carry no loss (Hugging Face's convention)
+IGNORE_INDEX = -100
 
 
 class TALLRecConfig(BaseModel):
@@ -48,9 +65,15 @@ class TALLRecConfig(BaseModel):
     template: str | dict[str, Any] = Field(
         "tallrec", description="prompt template: a built-in name (tallrec, atflrec, reclora), a "
         "YAML file, or a mapping (base: NAME plus fields to override)")
-    chat_template: Literal["auto", "yes", "no"] = Field(
-        "auto", description="wrap prompts with the tokenizer's chat template (auto: when it has "
-        "one); otherwise the template's own wrapper (Alpaca)")
+    prompt_format: Literal["alpaca", "chat"] = Field(
+        "alpaca", description="alpaca: the template's text wrapper, the Stanford Alpaca prompt "
+        "as TALLRec (a template may set wrapper: plain); chat: the tokenizer's chat template")
+    train_on_inputs: bool = Field(
+        True, description="loss on every prompt and answer token (TALLRec's code); false: on "
+        "the answer tokens only")
+    init_adapter: str | None = Field(
+        None, description="a peft LoRA adapter folder (e.g. an Alpaca instruction LoRA) the "
+        "LoRA starts from; it must match lora_r, lora_alpha and lora_targets")
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
@@ -59,6 +82,19 @@ class TALLRecConfig(BaseModel):
     max_length: int = Field(512, ge=16, description="prompt + answer tokens (longer prompts "
                             "lose their beginning)")
     eval_batch_size: int = Field(16, ge=1, description="samples per scoring forward pass")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_chat_template(cls, data: Any) -> Any:
+        """Configs written before ``prompt_format`` (run folders made earlier) name
+        ``chat_template``; they ran with the chat template (auto/yes) or the template's wrapper
+        (no) and the answer-only loss, and reopen that way."""
+        if isinstance(data, dict) and "chat_template" in data:
+            data = dict(data)
+            legacy = data.pop("chat_template")
+            data.setdefault("prompt_format", "alpaca" if legacy in ("no", False) else "chat")
+            data.setdefault("train_on_inputs", False)
+        return data
 
 
 def answer_token_id(tokenizer: Any, word: str) -> int:
@@ -75,13 +111,15 @@ def answer_token_id(tokenizer: Any, word: str) -> int:
 class LLMPrompts:
     """Turns CTR batches into token ids for a causal LM: prompt (+ answer) per sample."""
 
-    def __init__(self, builder: PromptBuilder, tokenizer: Any, chat: str, max_length: int) -> None:
+    def __init__(self, builder: PromptBuilder, tokenizer: Any, prompt_format: str,
+                 max_length: int) -> None:
         self.builder, self.tokenizer, self.max_length = builder, tokenizer, max_length
-        has_chat = bool(getattr(tokenizer, "chat_template", None))
-        if chat == "yes" and not has_chat:
-            raise ConfigError("model.chat_template: yes, but the LLM's tokenizer has no chat "
-                              "template; use auto or no")
-        self.chat = has_chat and chat != "no"
+        if prompt_format not in ("alpaca", "chat"):
+            raise ConfigError(f"model.prompt_format: {prompt_format!r}; use alpaca or chat")
+        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("model.prompt_format: chat, but the LLM's tokenizer has no chat "
+                              "template; use alpaca")
+        self.chat = prompt_format == "chat"
         template = builder.template
         self.yes_id = answer_token_id(tokenizer, template.yes)
         self.no_id = answer_token_id(tokenizer, template.no)
@@ -130,6 +168,21 @@ class LLMPrompts:
             last[i] = len(ids) - 1 - (len(answers[i]) if with_answer else 0)
         return input_ids, mask, last, torch.tensor(answers, dtype=torch.long)
 
+    @staticmethod
+    def labels(input_ids: torch.Tensor, mask: torch.Tensor, last: torch.Tensor,
+               answer_len: int, train_on_inputs: bool) -> torch.Tensor:
+        """Causal-LM labels aligned with ``input_ids`` (token ``t`` is predicted from the
+        states at ``t - 1``): every non-padding token when ``train_on_inputs``, else the
+        ``answer_len`` answer tokens after each row's ``last`` prompt token; the rest
+        :data:`IGNORE_INDEX`."""
+        if train_on_inputs:
+            keep = mask.bool()
+        else:
+            steps = torch.arange(input_ids.shape[1]).unsqueeze(0)
+            start = last.unsqueeze(1) + 1
+            keep = (steps >= start) & (steps < start + answer_len)
+        return torch.where(keep, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+
     def _note_truncation(self, length: int, budget: int) -> None:
         if not self.truncated:
             warnings.warn(f"model.max_length {self.max_length}: a prompt of {length} tokens "
@@ -148,8 +201,11 @@ class TALLRec(CTRRecommender):
         for param in self.lm.parameters():
             param.requires_grad_(False)
         self.adapt(config)
+        if config.init_adapter:
+            self.warm_start(config)
         builder = PromptBuilder(dataset, config.template, run.data.ctr.history_len)
-        self.prompts = LLMPrompts(builder, tokenizer, config.chat_template, config.max_length)
+        self.prompts = LLMPrompts(builder, tokenizer, config.prompt_format, config.max_length)
+        self.train_on_inputs = config.train_on_inputs
         self.eval_batch_size = config.eval_batch_size
 
     def adapt(self, config: TALLRecConfig) -> None:
@@ -157,6 +213,11 @@ class TALLRec(CTRRecommender):
         bank)."""
         add_lora(self.lm, config.lora_r, config.lora_alpha, config.lora_dropout,
                  config.lora_targets)
+
+    def warm_start(self, config: TALLRecConfig) -> None:
+        """Load ``config.init_adapter`` (a peft LoRA folder) into the LoRA just added."""
+        load_lora_adapter(self.lm, config.init_adapter, r=config.lora_r,
+                          alpha=config.lora_alpha)
 
     def personalize(self, batch: dict[str, torch.Tensor]) -> AbstractContextManager[Any]:
         """Per-sample state the LLM's forward pass needs (RecLoRA: gate weights). None."""
@@ -183,14 +244,14 @@ class TALLRec(CTRRecommender):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         input_ids, mask, last, answers = self.prompts.encode(batch, with_answer=True)
+        labels = self.prompts.labels(input_ids, mask, last, answers.shape[1],
+                                     self.train_on_inputs)
         with self.personalize(batch):
             hidden = self._hidden(input_ids, mask)
-        steps = torch.arange(answers.shape[1])
-        positions = (last.unsqueeze(1) + steps.unsqueeze(0)).to(hidden.device)  # [B, A]
-        rows = torch.arange(len(last), device=hidden.device).unsqueeze(1)
-        logits = self._head(hidden[rows, positions]).float()  # [B, A, vocab]
-        targets = answers.to(hidden.device).flatten()
-        return nn.functional.cross_entropy(logits.flatten(0, 1), targets)
+        targets = labels[:, 1:].to(hidden.device)  # position t predicts token t + 1
+        scored = targets != IGNORE_INDEX
+        logits = self._head(hidden[:, :-1][scored]).float()  # [labelled tokens, vocab]
+        return nn.functional.cross_entropy(logits, targets[scored])
 
 
 @register_model("rella", TALLRecConfig)

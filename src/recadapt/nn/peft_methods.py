@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -203,6 +204,68 @@ def add_lora(backbone: nn.Module, r: int = 8, alpha: float = 16, dropout: float 
     # inject_adapter_in_model leaves only adapter weights trainable; be explicit regardless
     _set_trainable(backbone, lambda n: ".lora_A." in n or ".lora_B." in n)
     return [n for n, m in backbone.named_modules() if hasattr(m, "lora_A")]
+
+
+def load_lora_adapter(backbone: nn.Module, folder: str | Path, *, r: int, alpha: float,
+                      adapter_name: str = "default", key: str = "model.init_adapter") -> int:
+    """Copy the weights of a peft LoRA adapter folder (``adapter_config.json`` +
+    ``adapter_model.safetensors`` or ``.bin``, as peft's ``save_pretrained`` writes) into the
+    LoRA layers :func:`add_lora` injected into ``backbone`` (``adapter_name``), through peft's
+    ``set_peft_model_state_dict``. The adapter must fit those layers exactly (the same modules,
+    rank ``r`` and ``alpha``, the same base-model shapes); anything else is a one-line
+    :class:`ConfigError` naming ``key``. Returns the number of tensors loaded."""
+    import json
+
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+    folder = Path(folder).expanduser()
+    config_file = folder / "adapter_config.json"
+    if not folder.is_dir():
+        raise ConfigError(f"{key}: {folder} is not a folder; give a peft LoRA adapter folder "
+                          "(adapter_config.json + adapter_model.safetensors)")
+    if not config_file.is_file():
+        raise ConfigError(f"{key}: {folder} has no adapter_config.json; it is not a peft "
+                          "adapter folder (save one with PeftModel.save_pretrained)")
+    try:
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{key}: {config_file} is not valid JSON") from None
+    if not isinstance(saved, dict) or str(saved.get("peft_type", "")).upper() != "LORA":
+        got = saved.get("peft_type") if isinstance(saved, dict) else None
+        raise ConfigError(f"{key}: {folder} holds a {got or 'non-LoRA'} adapter; only LoRA "
+                          "adapters can warm-start this model")
+    base = saved.get("base_model_name_or_path") or "an unnamed base model"
+    if saved.get("r") != r or float(saved.get("lora_alpha", -1)) != float(alpha):
+        raise ConfigError(
+            f"{key}: the adapter in {folder} has r={saved.get('r')}, "
+            f"lora_alpha={saved.get('lora_alpha')} (targets {saved.get('target_modules')}), "
+            f"the model r={r}, lora_alpha={alpha:g}: set model.lora_r, model.lora_alpha and "
+            "model.lora_targets to the adapter's")
+    try:
+        weights = load_peft_weights(str(folder), device="cpu")
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"{key}: cannot read the adapter weights in {folder} "
+                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                          ) from None
+    if not hasattr(backbone, "peft_config") or adapter_name not in backbone.peft_config:
+        raise ConfigError(f"{key}: the model has no LoRA adapter {adapter_name!r} to load into")
+    try:
+        result = set_peft_model_state_dict(backbone, weights, adapter_name=adapter_name)
+    except (RuntimeError, ValueError, KeyError) as err:  # size mismatches
+        first = str(err).strip().splitlines()
+        detail = next((line.strip() for line in first if "size mismatch" in line),
+                      first[0] if first else type(err).__name__)
+        raise ConfigError(f"{key}: the adapter in {folder} (for {base}) does not fit this "
+                          f"base model: {detail}") from None
+    missing = [k for k in result.missing_keys if ".lora_" in k]
+    if result.unexpected_keys or missing:
+        extra = result.unexpected_keys[0] if result.unexpected_keys else None
+        what = (f"it has weights for {extra!r}, which this model lacks" if extra else
+                f"it lacks weights for {missing[0]!r}")
+        raise ConfigError(f"{key}: the adapter in {folder} (for {base}) does not fit this "
+                          f"model's LoRA layers: {what}; set model.lora_targets to the "
+                          f"adapter's target modules {saved.get('target_modules')}")
+    return len(weights)
 
 
 @contextmanager

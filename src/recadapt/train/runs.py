@@ -11,7 +11,7 @@ import yaml
 
 from recadapt.cache.item_vectors import semantic_item_vectors
 from recadapt.config import RunConfig, validate_config
-from recadapt.data.ctr import CTRSplit, ctr_split
+from recadapt.data.ctr import CTRSplit, build_samples, ctr_split
 from recadapt.data.dataset import Dataset
 from recadapt.data.load import load_dataset
 from recadapt.data.splits import (
@@ -107,3 +107,52 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     load_model_weights(model, weights)
     model.eval()
     return LoadedRun(config, prepared, model)
+
+
+def score_records(run_dir: str | Path, source: str | Path, progress: bool = False
+                  ) -> dict[str, object]:
+    """A finished CTR run scored on every record of another Alpaca file (``recadapt evaluate
+    RUN --data FILE``): AUC, LogLoss and accuracy (probability >= 0.5 read as Yes).
+
+    The run's model is rebuilt over the file's records (its config with ``data.source`` the
+    file, ``data.format: alpaca``) and its trained weights loaded, which works for the models
+    whose weights do not depend on the catalogue: the LLM scorers (tallrec, rella, atflrec in
+    ``lora_mode: text``) and like-rate; ID models are refused in one line."""
+    from recadapt.eval.metrics import accuracy
+    from recadapt.eval.protocols import evaluate_ctr
+    from recadapt.train.stages import build_with_stages
+
+    run_dir, source = Path(run_dir), Path(source).expanduser()
+    config = read_run_config(run_dir)
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise RecAdaptError(f"{run_dir} has no model.safetensors: the run has not finished")
+    if config.data.task != "ctr":
+        raise RecAdaptError(f"--data scores CTR runs on Alpaca records; {run_dir} is a "
+                            f"data.task={config.data.task} run")
+    if not source.is_file():
+        raise RecAdaptError(f"--data: {source} is not a file; give one Alpaca .json or .jsonl "
+                            "file (every record is scored)")
+    ctr = config.data.ctr.model_copy(update={"retrieval": None, "k_shot": None})
+    data = type(config.data)(task="ctr", source=str(source.resolve()), format="alpaca",
+                             ctr=ctr)
+    other = config.model_copy(update={"data": data})
+    dataset = load_dataset(data)
+    samples = build_samples(dataset, ctr.history_len)
+    if samples.labels.min() == samples.labels.max():
+        raise RecAdaptError(f"--data: every record of {source} answers "
+                            f"{'Yes' if samples.labels[0] else 'No'}; AUC needs both answers")
+    model = build_with_stages(other, dataset)
+    try:
+        load_model_weights(model, weights)
+    except (RecAdaptError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecAdaptError(
+            f"--data: the weights of {run_dir} ({config.model['name']}) do not fit a model over "
+            f"{source.name}'s records: only models that score text (tallrec, rella, atflrec with "
+            f"lora_mode text) or like-rate score new records ({first[:160]})") from None
+    model.eval()
+    result = evaluate_ctr(model, samples, config.eval.batch_size, progress=progress)
+    metrics = {**result.metrics, "Accuracy": accuracy(samples.labels, result.probs)}
+    return {"protocol": "ctr", "data": str(source.resolve()), "records": len(samples),
+            "positive_rate": samples.positive_rate, "metrics": metrics}

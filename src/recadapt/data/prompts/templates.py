@@ -26,6 +26,11 @@ Choices:
   instruction and input on their own lines; ``chat`` gives the user message only, for the
   caller to pass through the tokenizer's chat template (:meth:`PromptBuilder.messages`).
 
+* **Records.** On a dataset of instruction records (``data.format: alpaca``,
+  ``Dataset.records``) every example already is its prompt: the instruction and input are the
+  target record's own (item columns ``instruction`` and ``input``), and the template only
+  contributes the answer words, the output text and the wrapper; its item formats are not used.
+
 K-shot training subsets are :func:`recadapt.data.splits.k_shot`.
 """
 
@@ -250,6 +255,15 @@ class PromptBuilder:
         self.template = resolve_template(template)
         self.history_len = int(history_len)
         t = self.template
+        #: the records' own instruction and input columns (``Dataset.records``), or None
+        self.record_columns: tuple[np.ndarray, np.ndarray] | None = None
+        if getattr(dataset, "records", False):
+            features = dataset.item_features
+            self.record_columns = (features["instruction"].fillna("").to_numpy(dtype=object),
+                                   features["input"].fillna("").to_numpy(dtype=object))
+            self.target_format, self.item_fields, self.columns = "", [], {}
+            self.profile_columns, self._input_no_profile = None, t.input
+            return
         self.target_format = t.target_item if t.target_item is not None else t.item
         self.item_fields = placeholders(t.item)
         target_fields = placeholders(self.target_format)
@@ -299,9 +313,11 @@ class PromptBuilder:
                    history_ratings: Sequence[float] | None = None) -> str:
         """The template's ``input`` filled for one example (no wrapper)."""
         t = self.template
-        items, labels, ratings = self._history(history_items, history_labels, history_ratings)
         if not 1 <= int(target) <= self.dataset.num_items:
             raise ValueError(f"target item {target} is not in 1..{self.dataset.num_items}")
+        if self.record_columns is not None:
+            return str(self.record_columns[1][int(target)])
+        items, labels, ratings = self._history(history_items, history_labels, history_ratings)
         liked = [i for i, label in enumerate(labels) if label >= 0.5]
         disliked = [i for i, label in enumerate(labels) if label < 0.5]
         values = {
@@ -313,26 +329,32 @@ class PromptBuilder:
         }
         return (t.input if values["profile"] else self._input_no_profile).format(**values)
 
+    def instruction(self, target: int) -> str:
+        """The instruction of the example about ``target``: the template's, or a record's own."""
+        if self.record_columns is not None:
+            return str(self.record_columns[0][int(target)])
+        return self.template.instruction
+
     def build(self, user: int, history_items: Sequence[int],
               history_labels: Sequence[float] | None, target: int,
               history_ratings: Sequence[float] | None = None) -> str:
         """The full prompt up to and including the response prefix (``chat``: the user message)."""
         text = self.input_text(user, history_items, history_labels, target, history_ratings)
-        return wrap(self.template.instruction, text, self.template.wrapper)
+        return wrap(self.instruction(target), text, self.template.wrapper)
 
     def messages(self, user: int, history_items: Sequence[int],
                  history_labels: Sequence[float] | None, target: int,
                  history_ratings: Sequence[float] | None = None) -> list[dict[str, str]]:
         """The example as chat messages, for ``tokenizer.apply_chat_template``."""
         text = self.input_text(user, history_items, history_labels, target, history_ratings)
-        return [{"role": "user", "content": wrap(self.template.instruction, text, "chat")}]
+        return [{"role": "user", "content": wrap(self.instruction(target), text, "chat")}]
 
     def record(self, user: int, history_items: Sequence[int],
                history_labels: Sequence[float] | None, target: int, label: float,
                history_ratings: Sequence[float] | None = None) -> AlpacaRecord:
         """The example with its answer as an Alpaca record (for :func:`write_alpaca`)."""
         text = self.input_text(user, history_items, history_labels, target, history_ratings)
-        return AlpacaRecord(self.template.instruction, text, self.answer(label))
+        return AlpacaRecord(self.instruction(target), text, self.answer(label))
 
     # ------------------------------------------------------------------------- helpers
 
@@ -395,32 +417,15 @@ def write_alpaca(path: str | Path, records: Iterable[AlpacaRecord]) -> None:
 
 
 def read_alpaca(path: str | Path) -> list[AlpacaRecord]:
-    """Read an Alpaca JSON list (TALLRec's data files); extra keys in a record are ignored."""
+    """Read an Alpaca JSON list (TALLRec's data files; ``.jsonl``: one record a line); extra
+    keys in a record are ignored. The checks and their one-line errors are those of
+    ``data.format: alpaca`` (:func:`recadapt.data.readers.alpaca.parse_records`)."""
+    from recadapt.data.readers.alpaca import parse_records
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such Alpaca JSON file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
-        raise DataError(f"{path}: not a UTF-8 JSON file{where}: an Alpaca file is a JSON list "
-                        "of {instruction, input, output} records") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: an Alpaca file is a JSON list of records, this one holds a "
-                        f"{type(data).__name__}")
-    records = []
-    for number, raw in enumerate(data, 1):
-        if not isinstance(raw, dict):
-            raise DataError(f"{path}: record {number} is a {type(raw).__name__}, not an object "
-                            "with instruction, input and output")
-        for key in ALPACA_KEYS:
-            if key not in raw:
-                raise DataError(f"{path}: record {number} has no {key!r} key")
-            if not isinstance(raw[key], str):
-                raise DataError(f"{path}: record {number}: {key!r} must be a string, got "
-                                f"{type(raw[key]).__name__}")
-        records.append(AlpacaRecord(raw["instruction"], raw["input"], raw["output"]))
-    return records
+    return [AlpacaRecord(*record) for record in parse_records(path)]
 
 
 def label_of(output: str, yes: str = "Yes", no: str = "No") -> int:

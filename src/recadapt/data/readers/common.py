@@ -50,6 +50,8 @@ class Parts(NamedTuple):
     name: str
     where: str
     synthetic: bool = False
+    #: instruction records (Alpaca): interactions carry ``label`` and ``part``
+    records: bool = False
 
 
 def read_text(path: Path, what: str) -> str:

