@@ -24,18 +24,11 @@ import sys
 import time
 
 from common import REPO, results, results_name, shared_data
+from gpu_check import METHODS  # the one list: embedded PEFT vs IISAN, uncached and cached
 from recadapt.experiments import experiment_parser
 from recadapt.report.tables import text_table
 from recadapt.train.efficiency import measure_steps_in_worker
 
-METHODS = {
-    "fft": {"name": "fft"},
-    "lora": {"name": "lora"},
-    "adapter": {"name": "adapter"},
-    "bitfit": {"name": "bitfit"},
-    "iisan-uncached": {"name": "iisan", "cached": False},
-    "iisan-cached": {"name": "iisan", "cached": True},
-}
 ENCODERS = [
     {"name": "title", "model": "minilm", "fields": ["title"], "max_length": 48},
     {"name": "details", "model": "minilm", "fields": ["categories", "brand"], "max_length": 48},

@@ -319,20 +319,26 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_yaml(path: Path, label: str) -> Any:
+    """The YAML document in ``path``; a missing file or bad YAML is one line starting with
+    ``label`` (with the line of the error)."""
+    if not path.is_file():
+        raise ConfigError(f"{label} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{label}{where}: not valid YAML") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (optional), apply overrides, validate every section but ``model``
     (``recadapt.models.registry.resolve_model`` checks that one against its model)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            line = getattr(getattr(err, "problem_mark", None), "line", None)
-            where = f" line {line + 1}" if line is not None else ""
-            raise ConfigError(f"config file {path}{where}: not valid YAML") from None
+        loaded = read_yaml(path, f"config file {path}")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
         raw = loaded or {}

@@ -491,17 +491,9 @@ def grid_from_mapping(data: Any, label: str = "grid", base_dir: Path | None = No
 
 def _yaml_mapping(path: Path, label: str) -> Any:
     """The YAML document in ``path`` (``label`` names it in the one-line errors)."""
-    import yaml
+    from recadapt.config import read_yaml
 
-    if not path.is_file():
-        raise ConfigError(f"{label} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{label}{where}: not valid YAML") from None
-    return data
+    return read_yaml(path, label)
 
 
 def load_grid(path: str | Path) -> Grid:
