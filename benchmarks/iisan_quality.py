@@ -29,6 +29,9 @@ SMOLLM_TITLE = {"name": "title", "model": "smollm2-135m", "fields": ["title"], "
 MINILM_DETAILS = {"name": "details", "model": "minilm", "fields": ["categories", "brand"],
                   "max_length": 48}
 
+#: a quick run's methods: an ID model, the frozen-encoder floor, embedded PEFT and IISAN (the
+#: full list, with FFT's whole-catalogue encoder passes, takes over half an hour on 2 cores)
+QUICK_METHODS = ["sasrec", "frozen", "lora", "iisan-vs"]
 METHODS: dict[str, dict] = {
     "sasrec": {"model": {"name": "sasrec"}},
     "frozen": {"model": {"name": "frozen"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
@@ -67,10 +70,12 @@ EMBEDDED = {"fft", "lora"}
 
 def main() -> None:
     parser = bench_parser(
-        __doc__.splitlines()[0], "iisan_quality", quick="1 epoch each, 2-minute budgets",
+        __doc__.splitlines()[0], "iisan_quality", quick="1 epoch each, 2-minute budgets, "
+        f"methods {' '.join(QUICK_METHODS)} unless --methods names others",
         runs_dir="keep each method's run in RUNS_DIR/METHOD, reused when finished and "
         "continued when stopped (default: a temporary folder, deleted; --quick never keeps)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                        help=f"default: every method (under --quick: {' '.join(QUICK_METHODS)})")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -97,7 +102,8 @@ def main() -> None:
         return
     source = str(shared_data("amazon_scientific"))
     runs = []
-    for method in args.methods:
+    methods = args.methods or (QUICK_METHODS if args.quick else list(METHODS))
+    for method in methods:
         budget = args.budget_minutes
         if method in EMBEDDED:
             budget = min(b for b in (budget, args.embedded_budget_minutes) if b is not None)
