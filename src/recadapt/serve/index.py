@@ -17,7 +17,6 @@ reloaded by :func:`load_or_build` when the vectors are the same, rebuilt when th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from recadapt.io import atomic_write, write_json
+from recadapt.train.checkpoint import tensors_sha256
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,9 @@ def _as_matrix(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def fingerprint(vectors: torch.Tensor | np.ndarray) -> str:
-    """SHA-256 of the float32 item-vector matrix (padding row included) and its shape."""
-    matrix = _as_matrix(vectors)
-    digest = hashlib.sha256(f"{matrix.shape}".encode())
-    digest.update(memoryview(matrix).cast("B"))
-    return digest.hexdigest()
+    """SHA-256 of the float32 item-vector matrix (padding row included), its shape and dtype:
+    the checkpoints' tensor hash (:func:`recadapt.train.checkpoint.tensors_sha256`)."""
+    return tensors_sha256({"item_vectors": torch.from_numpy(_as_matrix(vectors))})
 
 
 def all_cores() -> int:
