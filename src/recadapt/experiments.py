@@ -434,7 +434,7 @@ def grid_from_mapping(data: Any, label: str = "grid", base_dir: Path | None = No
     model than the base's replace its model section) and optional ``columns``.
     Every run's config is validated here, so a bad entry fails before anything trains; errors
     are one line naming ``label`` and the entry."""
-    from recadapt.config import deep_merge
+    from recadapt.config import deep_merge, read_yaml
     from recadapt.data.load import resolve_source
 
     if not isinstance(data, Mapping):
@@ -447,7 +447,7 @@ def grid_from_mapping(data: Any, label: str = "grid", base_dir: Path | None = No
         path = Path(base)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        base = _yaml_mapping(path, f"{label}: base config {path}")
+        base = read_yaml(path, f"{label}: base config {path}")
     if not isinstance(base, Mapping):
         raise ConfigError(f"{label}: base must be a config file path or a mapping of sections")
     entries = data.get("runs")
@@ -489,17 +489,12 @@ def grid_from_mapping(data: Any, label: str = "grid", base_dir: Path | None = No
     return Grid(runs, list(columns))
 
 
-def _yaml_mapping(path: Path, label: str) -> Any:
-    """The YAML document in ``path`` (``label`` names it in the one-line errors)."""
-    from recadapt.config import read_yaml
-
-    return read_yaml(path, label)
-
-
 def load_grid(path: str | Path) -> Grid:
     """Read ``GRID.yaml`` (see :func:`grid_from_mapping`; ``base`` paths are relative to it)."""
     path = Path(path)
-    return grid_from_mapping(_yaml_mapping(path, f"grid file {path}"), str(path), path.parent)
+    from recadapt.config import read_yaml
+
+    return grid_from_mapping(read_yaml(path, f"grid file {path}"), str(path), path.parent)
 
 
 def grid_columns(rows: list[Row]) -> list[str]:
