@@ -241,6 +241,26 @@ def test_micro_batched_answers_equal_one_at_a_time_answers(sasrec_run) -> None:
     assert alone.app.state.service.batcher.batches == alone.app.state.service.batcher.queries
 
 
+def test_known_users_are_ranked_from_vectors_computed_at_start(sasrec_run,
+                                                              monkeypatch) -> None:
+    """A known user's request runs no forward; its answer is the one for their history typed
+    in (which does run one)."""
+    run = load_run(sasrec_run)
+    client = TestClient(create_app(run, batch_window_ms=0))
+    forwards = []
+    real = run.model.user_embeddings
+    monkeypatch.setattr(run.model, "user_embeddings",
+                        lambda batch: forwards.append(len(batch["history"])) or real(batch))
+    dataset = run.prepared.dataset
+    history = [str(dataset.item_ids[i]) for i in dataset.sequences()[dataset.user_index("u3")]]
+    known = client.post("/recommend", json={"user_id": "u3", "k": 6}).json()["items"]
+    assert forwards == []
+    typed = client.post("/recommend", json={"history": history, "k": 6}).json()["items"]
+    assert forwards == [1]
+    assert [i["item_id"] for i in known] == [i["item_id"] for i in typed]
+    assert [i["score"] for i in known] == pytest.approx([i["score"] for i in typed], abs=1e-5)
+
+
 def test_items_added_are_searchable_at_once_through_the_ann_index(iisan_run,
                                                                   fake_encoders_loaded,
                                                                   tmp_path) -> None:

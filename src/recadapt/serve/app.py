@@ -10,11 +10,13 @@
 * ``POST /items``: new items with their content, embedded by a content model's frozen
   encoders and trained item tower, recommendable at once (ID models refuse: 400).
 
-Every user's history (left-padded) and seen items are read once at start. ``/recommend``
-resolves its request on the event loop and hands it to the micro-batcher (``serve.batching``):
-one thread runs one sequence-model forward and one search for the queries that arrived
-together, and writes each answer's JSON, returned as is (no second validation pass). The other
-endpoints run in FastAPI's thread pool. One readers-writer lock guards the mutable catalogue
+Every user's history (left-padded), seen items and — when items are ranked through an index —
+user vector are computed once at start (one batched forward: a known user's request runs no
+forward at all). ``/recommend`` resolves its request on the event loop and hands it to the
+micro-batcher (``serve.batching``): one thread runs one sequence-model forward (for typed-in
+histories) and one search for the queries that arrived together, and writes each answer's
+JSON, returned as is (no second validation pass). The other endpoints run in FastAPI's thread
+pool. One readers-writer lock guards the mutable catalogue
 (model sources, index, ids): reads and batches run concurrently, ``/items`` waits for them and
 runs alone; its items are searchable as soon as it returns.
 Errors are ``{"detail": "<one line naming the field>"}``: 404 unknown ids, 409 duplicates,
@@ -42,7 +44,13 @@ from recadapt.data.batching import left_pad
 from recadapt.errors import RecAdaptError
 from recadapt.serve.batching import MAX_BATCH, MicroBatcher, PendingCounter, queued
 from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, DEFAULT_RECALL_TARGET, ExactIndex
-from recadapt.serve.recommend import check_rankable, item_index, padded_histories, rank_batch
+from recadapt.serve.recommend import (
+    check_rankable,
+    item_index,
+    padded_histories,
+    rank_batch,
+    user_vectors,
+)
 from recadapt.train.runs import LoadedRun, load_run
 
 
@@ -219,11 +227,13 @@ class Catalogue:
 
 @dataclass
 class Query:
-    """One /recommend request resolved: the left-padded history, the items to exclude, k."""
+    """One /recommend request resolved: the left-padded history, the items to exclude, k, and
+    the user vector when the user is known (computed at start)."""
 
     padded: np.ndarray
     seen: np.ndarray
     k: int
+    vector: torch.Tensor | None = None
 
 
 class RecommendationService:
@@ -241,6 +251,10 @@ class RecommendationService:
         self.padded = padded if padded is not None else padded_histories(run)
         self.seen = [np.unique(s) for s in sequences]
         self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, **index_options)
+        # a known user's vector depends only on their history and the frozen model: one batched
+        # forward at start instead of one per request (items added later leave it unchanged)
+        self.user_vectors = (user_vectors(run, self.padded) if self.catalogue.index is not None
+                             and len(self.padded) else None)
         self.lock = ReadWriteLock()
         self.batcher = MicroBatcher(self._rank, batch_window_ms, max_batch)
 
@@ -262,7 +276,8 @@ class RecommendationService:
         check_rankable(self.run)
         if request.user_id is not None:
             user = self._user_index(request.user_id)
-            return Query(self.padded[user], self.seen[user], request.k)
+            vector = self.user_vectors[user] if self.user_vectors is not None else None
+            return Query(self.padded[user], self.seen[user], request.k, vector)
         history = np.array([self.catalogue.index_of(raw, f"history[{position}]")
                             for position, raw in enumerate(request.history or [])],
                            dtype=np.int64)
@@ -273,9 +288,23 @@ class RecommendationService:
         with self.lock.read():
             ranked = rank_batch(self.run, np.stack([q.padded for q in queries]),
                                 [q.seen for q in queries], max(q.k for q in queries),
-                                self.catalogue.index)
+                                self.catalogue.index, self._vectors(queries))
             return [self.catalogue.listed(found[:q.k])
                     for q, found in zip(queries, ranked, strict=True)]
+
+    def _vectors(self, queries: Sequence[Query]) -> torch.Tensor | None:
+        """The batch's user vectors: the known users' from start, one forward for the rest."""
+        if self.catalogue.index is None:
+            return None
+        missing = [i for i, q in enumerate(queries) if q.vector is None]
+        if len(missing) == len(queries):
+            return None  # rank_batch runs the forward itself
+        vectors = [q.vector for q in queries]
+        if missing:
+            computed = user_vectors(self.run, np.stack([queries[i].padded for i in missing]))
+            for i, vector in zip(missing, computed, strict=True):
+                vectors[i] = vector
+        return torch.stack(vectors)
 
     def recommend(self, request: RecommendRequest) -> bytes:
         """One request alone, without the batcher (the JSON of its ``ItemList``)."""

@@ -38,6 +38,14 @@ def check_rankable(run: LoadedRun) -> None:
 
 
 @torch.no_grad()
+def user_vectors(run: LoadedRun, padded: np.ndarray) -> torch.Tensor:
+    """``[len(padded), d]`` float32 user vectors of left-padded histories, ``QUERY_BATCH`` at
+    a time (the same forward as :func:`rank_batch`)."""
+    return torch.cat([run.model.user_embeddings(_batch(padded[i:i + QUERY_BATCH])).float()
+                      for i in range(0, len(padded), QUERY_BATCH)])
+
+
+@torch.no_grad()
 def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
                  seed: int = 0) -> np.ndarray:
     """``[≤ count, d]`` user vectors of a sample of the run's users (``padded``: their
@@ -45,9 +53,8 @@ def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
     queries an index is tuned and measured on."""
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(padded), min(count, len(padded)), replace=False))
-    vectors = [run.model.user_embeddings(_batch(padded[chosen[i:i + QUERY_BATCH]])).float()
-               for i in range(0, len(chosen), QUERY_BATCH)]
-    queries = torch.cat(vectors).numpy() if vectors else np.zeros((0, 0), np.float32)
+    queries = user_vectors(run, padded[chosen]).numpy() if len(chosen) else np.zeros((0, 0),
+                                                                                    np.float32)
     if len(queries) < count:
         items = run.model.item_embeddings().float().numpy()[1:]
         extra = rng.choice(len(items), min(count - len(queries), len(items)), replace=False)
@@ -87,13 +94,16 @@ def _batch(padded: np.ndarray) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def rank_batch(run: LoadedRun, padded: np.ndarray, seen: Sequence[np.ndarray],
-               k: int, index: ExactIndex | None = None) -> list[list[tuple[int, float]]]:
+               k: int, index: ExactIndex | None = None,
+               vectors: torch.Tensor | None = None) -> list[list[tuple[int, float]]]:
     """:func:`rank` of several histories at once (``padded``: ``[B, max_seq_len]``, ``seen``:
-    each one's items to exclude): one sequence-model forward and one search for the batch."""
-    batch = _batch(padded)
+    each one's items to exclude): one sequence-model forward and one search for the batch.
+    ``vectors``: the batch's user vectors when already known (the forward is skipped)."""
     if index is not None:
-        return index.search_batch(run.model.user_embeddings(batch), k, seen)
-    return _top_rows(run.model.score(batch).float(), k, seen)
+        if vectors is None:
+            vectors = run.model.user_embeddings(_batch(padded))
+        return index.search_batch(vectors, k, seen)
+    return _top_rows(run.model.score(_batch(padded)).float(), k, seen)
 
 
 @torch.no_grad()
@@ -127,4 +137,4 @@ def user_history(run: LoadedRun, raw_user_id: str) -> np.ndarray:
 
 
 __all__ = ["DEFAULT_ANN_THRESHOLD", "item_index", "rank", "rank_batch", "recommend",
-           "user_history"]
+           "user_history", "user_vectors"]
