@@ -58,6 +58,7 @@ from recadapt.models.a_llmrec_stage1 import (
 )
 from recadapt.models.base import Recommender, given_stage
 from recadapt.models.registry import register_model
+from recadapt.nn.decoding import answer_log_likelihoods, greedy_decode
 
 if TYPE_CHECKING:
     from recadapt.config import RunConfig
@@ -461,32 +462,10 @@ class CandidateLLM(FrozenCFMixin, Recommender):
 
     def _answer_scores(self, past: Any, first: torch.Tensor, prompt_len: int,
                        items: list[int]) -> torch.Tensor:
-        """Log-likelihood of each item's answer tokens after the prompt (the cache is
-        repeated once per candidate; the first token's probability comes from the prompt)."""
-        answers = [self.prompts.answer(i) for i in items]
-        n, width = len(answers), max(len(a) for a in answers)
-        ids = torch.full((n, width), self.prompts.pad_id, dtype=torch.long)
-        valid = torch.zeros((n, width), dtype=torch.bool)
-        for i, a in enumerate(answers):
-            ids[i, :len(a)] = torch.tensor(a)
-            valid[i, :len(a)] = True
-        device = first.device
-        ids, valid = ids.to(device), valid.to(device)
-        logp = torch.zeros((n, width), device=device)
-        logp[:, 0] = first[ids[:, 0]]
-        if width > 1:
-            past.batch_repeat_interleave(n)
-            mask = torch.cat([torch.ones((n, prompt_len), dtype=torch.long, device=device),
-                              valid[:, :-1].long()], dim=1)
-            out = self._decoder()(input_ids=ids[:, :-1], attention_mask=mask,
-                                  past_key_values=past, use_cache=True)
-            rest = torch.log_softmax(self._head(out.last_hidden_state).float(), dim=-1)
-            logp[:, 1:] = rest.gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        logp = logp * valid
-        total = logp.sum(1)
-        if self.config.scoring == "mean":
-            total = total / valid.sum(1)
-        return total.cpu()
+        """Log-likelihood of each item's answer tokens after the prompt."""
+        return answer_log_likelihoods(self._decoder(), self._head, past, first, prompt_len,
+                                      [self.prompts.answer(i) for i in items],
+                                      self.prompts.pad_id, self.config.scoring == "mean")
 
     @torch.no_grad()
     def generate_choices(self, batch: dict[str, torch.Tensor],
@@ -512,27 +491,18 @@ class CandidateLLM(FrozenCFMixin, Recommender):
         also stops once the text *is* one of them, or once it can no longer become one even
         after normalisation (its normalised form is no prefix of any normalised answer): the
         rest could not change which candidate, if any, it matches."""
-        tokens: list[int] = []
-        logp = first
-        eos = self.tokenizer.eos_token_id
-        exact = {a.strip() for a in answers} if answers else set()
-        normalised = [normalise_title(a) for a in answers] if answers else []
-        for _ in range(min(self.config.max_new_tokens, limit or self.config.max_new_tokens)):
-            token = int(logp.argmax())
-            if token == eos:
-                break
-            tokens.append(token)
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            if answers and (text.strip() in exact or not any(
-                    n.startswith(normalise_title(text)) for n in normalised)):
-                break
-            mask = torch.ones((1, prompt_len + len(tokens)), dtype=torch.long,
-                              device=first.device)
-            out = self._decoder()(input_ids=torch.tensor([[token]], device=first.device),
-                                  attention_mask=mask, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            logp = torch.log_softmax(self._head(out.last_hidden_state[:, -1]).float(), -1)[0]
-        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        stop = None
+        if answers:
+            exact = {a.strip() for a in answers}
+            normalised = [normalise_title(a) for a in answers]
+
+            def stop(text: str) -> bool:
+                return text.strip() in exact or not any(
+                    n.startswith(normalise_title(text)) for n in normalised)
+
+        return greedy_decode(self._decoder(), self._head, self.tokenizer, past, first,
+                             prompt_len, min(self.config.max_new_tokens,
+                                             limit or self.config.max_new_tokens), stop)
 
     @torch.no_grad()
     def describe_user(self, user: int, history: Sequence[int], question: str) -> str:
