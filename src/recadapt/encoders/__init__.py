@@ -18,14 +18,12 @@ import torch
 from recadapt.config import EncoderSpec
 from recadapt.encoders.base import EncoderInfo, FrozenEncoder, check_layers
 from recadapt.encoders.contents import item_contents
+from recadapt.encoders.packaged import PACKAGED, models_dir, packaged_names
 from recadapt.encoders.sources import (
-    PACKAGED,
     ResolvedSource,
     config_kind,
     folder_revision,
     hf_commit,
-    models_dir,
-    packaged_names,
     resolve_source,
 )
 from recadapt.errors import ConfigError, RecAdaptError
