@@ -49,6 +49,8 @@ from recadapt.experiments import experiment_parser
 from recadapt.report.tables import text_table
 
 DIM = 64
+#: benchmark method → ``--index`` kind
+METHOD_KINDS = {"exact": "exact", "faiss-ivf": "ivf", "faiss-ivfpq": "ivfpq", "faiss-hnsw": "hnsw"}
 K = 10
 USERS, ITEMS, GROUPS = 1000, 2000, 40
 JITTER = 0.25
@@ -121,7 +123,7 @@ def prepare(args: argparse.Namespace) -> dict:
     folder = index_folder(args.size, args.vectors, args.method, args.recall_target)
     for name in ("index.faiss", "index.json"):  # time a build, not an earlier run's load
         (folder / name).unlink(missing_ok=True)
-    kind = {"exact": "exact", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}[args.method]
+    kind = METHOD_KINDS[args.method]
     started = time.perf_counter()
     index = load_or_build(vectors, folder, lambda: queries_for(run, args.vectors),
                           args.recall_target, kind, ann_threshold=None)
@@ -150,7 +152,7 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     run = load_run(args.run)
     vectors = catalogue_vectors(run, args.size, args.vectors)
-    kind = {"exact": "exact", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}[args.method]
+    kind = METHOD_KINDS[args.method]
     started = time.perf_counter()
     index = load_or_build(vectors, index_folder(args.size, args.vectors, args.method,
                                                 args.recall_target),
@@ -365,7 +367,7 @@ def main() -> None:
     parser.add_argument("--vector-kinds", nargs="+", default=["random", "trained"],
                         choices=["random", "trained"])
     parser.add_argument("--methods", nargs="+", default=None,
-                        choices=["exact", "faiss-ivf", "faiss-hnsw"],
+                        choices=list(METHOD_KINDS),
                         help="default: exact at 10k, faiss-ivf from 100k (what --index auto "
                         "picks), plus exact at 100k")
     parser.add_argument("--modes", nargs="+", default=["sequential", "closed-8", "open-100"])

@@ -157,7 +157,8 @@ def serve(
         "127.0.0.1"),
     index: Annotated[str, typer.Option(
         help="Top-K index: auto (exact below --ann-threshold items, FAISS IVF-Flat from "
-        "there on), exact, ivf or hnsw. An approximate one is tuned to --recall-target, saved "
+        "there on), exact, ivf, ivfpq (4-bit fast-scan codes, exact re-ranking: for vectors that "
+        "cluster poorly) or hnsw. An approximate one is tuned to --recall-target, saved "
         "beside the run (index.faiss, index.json) and reloaded at the next start unless the "
         "item vectors changed.")] = "auto",
     recall_target: Annotated[float, typer.Option(

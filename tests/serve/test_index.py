@@ -13,6 +13,7 @@ from recadapt.serve.index import (
     ExactIndex,
     HNSWIndex,
     IVFIndex,
+    IVFPQIndex,
     build_index,
     exact_top,
     fingerprint,
@@ -63,12 +64,15 @@ def test_exact_search_is_the_matrix_product_without_excluded_items() -> None:
         pytest.approx([s for _, s in row], abs=1e-5) for row in alone]
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+KIND_CLASSES = {"ivf": IVFIndex, "ivfpq": IVFPQIndex, "hnsw": HNSWIndex}
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq", "hnsw"])
 def test_the_breadth_is_tuned_to_the_recall_target(kind) -> None:
     vectors = _clustered(6000)
     queries = _queries(vectors)
     index = build_index(vectors, queries, recall_target=0.9, kind=kind, threads=1)
-    assert isinstance(index, IVFIndex if kind == "ivf" else HNSWIndex)
+    assert type(index) is KIND_CLASSES[kind]
     held = queries[1::2]  # the half it was not tuned on
     measured = recall(index, held, exact_top(vectors, held))
     assert index.recall_at_10 == pytest.approx(measured)
@@ -76,7 +80,7 @@ def test_the_breadth_is_tuned_to_the_recall_target(kind) -> None:
     breadth = index.breadth
     assert index.params[index.breadth_name] == breadth
     if breadth > (10 if kind == "hnsw" else 1):  # one step narrower misses the target
-        index.set_breadth(breadth - 1 if kind == "ivf" else max(10, breadth // 2))
+        index.set_breadth(max(10, breadth // 2) if kind == "hnsw" else breadth - 1)
         assert recall(index, queries[0::2], exact_top(vectors, queries[0::2])) < \
             index.params["tuned_for"] or kind == "hnsw"
     # excluded items never come back; scores are the true inner products
@@ -137,10 +141,31 @@ def test_a_saved_index_is_reloaded_for_the_same_vectors_only(tmp_path) -> None:
 
 def test_added_items_are_found_by_every_kind_and_similar_is_cosine() -> None:
     vectors = _unit_vectors(300)
-    for index in (ExactIndex(vectors), HNSWIndex(vectors), IVFIndex(vectors)):
+    for index in (ExactIndex(vectors), HNSWIndex(vectors), IVFIndex(vectors),
+                  IVFPQIndex(vectors)):
         if isinstance(index, IVFIndex):
             index.set_breadth(index.max_breadth())
         index.add(3 * vectors[7:8])  # a scaled twin of item 7: cosine 1, inner product 3
         assert index.size == 301
         assert index.search(vectors[7], 1) == [(301, pytest.approx(3.0, abs=1e-5))]
         assert index.similar(301, 1) == [(7, pytest.approx(1.0, abs=1e-5))]
+
+
+def test_an_ivfpq_index_reranks_exactly_and_is_saved_with_its_k_factor(tmp_path) -> None:
+    """The codes only choose candidates: the scores are exact inner products, and a reloaded
+    index (codes, flat vectors, nprobe, k_factor) answers the same."""
+    vectors = _unit_vectors(4000, dim=32)
+    queries = _queries(vectors.numpy())
+    built = load_or_build(vectors, tmp_path, queries, 0.9, "ivfpq", threads=1)
+    assert built.kind == "faiss-ivfpq" and built.params["k_factor"] == 32
+    assert json.loads((tmp_path / "index.json").read_text())["kind"] == "faiss-ivfpq"
+    probe = torch.from_numpy(queries[:20])
+    found = built.search_batch(probe, 10, [[]] * 20)
+    for row, query in zip(found, probe, strict=True):
+        assert all(s == pytest.approx(float(vectors[i] @ query), abs=1e-5) for i, s in row)
+    loaded = load_or_build(vectors, tmp_path, None, 0.9, "ivfpq", threads=1)
+    assert loaded.params["source"].startswith("loaded") and type(loaded) is IVFPQIndex
+    assert (loaded.breadth, loaded.params["k_factor"]) == (built.breadth, 32)
+    assert loaded.search_batch(probe, 10, [[]] * 20) == found
+    loaded.structure.k_factor = 1.0  # without re-ranking the codes alone recall less
+    assert recall(loaded, queries, exact_top(vectors.numpy(), queries)) < built.recall_at_10

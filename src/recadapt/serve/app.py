@@ -125,8 +125,8 @@ class Health(BaseModel):
     status: str
     model: str
     num_items: int
-    index: str = Field(description="exact | faiss-ivf | faiss-hnsw | model-score (ranked by "
-                       "the model's own score, no item vectors)")
+    index: str = Field(description="exact | faiss-ivf | faiss-ivfpq | faiss-hnsw | model-score "
+                       "(ranked by the model's own score, no item vectors)")
     index_params: dict[str, Any] = Field(description="how the index was chosen, built or "
                                          "loaded: nlist/nprobe or efSearch, recall target, "
                                          "tuning and held queries, build/load seconds, source")
