@@ -74,9 +74,13 @@ class SequentialRecommender(Recommender):
     def _distinct_vectors(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                             torch.Tensor]:
         """Vectors of the distinct items of ``ids``: ``(unique_ids, vectors, inverse)``; the
-        padding item gets a zero vector."""
+        padding item gets a zero vector. In evaluation they are rows of the item table, which
+        is computed once (a content tower would otherwise encode every batch's items again)."""
         unique, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
-        vectors = self.item_vectors(unique)
+        if self.training or torch.is_grad_enabled():
+            vectors = self.item_vectors(unique)
+        else:
+            vectors = self.item_embeddings()[unique]
         vectors = vectors * (unique != 0).unsqueeze(-1).to(vectors.dtype)
         return unique, vectors, inverse.view(ids.shape)
 
