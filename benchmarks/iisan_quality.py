@@ -10,7 +10,7 @@ each run may be given a training-time budget (``--budget-minutes``); the row the
 
     python benchmarks/iisan_quality.py                          # every method, early stopping
     python benchmarks/iisan_quality.py --methods iisan-vs frozen
-    python benchmarks/iisan_quality.py --quick                  # 1 epoch each, tiny budgets
+    python benchmarks/iisan_quality.py --quick                  # 3 methods, 1 epoch, 30 s budgets
     # FFT and LoRA to early stopping, over several sessions (rerun the same line to continue)
     python benchmarks/iisan_quality.py --methods fft lora --embedded-budget-minutes 0 \
         --runs-dir .cache/bench-quality/runs --resume --name iisan_quality_converged
@@ -29,9 +29,14 @@ SMOLLM_TITLE = {"name": "title", "model": "smollm2-135m", "fields": ["title"], "
 MINILM_DETAILS = {"name": "details", "model": "minilm", "fields": ["categories", "brand"],
                   "max_length": 48}
 
-#: a quick run's methods: an ID model, the frozen-encoder floor, embedded PEFT and IISAN (the
-#: full list, with FFT's whole-catalogue encoder passes, takes over half an hour on 2 cores)
-QUICK_METHODS = ["sasrec", "frozen", "lora", "iisan-vs"]
+#: a quick run's methods: an ID model, the frozen-encoder floor and IISAN over cached states.
+#: Embedded PEFT is left out: one LoRA step passes ~1,000 item texts through MiniLM with
+#: gradients and each evaluation encodes the catalogue, so ``--quick`` with LoRA took 6 min
+#: (LoRA 4 of them) on 2 cores; ``--quick --methods lora`` runs it on the same path
+QUICK_METHODS = ["sasrec", "frozen", "iisan-vs"]
+#: a quick run's training budget per method and its evaluated users (a seeded subsample)
+QUICK_BUDGET_MINUTES = 0.5
+QUICK_EVAL_USERS = 1000
 METHODS: dict[str, dict] = {
     "sasrec": {"model": {"name": "sasrec"}},
     "frozen": {"model": {"name": "frozen"}, "encoders": [MINILM_TITLE, MINILM_DETAILS]},
@@ -70,8 +75,9 @@ EMBEDDED = {"fft", "lora"}
 
 def main() -> None:
     parser = bench_parser(
-        __doc__.splitlines()[0], "iisan_quality", quick="1 epoch each, 2-minute budgets, "
-        f"methods {' '.join(QUICK_METHODS)} unless --methods names others",
+        __doc__.splitlines()[0], "iisan_quality",
+        quick=f"1 epoch each, {QUICK_BUDGET_MINUTES:g}-minute budgets, {QUICK_EVAL_USERS} "
+        f"evaluated users, methods {' '.join(QUICK_METHODS)} unless --methods names others",
         runs_dir="keep each method's run in RUNS_DIR/METHOD, reused when finished and "
         "continued when stopped (default: a temporary folder, deleted; --quick never keeps)")
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
@@ -109,17 +115,18 @@ def main() -> None:
             budget = min(b for b in (budget, args.embedded_budget_minutes) if b is not None)
             budget = budget or None  # 0: no budget
         if args.quick:
-            budget = 2.0
+            budget = QUICK_BUDGET_MINUTES
         raw = {
             "data": {"source": source, "max_seq_len": 50},
             "cache": {"dir": args.cache_dir},
             "train": {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size,
                       "lr": 1e-3, "patience": args.patience, "monitor": "NDCG@10",
                       "num_threads": args.threads, "time_budget_minutes": budget},
-            "eval": {"ks": [10, 20]},
+            "eval": {"ks": [10, 20], **({"max_users": QUICK_EVAL_USERS} if args.quick else {})},
             **METHODS[method],
         }
-        setting = "full-ranking leave-one-out" + (" (quick)" if args.quick else "")
+        setting = "full-ranking leave-one-out" + (
+            f" (quick: {QUICK_EVAL_USERS} users)" if args.quick else "")
         if args.batch_size != 64:
             setting += f", batch {args.batch_size}"
         if method in EMBEDDED and args.embedded_precision != "no":
