@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from recadapt.serve.index import (
+    PQ_K_FACTORS,
     ExactIndex,
     HNSWIndex,
     IVFIndex,
@@ -157,7 +158,8 @@ def test_an_ivfpq_index_reranks_exactly_and_is_saved_with_its_k_factor(tmp_path)
     vectors = _unit_vectors(4000, dim=32)
     queries = _queries(vectors.numpy())
     built = load_or_build(vectors, tmp_path, queries, 0.9, "ivfpq", threads=1)
-    assert built.kind == "faiss-ivfpq" and built.params["k_factor"] == 32
+    assert built.kind == "faiss-ivfpq" and built.params["k_factor"] in PQ_K_FACTORS
+    assert [t["k_factor"] for t in built.params["k_factor_tried"]] == list(PQ_K_FACTORS)
     assert json.loads((tmp_path / "index.json").read_text())["kind"] == "faiss-ivfpq"
     probe = torch.from_numpy(queries[:20])
     found = built.search_batch(probe, 10, [[]] * 20)
@@ -165,7 +167,9 @@ def test_an_ivfpq_index_reranks_exactly_and_is_saved_with_its_k_factor(tmp_path)
         assert all(s == pytest.approx(float(vectors[i] @ query), abs=1e-5) for i, s in row)
     loaded = load_or_build(vectors, tmp_path, None, 0.9, "ivfpq", threads=1)
     assert loaded.params["source"].startswith("loaded") and type(loaded) is IVFPQIndex
-    assert (loaded.breadth, loaded.params["k_factor"]) == (built.breadth, 32)
+    assert (loaded.breadth, loaded.params["k_factor"]) == (built.breadth,
+                                                            built.params["k_factor"])
+    assert loaded.structure.k_factor == built.params["k_factor"]
     assert loaded.search_batch(probe, 10, [[]] * 20) == found
     loaded.structure.k_factor = 1.0  # without re-ranking the codes alone recall less
     assert recall(loaded, queries, exact_top(vectors.numpy(), queries)) < built.recall_at_10
