@@ -216,10 +216,10 @@ class IVFIndex(FaissIndex):
 
     @property
     def breadth(self) -> int:
-        return int(self.structure.nprobe)
+        return int(self._ivf().nprobe)
 
     def set_breadth(self, value: int) -> None:
-        self.structure.nprobe = int(value)
+        self._ivf().nprobe = int(value)
         self.params["nprobe"] = int(value)
 
     def max_breadth(self) -> int:
@@ -267,14 +267,6 @@ class IVFPQIndex(IVFIndex):
     def set_k_factor(self, value: float) -> None:
         self.structure.k_factor = float(value)
         self.params["k_factor"] = int(value)
-
-    @property
-    def breadth(self) -> int:
-        return int(self._ivf().nprobe)
-
-    def set_breadth(self, value: int) -> None:
-        self._ivf().nprobe = int(value)
-        self.params["nprobe"] = int(value)
 
 
 class HNSWIndex(FaissIndex):
