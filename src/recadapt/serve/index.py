@@ -165,6 +165,10 @@ class FaissIndex(ExactIndex):
     def max_breadth(self) -> int:
         raise NotImplementedError
 
+    def tune_breadth(self, queries: np.ndarray, truth: np.ndarray, target: float) -> None:
+        """Set the search breadth for ``target`` recall on ``queries`` (:func:`tune`)."""
+        tune(self, queries, truth, target)
+
     def add(self, vectors: torch.Tensor | np.ndarray) -> None:
         before = len(self.vectors)
         super().add(vectors)
@@ -267,6 +271,10 @@ class IVFPQIndex(IVFIndex):
     def set_k_factor(self, value: float) -> None:
         self.structure.k_factor = float(value)
         self.params["k_factor"] = int(value)
+
+    def tune_breadth(self, queries: np.ndarray, truth: np.ndarray, target: float) -> None:
+        """nprobe and the re-ranking depth together (:func:`tune_k_factor`)."""
+        tune_k_factor(self, queries, truth, target)
 
 
 class HNSWIndex(FaissIndex):
@@ -427,11 +435,7 @@ def measure(index: FaissIndex, queries: np.ndarray | None, recall_target: float)
     tuning, held = _split_queries(_as_matrix(queries))
     matrix = index.vectors.numpy()
     tuned_for = min(1.0, recall_target + TUNE_MARGIN)
-    truth = exact_top(matrix, tuning)
-    if isinstance(index, IVFPQIndex):
-        tune_k_factor(index, tuning, truth, tuned_for)
-    else:
-        tune(index, tuning, truth, tuned_for)
+    index.tune_breadth(tuning, exact_top(matrix, tuning), tuned_for)
     index.recall_at_10 = recall(index, held, exact_top(matrix, held))
     index.params.update(recall_target=recall_target, tuned_for=tuned_for,
                         tuning_queries=len(tuning),
