@@ -297,8 +297,6 @@ class RecommendationService:
         if self.catalogue.index is None:
             return None
         missing = [i for i, q in enumerate(queries) if q.vector is None]
-        if len(missing) == len(queries):
-            return None  # rank_batch runs the forward itself
         vectors = [q.vector for q in queries]
         if missing:
             computed = user_vectors(self.run, np.stack([queries[i].padded for i in missing]))
