@@ -9,7 +9,7 @@ row's setting). The run's items keep their ids and vectors (row 1..2000), the ot
 ``s<j>``.
 
 For each N, vector kind and method the index is built once with every core and saved
-(``serve.index.load_or_build``; build seconds), loaded again (load seconds), then a real
+(``serve.index_store.load_or_build``; build seconds), loaded again (load seconds), then a real
 uvicorn server (a subprocess) loads it and serves; a client in another process sends
 ``{"user_id": ..., "k": 10}`` over keep-alive connections (a small asyncio HTTP/1.1 client, so
 the client costs little). On a machine with at least 2 cores the server is pinned to one core
@@ -115,7 +115,7 @@ def index_folder(size: int, kind: str, method: str, target: float) -> Path:
 
 def prepare(args: argparse.Namespace) -> dict:
     """Build the index with every core (a fresh build), then load it as a server would."""
-    from recadapt.serve.index import load_or_build
+    from recadapt.serve.index_store import load_or_build
     from recadapt.train.runs import load_run
 
     run = load_run(args.run)
@@ -146,7 +146,7 @@ def worker(args: argparse.Namespace) -> None:
     import uvicorn
 
     from recadapt.serve.app import Catalogue, create_app
-    from recadapt.serve.index import load_or_build
+    from recadapt.serve.index_store import load_or_build
     from recadapt.train.runs import load_run
 
     torch.set_num_threads(1)

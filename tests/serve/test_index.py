@@ -18,9 +18,9 @@ from recadapt.serve.index import (
     build_index,
     exact_top,
     fingerprint,
-    load_or_build,
     recall,
 )
+from recadapt.serve.index_store import load_or_build
 
 
 def _unit_vectors(count: int, dim: int = 64, seed: int = 0) -> torch.Tensor:

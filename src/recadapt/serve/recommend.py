@@ -16,8 +16,8 @@ from recadapt.serve.index import (
     DEFAULT_RECALL_TARGET,
     ExactIndex,
     _top_rows,
-    load_or_build,
 )
+from recadapt.serve.index_store import load_or_build
 from recadapt.train.runs import LoadedRun
 
 #: user histories per forward when the service samples query vectors at start
@@ -66,7 +66,7 @@ def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
 def item_index(run: LoadedRun, ann_threshold: int | None = None,
                recall_target: float = DEFAULT_RECALL_TARGET, kind: str = "auto",
                folder=None, padded: np.ndarray | None = None) -> ExactIndex | None:
-    """The top-K index over the run's item vectors (:func:`serve.index.load_or_build`: exact
+    """The top-K index over the run's item vectors (:func:`serve.index_store.load_or_build`: exact
     below ``ann_threshold`` items, else tuned to ``recall_target`` on user vectors and saved in
     ``folder``), or ``None`` for models that do not rank by a dot product."""
     if not ranks_by_dot_product(run.model):
