@@ -103,7 +103,7 @@ def test_serve_hands_the_run_to_uvicorn(trained_run, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
     result = invoke("serve", trained_run, "--port", "8123", "--index", "hnsw",
-                    "--recall-target", "0.9", "--index-dir", tmp_path / "index",
+                    "--recall-target", "0.9", "--state-dir", tmp_path / "index",
                     "--batch-window-ms", "0")
     assert result.exit_code == 0, result.output
     app, options = calls[0]

@@ -167,9 +167,9 @@ def serve(
     ann_threshold: Annotated[int, typer.Option(
         help="With --index auto: catalogues of at least this many items get an approximate "
         "index; smaller ones are ranked exactly.")] = 50_000,
-    index_dir: Annotated[Path | None, typer.Option(
-        help="Where the approximate index is saved and reloaded (default: the run folder).")
-    ] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Where the service keeps its approximate index and the items added through "
+        "/items, both reloaded at the next start (default: the run folder).")] = None,
     batch_window_ms: Annotated[float, typer.Option(
         min=0.0, help="How long /recommend may wait for concurrent queries to score them in "
         "one batch (only while more are arriving); 0: every query alone.")] = 1.0,
@@ -186,7 +186,7 @@ def serve(
         raise RecAdaptError(f"--index {index!r}: choose from {', '.join(KINDS)}")
     uvicorn.run(create_app(run_dir, ann_threshold=ann_threshold, recall_target=recall_target,
                            index=index, batch_window_ms=batch_window_ms,
-                           index_dir=index_dir or run_dir),
+                           state_dir=state_dir or run_dir),
                 host=host, port=port)
 
 

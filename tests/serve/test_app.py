@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from recadapt.cli import app as cli_app
+from recadapt.errors import RecAdaptError
 from recadapt.serve.app import create_app
 from recadapt.train.runs import load_run
 
@@ -117,7 +118,8 @@ def test_new_items_are_embedded_like_catalogue_items_and_recommended(iisan) -> N
     run, client = iisan
     added = client.post("/items", json={"items": [_clone(5, "clone5"), _clone(9, "clone9")]})
     assert added.status_code == 200, added.text
-    assert added.json() == {"added": ["clone5", "clone9"], "num_items": 32}
+    # a loaded run has no folder to keep them in
+    assert added.json() == {"added": ["clone5", "clone9"], "num_items": 32, "saved": False}
     assert client.get("/health").json()["num_items"] == 32
 
     index = client.app.state.service.catalogue.index
@@ -184,7 +186,7 @@ def test_the_ann_path_serves_the_same_recommendations(sasrec, tmp_path) -> None:
     run, exact = sasrec
     for kind in ("ivf", "hnsw"):
         approximate = TestClient(create_app(run, index=kind, recall_target=1.0,
-                                            index_dir=tmp_path / kind))
+                                            state_dir=tmp_path / kind))
         health = approximate.get("/health").json()
         assert health["index"] == f"faiss-{kind}" and health["recall_at_10"] == 1.0
         params = health["index_params"]
@@ -196,7 +198,7 @@ def test_the_ann_path_serves_the_same_recommendations(sasrec, tmp_path) -> None:
                 exact.post("/recommend", json=request))
         # the next start loads it instead of building it
         again = TestClient(create_app(run, index=kind, recall_target=1.0,
-                                      index_dir=tmp_path / kind))
+                                      state_dir=tmp_path / kind))
         assert again.get("/health").json()["index_params"]["source"].startswith("loaded")
 
 
@@ -265,15 +267,44 @@ def test_items_added_are_searchable_at_once_through_the_ann_index(iisan_run,
                                                                   fake_encoders_loaded,
                                                                   tmp_path) -> None:
     run = load_run(iisan_run)
-    client = TestClient(create_app(run, index="ivf", recall_target=1.0, index_dir=tmp_path))
+    client = TestClient(create_app(run, index="ivf", recall_target=1.0, state_dir=tmp_path))
     assert client.get("/health").json()["index"] == "faiss-ivf"
     added = client.post("/items", json={"items": [_clone(5, "clone5")]})
     assert added.status_code == 200, added.text
     after_four = _ids(client.post("/recommend", json={"history": ["i1", "i2", "i3", "i4"],
                                                       "k": 2}))
     assert set(after_four) == {"i5", "clone5"}
-    # the saved index is of the run's own items: a restart loads it (added items are in memory)
+    assert added.json()["saved"] and (tmp_path / "items_added.json").is_file()
+    # the saved index is of the run's own items: a restart loads it and adds clone5 again
     fresh = TestClient(create_app(load_run(iisan_run), index="ivf", recall_target=1.0,
-                                  index_dir=tmp_path))
+                                  state_dir=tmp_path))
     health = fresh.get("/health").json()
-    assert health["num_items"] == 30 and health["index_params"]["source"].startswith("loaded")
+    assert health["num_items"] == 31 and health["index_params"]["source"].startswith("loaded")
+    assert _ids(fresh.post("/recommend", json={"history": ["i1", "i2", "i3", "i4"],
+                                               "k": 2})) == after_four
+
+
+def test_items_added_survive_a_restart_and_a_bad_file_is_refused(iisan_run,
+                                                                 fake_encoders_loaded,
+                                                                 tmp_path) -> None:
+    first = TestClient(create_app(load_run(iisan_run), state_dir=tmp_path))
+    assert first.post("/items", json={"items": [_clone(5, "clone5")]}).json()["saved"]
+    assert first.post("/items", json={"items": [_clone(9, "clone9")]}).json()["saved"]
+    saved = tmp_path / "items_added.json"
+    assert [i["item_id"] for i in json.loads(saved.read_text())["items"]] == ["clone5",
+                                                                              "clone9"]
+    again = TestClient(create_app(load_run(iisan_run), state_dir=tmp_path))
+    assert again.get("/health").json()["num_items"] == 32
+    similar = again.post("/similar", json={"item_id": "clone9", "k": 1}).json()["items"]
+    assert similar[0]["item_id"] == "i9" and similar[0]["score"] == pytest.approx(1, abs=1e-5)
+
+    for text, fragment in [('{"items": [{"item_id": "x"}]}', "items.0.fields: Field required"),
+                           ("{not json", "items_added.json: Invalid JSON"),
+                           (json.dumps({"items": [_clone(5, "i5")]}),
+                            "items[0].item_id: 'i5' is already in the catalogue")]:
+        saved.write_text(text)
+        with pytest.raises(RecAdaptError) as refused:
+            create_app(load_run(iisan_run), state_dir=tmp_path)
+        message = str(refused.value)
+        assert "\n" not in message and fragment in message and "move it away" in message
+        assert saved.read_text() == text  # refused, never overwritten

@@ -8,7 +8,10 @@
   which is its own model (serve a popularity run for that).
 * ``POST /similar``: an item → the items of highest **cosine** between item vectors.
 * ``POST /items``: new items with their content, embedded by a content model's frozen
-  encoders and trained item tower, recommendable at once (ID models refuse: 400).
+  encoders and trained item tower, recommendable at once (ID models refuse: 400). When the
+  service has a folder (the run's, by default), the added items are written to
+  ``items_added.json`` there (atomically, every item added so far) and added again, through
+  the same encoders, when the service starts: a restart loses none of them.
 
 Every user's history (left-padded), seen items and — when items are ranked through an index —
 user vector are computed once at start (one batched forward: a known user's request runs no
@@ -26,6 +29,7 @@ Errors are ``{"detail": "<one line naming the field>"}``: 404 unknown ids, 409 d
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,10 +42,11 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from recadapt.data.batching import left_pad
 from recadapt.errors import RecAdaptError
+from recadapt.io import write_json
 from recadapt.serve.batching import MAX_BATCH, MicroBatcher, PendingCounter, queued
 from recadapt.serve.index import DEFAULT_ANN_THRESHOLD, DEFAULT_RECALL_TARGET, ExactIndex
 from recadapt.serve.recommend import (
@@ -52,6 +57,11 @@ from recadapt.serve.recommend import (
     user_vectors,
 )
 from recadapt.train.runs import LoadedRun, load_run
+
+log = logging.getLogger(__name__)
+
+#: beside the run: every item added through ``/items``, added again at the next start
+ADDED_ITEMS_FILE = "items_added.json"
 
 
 def _as_text(value: Any) -> Any:
@@ -106,6 +116,14 @@ class AddItemsRequest(BaseModel):
     items: list[NewItem] = Field(min_length=1, max_length=1000)
 
 
+class SavedItems(BaseModel):
+    """``items_added.json``: the items added so far, in order (no length limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[NewItem]
+
+
 class ScoredItem(BaseModel):
     item_id: str
     title: str | None = Field(description="from the dataset's title column, if any")
@@ -119,6 +137,8 @@ class ItemList(BaseModel):
 class AddedItems(BaseModel):
     added: list[str] = Field(description="the new items' ids, now recommendable")
     num_items: int = Field(description="catalogue size after adding")
+    saved: bool = Field(description=f"written to {ADDED_ITEMS_FILE} beside the run, so the "
+                        "next start adds them again (false: no folder, or it is not writable)")
 
 
 class Health(BaseModel):
@@ -242,7 +262,8 @@ class RecommendationService:
 
     def __init__(self, run: LoadedRun, catalogue: Catalogue | None = None,
                  padded: np.ndarray | None = None, batch_window_ms: float = 1.0,
-                 max_batch: int = MAX_BATCH, **index_options: Any) -> None:
+                 max_batch: int = MAX_BATCH, folder: Path | None = None,
+                 **index_options: Any) -> None:
         self.run = run
         self.model_name = str(run.config.model["name"])
         self.max_seq_len = run.config.data.max_seq_len
@@ -250,13 +271,16 @@ class RecommendationService:
         sequences = run.prepared.dataset.sequences()
         self.padded = padded if padded is not None else padded_histories(run)
         self.seen = [np.unique(s) for s in sequences]
-        self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, **index_options)
+        self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, folder=folder,
+                                                       **index_options)
         # a known user's vector depends only on their history and the frozen model: one batched
         # forward at start instead of one per request (items added later leave it unchanged)
         self.user_vectors = (user_vectors(run, self.padded) if self.catalogue.index is not None
                              and len(self.padded) else None)
         self.lock = ReadWriteLock()
         self.batcher = MicroBatcher(self._rank, batch_window_ms, max_batch)
+        self.added_file = folder / ADDED_ITEMS_FILE if folder is not None else None
+        self.added: list[dict[str, Any]] = self._readd_saved_items()
 
     def health(self) -> Health:
         with self.lock.read():
@@ -317,33 +341,76 @@ class RecommendationService:
             return self.catalogue.listed(self.catalogue.index.similar(item, request.k))
 
     def add_items(self, request: AddItemsRequest) -> AddedItems:
+        with self.lock.write():
+            self._add(request.items)
+            self.added += [item.model_dump() for item in request.items]
+            return AddedItems(added=[item.item_id for item in request.items],
+                              num_items=len(self.catalogue.item_ids) - 1,
+                              saved=self._save_added())
+
+    def _add(self, items: Sequence[NewItem]) -> None:
+        """Encode ``items`` and put them in the catalogue (the caller holds the write lock)."""
         from recadapt.models.content import ContentRecommender, new_item_contents
 
-        with self.lock.write():
-            new_ids = [item.item_id for item in request.items]
-            for position, raw in enumerate(new_ids):
-                if raw in self.catalogue.lookup or raw in new_ids[:position]:
-                    raise ServiceError(409, f"items[{position}].item_id: {raw!r} is already in "
-                                       "the catalogue")
-            model, dataset = self.run.model, self.run.prepared.dataset
-            rows = [item.fields for item in request.items]
-            contents = (new_item_contents(self.run.config, dataset, model, rows)
-                        if isinstance(model, ContentRecommender) else [])
-            try:
-                vectors = model.add_items(contents)
-            except RecAdaptError as err:
-                raise ServiceError(400, str(err)) from None
-            title = dataset.title_field
-            titles = [None if title is None or row.get(title) is None else str(row[title])
-                      for row in rows]
-            self.catalogue.extend(new_ids, titles, vectors)
-            return AddedItems(added=new_ids, num_items=len(self.catalogue.item_ids) - 1)
+        new_ids = [item.item_id for item in items]
+        for position, raw in enumerate(new_ids):
+            if raw in self.catalogue.lookup or raw in new_ids[:position]:
+                raise ServiceError(409, f"items[{position}].item_id: {raw!r} is already in "
+                                   "the catalogue")
+        model, dataset = self.run.model, self.run.prepared.dataset
+        rows = [item.fields for item in items]
+        contents = (new_item_contents(self.run.config, dataset, model, rows)
+                    if isinstance(model, ContentRecommender) else [])
+        try:
+            vectors = model.add_items(contents)
+        except RecAdaptError as err:
+            raise ServiceError(400, str(err)) from None
+        title = dataset.title_field
+        titles = [None if title is None or row.get(title) is None else str(row[title])
+                  for row in rows]
+        self.catalogue.extend(new_ids, titles, vectors)
+
+    def _save_added(self) -> bool:
+        """Every item added so far, to ``items_added.json`` (atomically: all or nothing)."""
+        if self.added_file is None:
+            return False
+        try:
+            write_json(self.added_file, {"items": self.added})
+            return True
+        except OSError as err:  # still served; only a restart would lose them
+            log.warning("could not save the added items in %s: %s", self.added_file, err)
+            return False
+
+    def _readd_saved_items(self) -> list[dict[str, Any]]:
+        """The items an earlier service added (``items_added.json``), added again: encoded by
+        the same encoders and tower, so they are served as before the restart."""
+        path = self.added_file
+        if path is None or not path.is_file():
+            return []
+        try:
+            items = SavedItems.model_validate_json(path.read_bytes()).items
+            with self.lock.write():
+                self._add(items)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise _saved_items_error(path, f"{where}: {first['msg']}" if where
+                                     else first["msg"]) from None
+        except (OSError, ServiceError, RecAdaptError) as err:
+            raise _saved_items_error(path, str(err)) from None
+        log.info("added %d items again from %s", len(items), path)
+        return [item.model_dump() for item in items]
 
     def _user_index(self, raw_user: str) -> int:
         try:
             return self.run.prepared.dataset.user_index(raw_user)
         except RecAdaptError:
             raise ServiceError(404, f"user_id: unknown user id {raw_user!r}") from None
+
+
+def _saved_items_error(path: Path, problem: str) -> RecAdaptError:
+    return RecAdaptError(f"{path}: {problem}; fix it or move it away to start without the "
+                         "items added earlier")
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -368,20 +435,23 @@ def _json(body: bytes) -> Response:
 def create_app(run: LoadedRun | str | Path, ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
                recall_target: float = DEFAULT_RECALL_TARGET, index: str = "auto",
                batch_window_ms: float = 1.0, max_batch: int = MAX_BATCH,
-               catalogue: Catalogue | None = None, index_dir: str | Path | None = None) -> FastAPI:
+               catalogue: Catalogue | None = None, state_dir: str | Path | None = None) -> FastAPI:
     """The app serving ``run`` (a run folder or a loaded run). ``index``: auto | exact | ivf |
     hnsw (auto: exact below ``ann_threshold`` items, else IVF-Flat tuned to
-    ``recall_target``); an approximate index is saved in and reloaded from ``index_dir``
-    (default: the run folder when ``run`` is one; none for a loaded run). ``batch_window_ms``:
+    ``recall_target``). ``state_dir`` keeps what the service builds or is given: an
+    approximate index (saved, reloaded at the next start) and the items added through
+    ``/items`` (added again at the next start); default: the run folder when ``run`` is one,
+    nothing kept for a loaded run. ``batch_window_ms``:
     how long the batcher may wait for concurrent queries (0: every query alone).
     ``catalogue`` replaces the run's own (benchmarks serve synthetic catalogues through the
     same code)."""
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    folder = Path(index_dir) if index_dir is not None else (
+    folder = Path(state_dir) if state_dir is not None else (
         None if isinstance(run, LoadedRun) else Path(run))
     service = RecommendationService(loaded, catalogue, batch_window_ms=batch_window_ms,
-                                    max_batch=max_batch, ann_threshold=ann_threshold,
-                                    recall_target=recall_target, index=index, folder=folder)
+                                    max_batch=max_batch, folder=folder,
+                                    ann_threshold=ann_threshold, recall_target=recall_target,
+                                    index=index)
     app = FastAPI(title="recadapt", summary=f"Recommendations from a trained "
                   f"{service.model_name!r} run", version="1")
     app.state.service = service
