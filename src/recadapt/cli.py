@@ -157,10 +157,10 @@ def serve(
         "127.0.0.1"),
     index: Annotated[str, typer.Option(
         help="Top-K index: auto (exact below --ann-threshold items, FAISS IVF-Flat from "
-        "there on), exact, ivf, ivfpq (4-bit fast-scan codes, exact re-ranking: for vectors that "
-        "cluster poorly) or hnsw. An approximate one is tuned to --recall-target, saved "
-        "beside the run (index.faiss, index.json) and reloaded at the next start unless the "
-        "item vectors changed.")] = "auto",
+        "there on, or IVF-PQ where the vectors cluster poorly and it is measured faster), "
+        "exact, ivf, ivfpq (4-bit fast-scan codes, exact re-ranking) or hnsw. An approximate "
+        "one is tuned to --recall-target, saved beside the run (index.faiss, index.json) and "
+        "reloaded at the next start unless the item vectors changed.")] = "auto",
     recall_target: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of the exact top-10 an approximate index must find on "
         "held user queries: its nprobe/efSearch is the smallest that reaches it.")] = 0.95,

@@ -173,3 +173,31 @@ def test_an_ivfpq_index_reranks_exactly_and_is_saved_with_its_k_factor(tmp_path)
     assert loaded.search_batch(probe, 10, [[]] * 20) == found
     loaded.structure.k_factor = 1.0  # without re-ranking the codes alone recall less
     assert recall(loaded, queries, exact_top(vectors.numpy(), queries)) < built.recall_at_10
+
+
+def test_auto_races_ivfpq_only_where_ivf_scans_many_cells() -> None:
+    clustered = _clustered(4000)
+    kept = build_index(clustered, _queries(clustered), recall_target=0.9, ann_threshold=1000,
+                       threads=1)
+    assert type(kept) is IVFIndex and kept.params["chosen"].startswith("auto: ivf (nprobe")
+    assert kept.params["held_ms_per_query"] > 0
+
+    spread = _unit_vectors(4000, dim=32).numpy()  # no structure: most cells must be probed
+    raced = build_index(spread, None, recall_target=0.9, ann_threshold=1000, threads=1)
+    assert "ivf nprobe scans" in raced.params["chosen"], raced.params
+    ivf, pq = raced.params["raced"]["ivf"], raced.params["raced"]["ivfpq"]
+    pq_wins = pq["recall_at_10"] >= 0.9 and pq["ms_per_query"] < ivf["ms_per_query"]
+    assert type(raced) is (IVFPQIndex if pq_wins else IVFIndex), raced.params
+    assert raced.recall_at_10 == (pq if pq_wins else ivf)["recall_at_10"] >= 0.85
+
+
+@pytest.mark.parametrize("pq_ms", [0.5, 2.0])
+def test_auto_keeps_the_faster_of_the_two(monkeypatch, pq_ms) -> None:
+    import recadapt.serve.index as index_module
+
+    monkeypatch.setattr(index_module, "ms_per_query",
+                        lambda index, queries: pq_ms if type(index) is IVFPQIndex else 1.0)
+    spread = _unit_vectors(4000, dim=32).numpy()
+    raced = build_index(spread, None, recall_target=0.9, ann_threshold=1000, threads=1)
+    assert type(raced) is (IVFPQIndex if pq_ms < 1.0 else IVFIndex), raced.params
+    assert raced.params["raced"]["ivfpq"]["ms_per_query"] == pq_ms

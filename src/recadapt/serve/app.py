@@ -437,13 +437,13 @@ def create_app(run: LoadedRun | str | Path, ann_threshold: int | None = DEFAULT_
                batch_window_ms: float = 1.0, max_batch: int = MAX_BATCH,
                catalogue: Catalogue | None = None, state_dir: str | Path | None = None) -> FastAPI:
     """The app serving ``run`` (a run folder or a loaded run). ``index``: auto | exact | ivf |
-    hnsw (auto: exact below ``ann_threshold`` items, else IVF-Flat tuned to
-    ``recall_target``). ``state_dir`` keeps what the service builds or is given: an
-    approximate index (saved, reloaded at the next start) and the items added through
-    ``/items`` (added again at the next start); default: the run folder when ``run`` is one,
-    nothing kept for a loaded run. ``batch_window_ms``:
-    how long the batcher may wait for concurrent queries (0: every query alone).
-    ``catalogue`` replaces the run's own (benchmarks serve synthetic catalogues through the
+    ivfpq | hnsw (auto: exact below ``ann_threshold`` items, else IVF-Flat or IVF-PQ, whichever
+    :func:`serve.index.build_index` measures faster, tuned to ``recall_target``).
+    ``state_dir`` keeps what the service builds or is given: an approximate index (saved,
+    reloaded at the next start) and the items added through ``/items`` (added again at the
+    next start); default: the run folder when ``run`` is one, nothing kept for a loaded run.
+    ``batch_window_ms``: how long the batcher may wait for concurrent queries (0: every query
+    alone). ``catalogue`` replaces the run's own (benchmarks serve synthetic catalogues through the
     same code)."""
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     folder = Path(state_dir) if state_dir is not None else (

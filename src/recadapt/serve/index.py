@@ -1,4 +1,5 @@
-"""Top-K over item vectors: exact, or approximate (FAISS IVF-Flat or HNSW) tuned to a recall.
+"""Top-K over item vectors: exact, or approximate (FAISS IVF-Flat, IVF-PQ or HNSW) tuned to a
+recall.
 
 Rows are item indices: row 0 is the padding item and never returned, rows ``1..n`` the items.
 Recommendation ranks by **inner product** (the models' own score, ``user · item``); item
@@ -9,7 +10,9 @@ Which kind and which search breadth is measured, not guessed (:func:`build_index
 ``ann_threshold`` items the exact product is cheap enough; from there on an IVF-Flat index
 (``nlist`` ≈ 4·√n, trained on a sample) whose ``nprobe`` is the smallest that reaches the
 recall target (plus a margin) on tuning queries (bisection against the exact top-10); the
-recall reported is measured on *other* held queries. Saving and reloading a built index
+recall reported is measured on *other* held queries. Where that nprobe scans a large share of
+the cells (vectors that cluster poorly), an IVF-PQ index is built and tuned too, and the one
+that searches the held queries faster at the target is kept. Saving and reloading a built index
 beside the run is :mod:`recadapt.serve.index_store`.
 """
 
@@ -47,6 +50,13 @@ PQ_K_FACTORS = (16, 64, 256)
 #: the breadth is tuned for the target plus this, so that the recall measured on the *held*
 #: queries (500 by default: a standard error near 0.01) lands at the target, not just below
 TUNE_MARGIN = 0.01
+#: ``auto``: an IVF-Flat index whose tuned nprobe scans more than this share of its cells is
+#: raced against IVF-PQ (benchmarks/results/serve_100k_pq.json: on 100k random unit vectors,
+#: nprobe 438 of 1,024, IVF-PQ serves at 1.19 ms sequential p50 against IVF-Flat's 1.47; on
+#: tiled trained vectors, nprobe 1 of 1,024, IVF-Flat is the faster, 0.61 against 0.70)
+AUTO_PQ_SHARE = 0.05
+#: held queries searched one at a time to measure an index's milliseconds per query
+TIMED_QUERIES = 200
 K = 10
 KINDS = ("auto", "exact", "ivf", "ivfpq", "hnsw")
 
@@ -390,10 +400,11 @@ def build_index(vectors: torch.Tensor | np.ndarray, queries: np.ndarray | None =
                 ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
                 threads: int | None = None) -> ExactIndex:
     """The index for ``vectors``: ``kind`` ``auto`` is exact below ``ann_threshold`` items
-    (``None``: always exact) and IVF-Flat from it on; an approximate index gets the smallest
-    search breadth that reaches ``recall_target`` on half of ``queries`` and its recall@10
-    measured on the other half (``queries``: ``[Q, d]``, default random unit vectors). Built
-    with ``threads`` FAISS threads (default all cores), then left at that setting."""
+    (``None``: always exact) and from it on IVF-Flat, or IVF-PQ where that is measured faster
+    (:func:`_faster_of_ivf_and_ivfpq`); an approximate index gets the smallest search breadth
+    that reaches ``recall_target`` on half of ``queries`` and its recall@10 measured on the
+    other half (``queries``: ``[Q, d]``, default random unit vectors). Built with ``threads``
+    FAISS threads (default all cores), then left at that setting."""
     if kind not in KINDS:
         raise ValueError(f"index kind {kind!r}: choose from {KINDS}")
     size = len(vectors) - 1
@@ -406,12 +417,56 @@ def build_index(vectors: torch.Tensor | np.ndarray, queries: np.ndarray | None =
 
     faiss.omp_set_num_threads(threads or all_cores())
     matrix = _as_matrix(vectors)
+    index = _built({"hnsw": HNSWIndex, "ivfpq": IVFPQIndex}.get(kind, IVFIndex), matrix,
+                   queries, recall_target)
+    if kind == "auto":
+        return _faster_of_ivf_and_ivfpq(index, matrix, queries, recall_target)
+    return index
+
+
+def _built(kind: type[FaissIndex], matrix: np.ndarray, queries: np.ndarray | None,
+           recall_target: float) -> FaissIndex:
     started = time.perf_counter()
-    index: FaissIndex = {"hnsw": HNSWIndex, "ivfpq": IVFPQIndex}.get(kind, IVFIndex)(matrix)
+    index = kind(matrix)
     build_seconds = time.perf_counter() - started
     measure(index, queries, recall_target)
     index.params["build_seconds"] = round(build_seconds, 3)
     return index
+
+
+def _faster_of_ivf_and_ivfpq(ivf: FaissIndex, matrix: np.ndarray, queries: np.ndarray | None,
+                             recall_target: float) -> FaissIndex:
+    """``auto``'s choice: IVF-Flat, unless its tuned nprobe scans more than
+    ``AUTO_PQ_SHARE`` of its cells (vectors that cluster poorly, where scanning float vectors
+    is the cost) and an IVF-PQ index of the same vectors, tuned to the same target, reaches it
+    on the held queries and searches them faster one at a time (as the service does)."""
+    share = ivf.breadth / ivf.max_breadth()
+    ivf_ms = ivf.params["held_ms_per_query"]
+    if share <= AUTO_PQ_SHARE or ivf.dim % 2:
+        ivf.params["chosen"] = (f"auto: ivf (nprobe scans {share:.1%} of the cells"
+                                + (", odd dim)" if ivf.dim % 2 else ")"))
+        return ivf
+    pq = _built(IVFPQIndex, matrix, queries, recall_target)
+    pq_ms = pq.params["held_ms_per_query"]
+    reaches = (pq.recall_at_10 or 0.0) >= recall_target
+    kept = pq if reaches and pq_ms < ivf_ms else ivf
+    kept.params["chosen"] = (f"auto: {'ivfpq' if kept is pq else 'ivf'} (ivf nprobe scans "
+                             f"{share:.1%} of the cells; the faster at the target is kept)")
+    kept.params["raced"] = {name: {"ms_per_query": other.params["held_ms_per_query"],
+                                   "recall_at_10": other.recall_at_10,
+                                   other.breadth_name: other.breadth}
+                            for name, other in (("ivf", ivf), ("ivfpq", pq))}
+    return kept
+
+
+def ms_per_query(index: FaissIndex, queries: np.ndarray) -> float:
+    """Milliseconds per search of ``queries`` one at a time (after one unmeasured search)."""
+    rows = np.ascontiguousarray(queries, dtype=np.float32)
+    index.structure.search(rows[:1], K)
+    started = time.perf_counter()
+    for row in range(len(rows)):
+        index.structure.search(rows[row:row + 1], K)
+    return 1000 * (time.perf_counter() - started) / max(1, len(rows))
 
 
 def random_queries(count: int, dim: int, seed: int = 1) -> np.ndarray:
@@ -431,6 +486,7 @@ def measure(index: FaissIndex, queries: np.ndarray | None, recall_target: float)
     tuned_for = min(1.0, recall_target + TUNE_MARGIN)
     index.tune_breadth(tuning, exact_top(matrix, tuning), tuned_for)
     index.recall_at_10 = recall(index, held, exact_top(matrix, held))
+    index.params["held_ms_per_query"] = round(ms_per_query(index, held[:TIMED_QUERIES]), 4)
     index.params.update(recall_target=recall_target, tuned_for=tuned_for,
                         tuning_queries=len(tuning),
                         held_queries=len(held),
