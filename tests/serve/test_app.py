@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -308,3 +309,22 @@ def test_items_added_survive_a_restart_and_a_bad_file_is_refused(iisan_run,
         message = str(refused.value)
         assert "\n" not in message and fragment in message and "move it away" in message
         assert saved.read_text() == text  # refused, never overwritten
+
+
+def test_a_new_index_is_tuned_on_the_start_up_user_vectors(sasrec_run, monkeypatch,
+                                                           tmp_path) -> None:
+    """Building an index runs the users' forward once (the start-up vectors), not again for
+    its tuning queries, which are the same vectors."""
+    from recadapt.serve.recommend import padded_histories, user_queries, user_vectors
+
+    run = load_run(sasrec_run)
+    padded = padded_histories(run)
+    assert np.allclose(user_queries(run, padded, known=user_vectors(run, padded)),
+                       user_queries(run, padded), atol=1e-6)
+    forwards = []
+    real = run.model.user_embeddings
+    monkeypatch.setattr(run.model, "user_embeddings",
+                        lambda batch: forwards.append(len(batch["history"])) or real(batch))
+    client = TestClient(create_app(run, index="ivf", recall_target=0.9, state_dir=tmp_path))
+    assert client.get("/health").json()["index_params"]["source"].startswith("built")
+    assert sum(forwards) == len(padded)  # every user once, nobody twice

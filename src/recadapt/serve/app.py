@@ -54,6 +54,7 @@ from recadapt.serve.recommend import (
     item_index,
     padded_histories,
     rank_batch,
+    ranks_by_dot_product,
     user_vectors,
 )
 from recadapt.train.runs import LoadedRun, load_run
@@ -216,14 +217,15 @@ class Catalogue:
     @classmethod
     def of_run(cls, run: LoadedRun, ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
                recall_target: float = DEFAULT_RECALL_TARGET, index: str = "auto",
-               padded: np.ndarray | None = None, folder: Path | None = None) -> Catalogue:
+               padded: np.ndarray | None = None, folder: Path | None = None,
+               known: torch.Tensor | None = None) -> Catalogue:
         """The run's items and their index: an approximate one is loaded from ``folder``
         when saved there from the same item vectors, else built and saved there."""
         dataset = run.prepared.dataset
         ids = [str(raw) for raw in dataset.item_ids]
         titles = [None, *(dataset.item_title(i) for i in range(1, dataset.num_items + 1))]
         return cls(ids, titles, item_index(run, ann_threshold, recall_target, index,
-                                           folder, padded))
+                                           folder, padded, known))
 
     def extend(self, item_ids: list[str], titles: list[str | None],
                vectors: torch.Tensor) -> None:
@@ -271,12 +273,15 @@ class RecommendationService:
         sequences = run.prepared.dataset.sequences()
         self.padded = padded if padded is not None else padded_histories(run)
         self.seen = [np.unique(s) for s in sequences]
-        self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, folder=folder,
-                                                       **index_options)
         # a known user's vector depends only on their history and the frozen model: one batched
-        # forward at start instead of one per request (items added later leave it unchanged)
-        self.user_vectors = (user_vectors(run, self.padded) if self.catalogue.index is not None
-                             and len(self.padded) else None)
+        # forward at start instead of one per request (items added later leave it unchanged);
+        # computed first, so that tuning a new index samples these instead of running its own
+        indexed = (catalogue.index is not None if catalogue is not None
+                   else ranks_by_dot_product(run.model))
+        self.user_vectors = user_vectors(run, self.padded) if indexed and len(self.padded) \
+            else None
+        self.catalogue = catalogue or Catalogue.of_run(run, padded=self.padded, folder=folder,
+                                                       known=self.user_vectors, **index_options)
         self.lock = ReadWriteLock()
         self.batcher = MicroBatcher(self._rank, batch_window_ms, max_batch)
         self.added_file = folder / ADDED_ITEMS_FILE if folder is not None else None

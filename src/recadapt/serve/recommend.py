@@ -47,14 +47,18 @@ def user_vectors(run: LoadedRun, padded: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, known: torch.Tensor | None = None) -> np.ndarray:
     """``[≤ count, d]`` user vectors of a sample of the run's users (``padded``: their
-    left-padded histories), topped up with item vectors when there are fewer users: the
-    queries an index is tuned and measured on."""
+    left-padded histories; ``known``: their vectors when already computed, so no forward
+    runs), topped up with item vectors when there are fewer users: the queries an index is
+    tuned and measured on."""
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(padded), min(count, len(padded)), replace=False))
-    queries = user_vectors(run, padded[chosen]).numpy() if len(chosen) else np.zeros((0, 0),
-                                                                                    np.float32)
+    if not len(chosen):
+        queries = np.zeros((0, 0), np.float32)
+    else:
+        queries = (known[chosen] if known is not None else user_vectors(run, padded[chosen]))
+        queries = queries.float().numpy()
     if len(queries) < count:
         items = run.model.item_embeddings().float().numpy()[1:]
         extra = rng.choice(len(items), min(count - len(queries), len(items)), replace=False)
@@ -65,17 +69,19 @@ def user_queries(run: LoadedRun, padded: np.ndarray, count: int = 1000,
 @torch.no_grad()
 def item_index(run: LoadedRun, ann_threshold: int | None = None,
                recall_target: float = DEFAULT_RECALL_TARGET, kind: str = "auto",
-               folder=None, padded: np.ndarray | None = None) -> ExactIndex | None:
+               folder=None, padded: np.ndarray | None = None,
+               known: torch.Tensor | None = None) -> ExactIndex | None:
     """The top-K index over the run's item vectors (:func:`serve.index_store.load_or_build`: exact
-    below ``ann_threshold`` items, else tuned to ``recall_target`` on user vectors and saved in
-    ``folder``), or ``None`` for models that do not rank by a dot product."""
+    below ``ann_threshold`` items, else tuned to ``recall_target`` on user vectors — rows of
+    ``known`` when given — and saved in ``folder``), or ``None`` for models that do not rank
+    by a dot product."""
     if not ranks_by_dot_product(run.model):
         return None
     vectors = run.model.item_embeddings()
 
     def queries() -> np.ndarray:
         histories = padded if padded is not None else padded_histories(run)
-        return user_queries(run, histories)
+        return user_queries(run, histories, known=known)
 
     return load_or_build(vectors, folder, queries, recall_target, kind, ann_threshold)
 
