@@ -18,7 +18,6 @@ beside the run is :mod:`recadapt.serve.index_store`.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -28,8 +27,6 @@ import numpy as np
 import torch
 
 from recadapt.train.checkpoint import tensors_sha256
-
-log = logging.getLogger(__name__)
 
 #: catalogues of at least this many items get an approximate index by default (below it one
 #: matrix-vector product costs well under a millisecond on one core)
@@ -318,6 +315,11 @@ class HNSWIndex(FaissIndex):
         return max(4096, K)
 
 
+#: the ``kind`` option → the approximate index it builds
+ANN_KINDS: dict[str, type[FaissIndex]] = {"ivf": IVFIndex, "ivfpq": IVFPQIndex,
+                                          "hnsw": HNSWIndex}
+
+
 def _training_sample(items: np.ndarray, nlist: int) -> np.ndarray:
     """The vectors k-means trains on: a seeded sample of at most ``IVF_TRAIN_SAMPLE`` (at
     least 40 per cell)."""
@@ -417,8 +419,7 @@ def build_index(vectors: torch.Tensor | np.ndarray, queries: np.ndarray | None =
 
     faiss.omp_set_num_threads(threads or all_cores())
     matrix = _as_matrix(vectors)
-    index = _built({"hnsw": HNSWIndex, "ivfpq": IVFPQIndex}.get(kind, IVFIndex), matrix,
-                   queries, recall_target)
+    index = _built(ANN_KINDS.get(kind, IVFIndex), matrix, queries, recall_target)
     if kind == "auto":
         return _faster_of_ivf_and_ivfpq(index, matrix, queries, recall_target)
     return index
@@ -441,15 +442,13 @@ def _faster_of_ivf_and_ivfpq(ivf: FaissIndex, matrix: np.ndarray, queries: np.nd
     is the cost) and an IVF-PQ index of the same vectors, tuned to the same target, reaches it
     on the held queries and searches them faster one at a time (as the service does)."""
     share = ivf.breadth / ivf.max_breadth()
-    ivf_ms = ivf.params["held_ms_per_query"]
     if share <= AUTO_PQ_SHARE or ivf.dim % 2:
         ivf.params["chosen"] = (f"auto: ivf (nprobe scans {share:.1%} of the cells"
                                 + (", odd dim)" if ivf.dim % 2 else ")"))
         return ivf
     pq = _built(IVFPQIndex, matrix, queries, recall_target)
-    pq_ms = pq.params["held_ms_per_query"]
-    reaches = (pq.recall_at_10 or 0.0) >= recall_target
-    kept = pq if reaches and pq_ms < ivf_ms else ivf
+    faster = pq.params["held_ms_per_query"] < ivf.params["held_ms_per_query"]
+    kept = pq if faster and (pq.recall_at_10 or 0.0) >= recall_target else ivf
     kept.params["chosen"] = (f"auto: {'ivfpq' if kept is pq else 'ivf'} (ivf nprobe scans "
                              f"{share:.1%} of the cells; the faster at the target is kept)")
     kept.params["raced"] = {name: {"ms_per_query": other.params["held_ms_per_query"],

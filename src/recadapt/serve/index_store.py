@@ -16,13 +16,11 @@ import torch
 
 from recadapt.io import atomic_write, write_json
 from recadapt.serve.index import (
+    ANN_KINDS,
     DEFAULT_ANN_THRESHOLD,
     DEFAULT_RECALL_TARGET,
     ExactIndex,
     FaissIndex,
-    HNSWIndex,
-    IVFIndex,
-    IVFPQIndex,
     _as_matrix,
     all_cores,
     build_index,
@@ -48,7 +46,7 @@ def save_index(index: FaissIndex, folder: Path, vectors_sha256: str) -> None:
 
 
 #: a saved index's kind → the ``kind`` option that builds it
-KIND_OPTION = {"faiss-ivf": "ivf", "faiss-ivfpq": "ivfpq", "faiss-hnsw": "hnsw"}
+KIND_OPTION = {index.kind: option for option, index in ANN_KINDS.items()}
 
 
 def _stale(meta: dict, kind: str, vectors_sha256: str, count: int, dim: int) -> str | None:
@@ -65,8 +63,7 @@ def load_index(folder: Path, vectors: np.ndarray, meta: dict) -> FaissIndex:
     import faiss
 
     structure = faiss.read_index(str(folder / INDEX_FILE))
-    kind = {"faiss-hnsw": HNSWIndex, "faiss-ivfpq": IVFPQIndex}.get(meta["kind"], IVFIndex)
-    index: FaissIndex = kind(vectors, structure=structure)
+    index = ANN_KINDS[KIND_OPTION.get(meta["kind"], "ivf")](vectors, structure=structure)
     index.params.update(meta.get("params", {}))
     index.set_breadth(int(meta["params"][index.breadth_name]))
     index.recall_at_10 = meta.get("recall_at_10")
