@@ -14,7 +14,8 @@ Sections (``--sections``, all by default):
 * ``modalities`` — CROSSAN and IISAN-E for T+I, T+I+A, T+I+V, T+I+V+A (Table 3);
 * ``fusion``     — MOMEF vs dynamic gate vs static gate vs concat, T+I+V+A (Table 5), and
   MOMEF with a balance loss on its gate (``model.balance``; not in the paper: its gates
-  collapse onto one tower without it);
+  collapse onto one tower without it) and with X-MoE's cosine router (``model.router``; not in
+  the paper either: bounded gate scores that cannot saturate), at top-k 2 and 4;
 * ``cross``      — cross-modal vs independent towers (INDSAN), T+I+V+A (Table 6), with MOMEF
   and with concat fusion (the latter isolates the cross-modal gates from MOMEF's collapse);
 * ``topk``       — MOMEF top-k 1–4, T+I+V+A (Table 7);
@@ -78,6 +79,10 @@ def synthetic_runs() -> list[tuple[str, str, str, dict[str, Any], str]]:
     for balance in (0.01, 0.1):  # 0.01: DeepSeekMoE's expert-level α
         runs.append(("fusion", f"crossan {label(ALL)} balance={balance}", ALL,
                      {"name": "crossan", "balance": balance}, ref))
+    for top_k in (2, 4):  # not in the paper: X-MoE's cosine router, bounded gate scores
+        runs.append(("fusion", f"crossan {label(ALL)} router=cosine"
+                     + ("" if top_k == 2 else f" top_k={top_k}"), ALL,
+                     {"name": "crossan", "router": "cosine", "top_k": top_k}, ref))
     runs.append(("cross", f"indsan {label(ALL)}", ALL, {"name": "crossan", "cross": False}, ref))
     # INDSAN with concat fusion: the cross-modal gates' own effect, without MOMEF's collapse
     runs.append(("cross", f"indsan {label(ALL)} fusion=concat", ALL,

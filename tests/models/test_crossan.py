@@ -105,6 +105,21 @@ def test_balance_adds_momef_gate_term_to_the_loss_once(content_models, fake_enco
                              encoders, cached=True)
 
 
+def test_cosine_router_replaces_the_linear_gate_and_trains(content_models, fake_encoder) -> None:
+    from recadapt.nn.fusion import CosineRouter
+
+    encoders = _encoders(fake_encoder)
+    model = content_models.build(
+        CROSSAN, CROSSANConfig(hidden_size=16, adapter_size=4, router="cosine",
+                               router_temperature=0.25), encoders, cached=True)
+    assert isinstance(model.fusion.gate, CosineRouter) and model.fusion.gate.temperature == 0.25
+    model(content_models.batch()).backward()
+    assert model.fusion.gate.expert_embeddings.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="router cosine"):
+        content_models.build(CROSSAN, CROSSANConfig(hidden_size=16, fusion="concat",
+                                                    router="cosine"), encoders, cached=True)
+
+
 @pytest.fixture
 def three_fake_encoders(monkeypatch, fake_encoder):
     def load(run, needed=None, model_name="", reuse=False):
@@ -143,7 +158,7 @@ def test_short_crossan_run_beats_popularity_and_writes_its_analysis(
     mi = json.loads((run.run_dir / "mutual_information.json").read_text())
     assert set(mi["pairs"]) == {"text|image", "text|audio", "image|audio"}
     fusion = json.loads((run.run_dir / "fusion_weights.json").read_text())
-    assert fusion["top_k"] == 2
+    assert fusion["top_k"] == 2 and fusion["router"] == "linear"
     assert sum(fusion["chosen_share"].values()) == pytest.approx(2.0)
 
 

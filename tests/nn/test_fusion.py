@@ -109,3 +109,35 @@ def test_balance_is_only_computed_in_training_and_refused_where_constant() -> No
         with pytest.raises(ValueError, match="balance"):
             ModalityFusion([5] * 4, out=3, mode=mode, top_k=k, balance=0.01)
     assert ModalityFusion([5] * 4, out=3, mode="momef", top_k=4).take_balance_loss() is None
+
+
+@pytest.mark.parametrize("mode", ["momef", "dynamic"])
+def test_cosine_router_bounds_the_weights_where_the_linear_gate_saturates(mode: str) -> None:
+    """X-MoE's cosine router: scores in [-1/τ, 1/τ], so on huge inputs no weight reaches 1 and
+    the gate still gets a gradient, while the linear gate's softmax saturates to 1 / 0."""
+    huge = [1000 * z for z in _outputs()]
+    torch.manual_seed(2)
+    linear = ModalityFusion([5] * 4, out=3, mode=mode, top_k=2)
+    assert linear.weights(huge).max() > 1 - 1e-6
+    torch.manual_seed(2)
+    cosine = ModalityFusion([5] * 4, out=3, mode=mode, top_k=2, router="cosine",
+                            temperature=0.5)
+    scores = cosine.gate(torch.cat(huge, dim=-1))
+    assert scores.abs().max() <= 1 / 0.5 + 1e-5
+    weights = cosine.weights(huge)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(6))
+    kept = 2 if mode == "momef" else 4
+    assert ((weights > 0).sum(dim=1) == kept).all()
+    # two kept weights differ at most by exp(2/τ), so the largest is at most e^4 / (e^4 + k - 1)
+    bound = torch.exp(torch.tensor(4.0))
+    assert weights.max() <= bound / (bound + kept - 1) + 1e-5
+    cosine(huge).pow(2).sum().backward()
+    for parameter in (cosine.gate.project.weight, cosine.gate.expert_embeddings):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+def test_cosine_router_is_refused_without_a_per_item_gate_or_a_positive_temperature() -> None:
+    with pytest.raises(ValueError, match="router cosine"):
+        ModalityFusion([5] * 4, out=3, mode="static", router="cosine")
+    with pytest.raises(ValueError, match="temperature"):
+        ModalityFusion([5] * 4, out=3, mode="momef", router="cosine", temperature=0.0)

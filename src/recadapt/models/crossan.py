@@ -13,7 +13,8 @@ audio, video) and MOMEF fusion, feeding a SASRec user encoder.
   ``concat`` (Table 5) — :class:`~recadapt.nn.fusion.ModalityFusion`.
 * ``cross: false`` is INDSAN (independent towers, Table 6). Loss: in-batch debiased CE (eq. 7–8),
   plus, with ``balance`` > 0 (not in the paper), a balance term on the MOMEF gate
-  (:class:`~recadapt.nn.fusion.ModalityFusion`).
+  (:class:`~recadapt.nn.fusion.ModalityFusion`). ``router: cosine`` (not in the paper) scores
+  the experts with X-MoE's bounded cosine router instead of eq. 6's linear gate.
 
 After training, :func:`recadapt.report.analysis.write_run_analysis` (called by the
 training loop) writes the gate values (``gates.json``), their
@@ -34,7 +35,7 @@ from recadapt.errors import ConfigError
 from recadapt.models.content import ContentRecommender
 from recadapt.models.registry import register_model
 from recadapt.models.sequential import LossName, SASRecEncoderConfig
-from recadapt.nn.fusion import FusionMode, ModalityFusion
+from recadapt.nn.fusion import FusionMode, ModalityFusion, Router
 from recadapt.nn.side_networks import CrossModalSideNetworks, evenly_spaced_blocks
 
 if TYPE_CHECKING:
@@ -99,6 +100,11 @@ class CROSSANConfig(SideTowersConfig):
     balance: float = Field(0.0, ge=0, description="MOMEF: weight of the DeepSeekMoE expert-level "
                            "balance loss on the gate (0: eq. 6 as printed; needs top_k below "
                            "the modalities)")
+    router: Router = Field("linear", description="the gate's scores: linear (eq. 6) or cosine "
+                           "(X-MoE's cosine router, not in the paper: bounded scores that "
+                           "cannot saturate; momef or dynamic)")
+    router_temperature: float = Field(0.5, gt=0, description="cosine router: τ of cos(Wz, e_m) "
+                                      "/ τ; two weights differ at most by exp(2/τ)")
 
 
 class MultiTowerRecommender(ContentRecommender):
@@ -145,14 +151,16 @@ class CROSSAN(MultiTowerRecommender):
     def __init__(self, config: CROSSANConfig, num_items: int, max_seq_len: int,
                  sources: nn.ModuleList, infos: Sequence[EncoderInfo]) -> None:
         try:
-            ModalityFusion.check(len(infos), config.fusion, config.top_k, config.balance)
+            ModalityFusion.check(len(infos), config.fusion, config.top_k, config.balance,
+                                 config.router, config.router_temperature)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         super().__init__(config, num_items, max_seq_len, sources, infos)
         self.towers = CrossModalSideNetworks(self.dims, self.width, config.adapter_size,
                                              config.adapter_dropout, config.gates, config.cross)
         self.fusion = ModalityFusion([self.width] * len(infos), config.hidden_size,
-                                     config.fusion, config.top_k, config.balance)
+                                     config.fusion, config.top_k, config.balance,
+                                     config.router, config.router_temperature)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The recommendation loss, plus MOMEF's balance term when ``balance`` > 0."""

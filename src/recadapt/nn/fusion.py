@@ -26,6 +26,16 @@ collapse onto one tower for every item (docs/benchmarks/crossan.md). Measured at
 0.1, it balances which experts are chosen but not their weights: once the gate's softmax
 saturates, ``P_m`` has no gradient left. With every expert kept ``f_m ≡ 1`` and the term is
 constant, so it is refused there.
+
+Optional cosine router (not in the paper; ``router="cosine"``, gated modes only): X-MoE's
+router (Chi et al. 2022, "On the Representation Collapse of Sparse Mixture of Experts") in
+place of the linear gate: the concatenated tower outputs are projected to a small routing
+space, and each expert's score is the cosine similarity to a learned expert embedding there,
+divided by a temperature ``τ``: ``s_m = cos(W z, e_m) / τ``. Why: scores lie in
+``[-1/τ, 1/τ]``, so two experts' weights differ at most by a factor ``exp(2/τ)`` and the
+softmax cannot saturate the way the linear gate's does (its weights reach 1.0 / 0.0 and stop
+learning; docs/benchmarks/crossan.md). Our choices: ``τ`` is fixed (X-MoE learns it, which
+would let it shrink back to saturation); routing dimension 16 (``ROUTING_DIM``).
 """
 
 from __future__ import annotations
@@ -34,21 +44,42 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FusionMode = Literal["momef", "dynamic", "static", "concat"]
+Router = Literal["linear", "cosine"]
+#: the cosine router's routing-space dimension (our choice; see module docstring)
+ROUTING_DIM = 16
+
+
+class CosineRouter(nn.Module):
+    """``s_m = cos(W z, e_m) / τ`` for ``M`` experts: scores bounded by ``1/τ`` (see module
+    docstring)."""
+
+    def __init__(self, width: int, experts: int, temperature: float,
+                 dim: int = ROUTING_DIM) -> None:
+        super().__init__()
+        self.project = nn.Linear(width, dim, bias=False)
+        self.expert_embeddings = nn.Parameter(torch.randn(experts, dim) / dim ** 0.5)
+        self.temperature = temperature
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        routed = F.normalize(self.project(inputs), dim=-1)
+        return routed @ F.normalize(self.expert_embeddings, dim=-1).T / self.temperature
 
 
 class ModalityFusion(nn.Module):
     """One of the four fusions above (see module docstring)."""
 
     def __init__(self, widths: Sequence[int], out: int, mode: FusionMode = "momef",
-                 top_k: int = 2, balance: float = 0.0) -> None:
+                 top_k: int = 2, balance: float = 0.0, router: Router = "linear",
+                 temperature: float = 0.5) -> None:
         super().__init__()
-        self.check(len(widths), mode, top_k, balance)
+        self.check(len(widths), mode, top_k, balance, router, temperature)
         self.mode, self.num_modalities = mode, len(widths)
         self.top_k = top_k if mode == "momef" else len(widths)
-        self.balance = balance
+        self.balance, self.router = balance, router
         #: balance terms of the forward passes since :meth:`take_balance_loss`
         self._balance_terms: list[torch.Tensor] = []
         if mode == "concat":
@@ -57,11 +88,14 @@ class ModalityFusion(nn.Module):
         self.experts = nn.ModuleList(nn.Linear(w, out) for w in widths)
         if mode == "static":
             self.static_logits = nn.Parameter(torch.zeros(len(widths)))
+        elif router == "cosine":
+            self.gate = CosineRouter(sum(widths), len(widths), temperature)
         else:
             self.gate = nn.Linear(sum(widths), len(widths))
 
     @staticmethod
-    def check(modalities: int, mode: FusionMode, top_k: int, balance: float) -> None:
+    def check(modalities: int, mode: FusionMode, top_k: int, balance: float,
+              router: Router = "linear", temperature: float = 0.5) -> None:
         """Refuse settings that make no sense (``ValueError`` naming the setting), so that
         models can check their config before building anything."""
         if mode == "momef" and not 1 <= top_k <= modalities:
@@ -71,6 +105,10 @@ class ModalityFusion(nn.Module):
         if balance > 0 and (mode != "momef" or top_k >= modalities):
             raise ValueError("balance needs MOMEF with top_k below the number of modalities "
                              f"({modalities}): with every expert kept the term is constant")
+        if router == "cosine" and mode not in ("momef", "dynamic"):
+            raise ValueError(f"router cosine needs a per-item gate (momef or dynamic), not {mode}")
+        if temperature <= 0:
+            raise ValueError(f"router temperature must be > 0, got {temperature}")
 
     def weights(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """``[N, M]`` fusion weights per item (zeros outside the top k); rows sum to 1."""
