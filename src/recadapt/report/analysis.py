@@ -80,7 +80,7 @@ def write_tower_analysis(model: MultiTowerRecommender, run_dir: Path) -> dict[st
             weights = fusion.weights([o.to(next(model.parameters()).device)
                                       for o in outputs]).float().cpu()
         usage = {"mode": fusion.mode, "top_k": fusion.top_k,
-                 "router": getattr(fusion, "router", "linear"),
+                 "router": fusion.router,
                  "mean_weight": dict(zip(names, weights.mean(0).tolist(), strict=True)),
                  "chosen_share": dict(zip(names, (weights > 0).float().mean(0).tolist(),
                                           strict=True))}
